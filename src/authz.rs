@@ -1,0 +1,328 @@
+//! Authorization: roles, groups, scopes, permissions and custom predicates.
+//!
+//! Each requirement is a Tower layer (for axum's `route_layer` and tonic) and
+//! can back an extractor through a [`Policy`]. They read the principal an auth
+//! layer inserted: 401 when there is none, 403 when it falls short.
+//!
+//! ```
+//! use axum::{routing::get, Router};
+//! use tower_authkit::{RequireRole, RequireScope};
+//!
+//! let app: Router = Router::new()
+//!     .route("/admin", get(|| async { "admin" }))
+//!     .route_layer(RequireRole::any(["admin", "owner"]))
+//!     .route("/reports", get(|| async { "reports" }).route_layer(RequireScope::all(["reports:read"])));
+//! // ... then `.layer(jwks_auth_layer)` around the whole router.
+//! ```
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll, ready};
+
+use bytes::Bytes;
+use http::{Request, Response};
+use pin_project_lite::pin_project;
+use tower_layer::Layer;
+use tower_service::Service;
+
+use crate::layer::{AuthBody, principal_in, render_in};
+use crate::principal::Principal;
+use crate::rejection::AuthError;
+
+/// A check on an authenticated principal.
+pub trait Requirement: Send + Sync + 'static {
+    /// Ok when `principal` satisfies the requirement; a 403 rejection otherwise.
+    fn check(&self, principal: &Principal) -> Result<(), AuthError>;
+}
+
+#[derive(Clone, Debug)]
+struct Names {
+    names: Arc<[String]>,
+    all: bool,
+}
+
+impl Names {
+    fn new<I, T>(names: I, all: bool) -> Self
+    where
+        I: IntoIterator<Item = T>,
+        T: Into<String>,
+    {
+        Self {
+            names: names.into_iter().map(Into::into).collect(),
+            all,
+        }
+    }
+
+    fn satisfied_by(&self, has: impl Fn(&str) -> bool) -> bool {
+        if self.all {
+            self.names.iter().all(|n| has(n))
+        } else {
+            self.names.iter().any(|n| has(n))
+        }
+    }
+}
+
+macro_rules! name_requirement {
+    ($(#[$doc:meta])* $name:ident, $has:ident, $what:literal, $error:expr) => {
+        $(#[$doc])*
+        #[derive(Clone, Debug)]
+        pub struct $name(Names);
+
+        impl $name {
+            #[doc = concat!("Requires the ", $what, " `name`.")]
+            pub fn new(name: impl Into<String>) -> Self {
+                Self(Names::new([name.into()], false))
+            }
+            #[doc = concat!("Requires at least one of the ", $what, "s.")]
+            pub fn any<I: IntoIterator<Item = T>, T: Into<String>>(names: I) -> Self {
+                Self(Names::new(names, false))
+            }
+            #[doc = concat!("Requires every one of the ", $what, "s.")]
+            pub fn all<I: IntoIterator<Item = T>, T: Into<String>>(names: I) -> Self {
+                Self(Names::new(names, true))
+            }
+        }
+
+        impl Requirement for $name {
+            fn check(&self, principal: &Principal) -> Result<(), AuthError> {
+                if self.0.satisfied_by(|n| principal.$has(n)) {
+                    Ok(())
+                } else {
+                    let error: fn(&Names) -> AuthError = $error;
+                    Err(error(&self.0))
+                }
+            }
+        }
+
+        impl<S> Layer<S> for $name {
+            type Service = RequireService<S, $name>;
+            fn layer(&self, inner: S) -> Self::Service {
+                RequireService::new(inner, Arc::new(self.clone()))
+            }
+        }
+    };
+}
+
+name_requirement!(
+    /// Requires roles (any-of or all-of).
+    RequireRole, has_role, "role", |_| AuthError::forbidden("missing required role")
+);
+name_requirement!(
+    /// Requires group membership (any-of or all-of).
+    RequireGroup, has_group, "group", |_| AuthError::forbidden("missing required group")
+);
+name_requirement!(
+    /// Requires OAuth scopes (any-of or all-of); failures name the scopes in
+    /// the RFC 6750 `insufficient_scope` challenge.
+    RequireScope, has_scope, "scope", |names| AuthError::insufficient_scope(names.names.join(" "))
+);
+name_requirement!(
+    /// Requires permissions (any-of or all-of).
+    RequirePermission, has_permission, "permission", |_| AuthError::forbidden("missing required permission")
+);
+
+/// A requirement from a predicate; see [`require_fn`].
+pub struct RequireFn<F>(Arc<F>);
+
+impl<F> Clone for RequireFn<F> {
+    fn clone(&self) -> Self {
+        RequireFn(Arc::clone(&self.0))
+    }
+}
+
+/// Requires `predicate(principal)` to hold.
+///
+/// ```
+/// use tower_authkit::require_fn;
+/// let corp_only = require_fn(|p| p.email().is_some_and(|e| e.ends_with("@example.com")));
+/// ```
+pub fn require_fn<F>(predicate: F) -> RequireFn<F>
+where
+    F: Fn(&Principal) -> bool + Send + Sync + 'static,
+{
+    RequireFn(Arc::new(predicate))
+}
+
+impl<F> Requirement for RequireFn<F>
+where
+    F: Fn(&Principal) -> bool + Send + Sync + 'static,
+{
+    fn check(&self, principal: &Principal) -> Result<(), AuthError> {
+        if (self.0)(principal) {
+            Ok(())
+        } else {
+            Err(AuthError::forbidden("access denied"))
+        }
+    }
+}
+
+impl<S, F> Layer<S> for RequireFn<F>
+where
+    F: Fn(&Principal) -> bool + Send + Sync + 'static,
+{
+    type Service = RequireService<S, RequireFn<F>>;
+    fn layer(&self, inner: S) -> Self::Service {
+        RequireService::new(inner, Arc::new(self.clone()))
+    }
+}
+
+/// A requirement known by type, for the `Authorized<P>` extractor. Define
+/// one with [`policy!`](crate::policy).
+pub trait Policy: Send + Sync + 'static {
+    /// Ok when `principal` satisfies the policy.
+    fn check(principal: &Principal) -> Result<(), AuthError>;
+}
+
+/// Defines a unit struct implementing [`Policy`] from a requirement
+/// expression, for use with the `Authorized<P>` extractor.
+///
+/// ```
+/// use tower_authkit::{policy, RequireRole, RequireScope};
+///
+/// policy!(pub Admin = RequireRole::new("admin"));
+/// policy!(ReportReader = RequireScope::all(["reports:read"]));
+/// // async fn handler(Authorized(principal, _): Authorized<Admin>) { ... }
+/// ```
+#[macro_export]
+macro_rules! policy {
+    ($vis:vis $name:ident = $requirement:expr) => {
+        #[doc = concat!("The `", stringify!($name), "` policy: `", stringify!($requirement), "`.")]
+        #[derive(Clone, Copy, Debug, Default)]
+        $vis struct $name;
+
+        impl $crate::Policy for $name {
+            fn check(principal: &$crate::Principal) -> ::std::result::Result<(), $crate::AuthError> {
+                static REQUIREMENT: ::std::sync::LazyLock<::std::boxed::Box<dyn $crate::Requirement>> =
+                    ::std::sync::LazyLock::new(|| ::std::boxed::Box::new($requirement));
+                REQUIREMENT.check(principal)
+            }
+        }
+    };
+}
+
+/// The service produced by the `Require*` layers.
+pub struct RequireService<S, R> {
+    inner: S,
+    requirement: Arc<R>,
+}
+
+impl<S, R> RequireService<S, R> {
+    fn new(inner: S, requirement: Arc<R>) -> Self {
+        Self { inner, requirement }
+    }
+}
+
+impl<S: Clone, R> Clone for RequireService<S, R> {
+    fn clone(&self) -> Self {
+        Self {
+            inner: self.inner.clone(),
+            requirement: Arc::clone(&self.requirement),
+        }
+    }
+}
+
+impl<S, R> std::fmt::Debug for RequireService<S, R> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RequireService").finish_non_exhaustive()
+    }
+}
+
+impl<S, R, ReqBody, ResBody> Service<Request<ReqBody>> for RequireService<S, R>
+where
+    S: Service<Request<ReqBody>, Response = Response<ResBody>>,
+    R: Requirement,
+{
+    type Response = Response<AuthBody<ResBody>>;
+    type Error = S::Error;
+    type Future = RequireFuture<S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: Request<ReqBody>) -> Self::Future {
+        let verdict = principal_in(request.extensions()).and_then(|p| self.requirement.check(p));
+        match verdict {
+            Ok(()) => RequireFuture {
+                state: RequireState::Inner {
+                    future: self.inner.call(request),
+                },
+            },
+            Err(error) => RequireFuture {
+                state: RequireState::Rejected {
+                    response: Some(render_in(request.extensions(), request.headers(), &error)),
+                },
+            },
+        }
+    }
+}
+
+pin_project! {
+    /// The response future of [`RequireService`].
+    pub struct RequireFuture<F> {
+        #[pin]
+        state: RequireState<F>,
+    }
+}
+
+pin_project! {
+    #[project = RequireStateProj]
+    enum RequireState<F> {
+        Inner { #[pin] future: F },
+        Rejected { response: Option<Response<Bytes>> },
+    }
+}
+
+impl<F, ResBody, E> Future for RequireFuture<F>
+where
+    F: Future<Output = Result<Response<ResBody>, E>>,
+{
+    type Output = Result<Response<AuthBody<ResBody>>, E>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        match self.project().state.project() {
+            RequireStateProj::Inner { future } => {
+                let response = ready!(future.poll(cx))?;
+                Poll::Ready(Ok(response.map(AuthBody::inner)))
+            }
+            RequireStateProj::Rejected { response } => {
+                let response = response.take().expect("RequireFuture polled after completion");
+                Poll::Ready(Ok(crate::layer::rejection_response(response)))
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn principal() -> Principal {
+        Principal::builder("test", "u1")
+            .roles(vec!["user".into(), "dev".into()])
+            .scopes(vec!["read".into()])
+            .build()
+    }
+
+    #[test]
+    fn any_and_all_of() {
+        assert!(RequireRole::any(["admin", "dev"]).check(&principal()).is_ok());
+        assert!(RequireRole::all(["user", "dev"]).check(&principal()).is_ok());
+        assert!(RequireRole::all(["user", "admin"]).check(&principal()).is_err());
+        assert!(RequireGroup::new("g").check(&principal()).is_err());
+    }
+
+    #[test]
+    fn scope_failures_name_the_scopes() {
+        let error = RequireScope::all(["read", "write"]).check(&principal()).unwrap_err();
+        assert_eq!(error.status(), 403);
+        assert_eq!(error.scope(), Some("read write"));
+    }
+
+    #[test]
+    fn predicates() {
+        assert!(require_fn(|p| p.subject() == "u1").check(&principal()).is_ok());
+        assert!(require_fn(|p| p.subject() == "u2").check(&principal()).is_err());
+    }
+}

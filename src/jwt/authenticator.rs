@@ -1,0 +1,374 @@
+//! [`JwksAuthenticator`] and its builder.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use futures_util::future::{BoxFuture, Either, Ready, ready};
+
+use super::algorithm::{Algorithm, AlgorithmSet};
+use super::fetch::{FetchPolicy, Fetcher, discovery_url, check_url, parse_url};
+use super::keys::{CachePolicy, KeyAnswer, KeySource, KeyStore};
+use super::jwk::VerifyingKey;
+use super::verify::{self, ClaimRules, Jws};
+use crate::error::ConfigError;
+use crate::layer::{AuthLayer, Authenticator, RequestHead};
+use crate::principal::{Principal, RoleResolver, principal_from_claims};
+use crate::rejection::AuthError;
+use crate::token::Credential;
+
+/// The JWKS preset of [`AuthLayer`]: bearer JWTs verified against an OpenID
+/// provider's keys. Build it with [`JwksAuthLayer::builder`].
+pub type JwksAuthLayer = AuthLayer<JwksAuthenticator>;
+
+/// Verifies JWTs against a JWKS. Cheap to clone.
+#[derive(Clone)]
+pub struct JwksAuthenticator {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    store: Arc<KeyStore>,
+    rules: ClaimRules,
+    allowed: AlgorithmSet,
+    resolver: Option<Arc<dyn RoleResolver>>,
+}
+
+impl std::fmt::Debug for JwksAuthenticator {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("JwksAuthenticator")
+            .field("issuer", &self.inner.rules.issuer)
+            .field("audiences", &self.inner.rules.audiences)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Inner {
+    /// Signature, then claims, then the principal. Runs once per token.
+    fn finish(&self, jws: &Jws<'_>, key: &VerifyingKey) -> Result<Principal, AuthError> {
+        jws.verify_signature(key)?;
+        let claims = jws.claims()?;
+        self.rules.check(&claims)?;
+        Ok(principal_from_claims("jwks", claims, &self.rules.audiences))
+    }
+
+    async fn resolve(&self, principal: Principal) -> Result<Principal, AuthError> {
+        match &self.resolver {
+            None => Ok(principal),
+            Some(resolver) => {
+                let roles = resolver.resolve(&principal).await?;
+                Ok(principal.with_roles(roles))
+            }
+        }
+    }
+}
+
+/// The future of [`JwksAuthenticator::authenticate`]: ready at once when the
+/// key is cached (the common case), boxed only when a fetch or a
+/// [`RoleResolver`] is involved.
+pub struct JwksFuture {
+    inner: Either<Ready<Result<Principal, AuthError>>, BoxFuture<'static, Result<Principal, AuthError>>>,
+}
+
+impl Future for JwksFuture {
+    type Output = Result<Principal, AuthError>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        Pin::new(&mut self.inner).poll(cx)
+    }
+}
+
+impl JwksFuture {
+    fn ready(result: Result<Principal, AuthError>) -> Self {
+        Self {
+            inner: Either::Left(ready(result)),
+        }
+    }
+
+    fn boxed(future: impl Future<Output = Result<Principal, AuthError>> + Send + 'static) -> Self {
+        Self {
+            inner: Either::Right(Box::pin(future)),
+        }
+    }
+}
+
+impl Authenticator for JwksAuthenticator {
+    type Future = JwksFuture;
+
+    fn authenticate(&self, credential: Credential, _request: &RequestHead<'_>) -> JwksFuture {
+        let inner = &self.inner;
+        let jws = match verify::parse(credential.expose(), inner.allowed) {
+            Ok(jws) => jws,
+            Err(error) => return JwksFuture::ready(Err(error)),
+        };
+        match inner.store.key_for(jws.kid.as_deref(), jws.alg) {
+            KeyAnswer::Ready(Err(error)) => JwksFuture::ready(Err(error)),
+            KeyAnswer::Ready(Ok(key)) => {
+                let principal = inner.finish(&jws, &key);
+                match (&inner.resolver, principal) {
+                    (Some(_), Ok(principal)) => {
+                        let inner = Arc::clone(inner);
+                        JwksFuture::boxed(async move { inner.resolve(principal).await })
+                    }
+                    (_, result) => JwksFuture::ready(result),
+                }
+            }
+            KeyAnswer::Wait(key) => {
+                let inner = Arc::clone(inner);
+                JwksFuture::boxed(async move {
+                    let key = key.await?;
+                    // Re-split the token we own now; it is cheap and parsed the same way.
+                    let jws = verify::parse(credential.expose(), inner.allowed)?;
+                    let principal = inner.finish(&jws, &key)?;
+                    inner.resolve(principal).await
+                })
+            }
+        }
+    }
+}
+
+impl AuthLayer<JwksAuthenticator> {
+    /// Starts configuring a JWKS layer.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use tower_authkit::JwksAuthLayer;
+    ///
+    /// # #[tokio::main(flavor = "current_thread")] async fn main() {
+    /// let layer = JwksAuthLayer::builder()
+    ///     .issuer("https://login.example.com/realms/main")
+    ///     .audience("orders-api")
+    ///     .leeway(Duration::from_secs(10))
+    ///     .build()
+    ///     .expect("valid configuration");
+    /// # }
+    /// ```
+    pub fn builder() -> JwksAuthBuilder {
+        JwksAuthBuilder::default()
+    }
+}
+
+/// Configures a [`JwksAuthLayer`]. Missing issuer or audience is an error at
+/// [`build`](JwksAuthBuilder::build) time, not at the first request.
+#[derive(Clone)]
+pub struct JwksAuthBuilder {
+    issuer: Option<String>,
+    audiences: Vec<String>,
+    audience_check_disabled: bool,
+    jwks_url: Option<String>,
+    algorithms: Vec<Algorithm>,
+    leeway: Duration,
+    cache: CachePolicy,
+    fetch: FetchPolicy,
+    resolver: Option<Arc<dyn RoleResolver>>,
+    prefetch: bool,
+}
+
+impl Default for JwksAuthBuilder {
+    fn default() -> Self {
+        Self {
+            issuer: None,
+            audiences: Vec::new(),
+            audience_check_disabled: false,
+            jwks_url: None,
+            algorithms: Algorithm::ALL.to_vec(),
+            leeway: Duration::from_secs(30),
+            cache: CachePolicy::default(),
+            fetch: FetchPolicy::default(),
+            resolver: None,
+            prefetch: true,
+        }
+    }
+}
+
+impl std::fmt::Debug for JwksAuthBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("JwksAuthBuilder")
+            .field("issuer", &self.issuer)
+            .field("audiences", &self.audiences)
+            .field("jwks_url", &self.jwks_url)
+            .finish_non_exhaustive()
+    }
+}
+
+impl JwksAuthBuilder {
+    /// The expected issuer, compared exactly with `iss` (a trailing slash
+    /// matters). Without [`jwks_url`](Self::jwks_url), keys are found by OIDC
+    /// discovery at `{issuer}/.well-known/openid-configuration`.
+    pub fn issuer(mut self, issuer: impl Into<String>) -> Self {
+        self.issuer = Some(issuer.into());
+        self
+    }
+
+    /// An accepted audience; call again to accept several. `aud` must contain one.
+    pub fn audience(mut self, audience: impl Into<String>) -> Self {
+        self.audiences.push(audience.into());
+        self
+    }
+
+    /// Accepts tokens for any audience. Only for tokens that are already
+    /// audience-bound some other way; the default is to require an audience.
+    pub fn disable_audience_check(mut self) -> Self {
+        self.audience_check_disabled = true;
+        self
+    }
+
+    /// A pinned JWKS URL; skips discovery.
+    pub fn jwks_url(mut self, url: impl Into<String>) -> Self {
+        self.jwks_url = Some(url.into());
+        self
+    }
+
+    /// The algorithm allowlist (default: RS256/384/512, PS256/384/512,
+    /// ES256/384, EdDSA).
+    pub fn algorithms(mut self, algorithms: impl IntoIterator<Item = Algorithm>) -> Self {
+        self.algorithms = algorithms.into_iter().collect();
+        self
+    }
+
+    /// Clock-skew tolerance for `exp` and `nbf` (default 30 s).
+    pub fn leeway(mut self, leeway: Duration) -> Self {
+        self.leeway = leeway;
+        self
+    }
+
+    /// How long fetched keys stay fresh (default 10 min). They are refreshed
+    /// in the background at three quarters of this.
+    pub fn max_age(mut self, max_age: Duration) -> Self {
+        self.cache.max_age = max_age;
+        self
+    }
+
+    /// Minimum time between refetches triggered by unknown `kid`s (default 30 s).
+    pub fn refresh_cooldown(mut self, cooldown: Duration) -> Self {
+        self.cache.cooldown = cooldown;
+        self
+    }
+
+    /// How long past `max_age` the last good keys keep serving while the
+    /// provider fails (default 24 h).
+    pub fn max_staleness(mut self, max_staleness: Duration) -> Self {
+        self.cache.max_staleness = max_staleness;
+        self
+    }
+
+    /// After a failed fetch, how long before the next attempt (default 5 s);
+    /// also the `Retry-After` of 503 responses while no keys are known.
+    pub fn retry_failed_fetch_after(mut self, backoff: Duration) -> Self {
+        self.cache.failure_backoff = backoff;
+        self
+    }
+
+    /// Timeout of each HTTP attempt (default 5 s).
+    pub fn http_timeout(mut self, timeout: Duration) -> Self {
+        self.fetch.timeout = timeout;
+        self
+    }
+
+    /// Retries of transient HTTP failures (default 2, with 100 ms doubling backoff).
+    pub fn http_retries(mut self, retries: u32) -> Self {
+        self.fetch.retries = retries;
+        self
+    }
+
+    /// Whether `build` starts fetching keys right away when a Tokio runtime
+    /// is running (default true).
+    pub fn prefetch(mut self, prefetch: bool) -> Self {
+        self.prefetch = prefetch;
+        self
+    }
+
+    /// Replaces or extends the default role mapping.
+    pub fn role_resolver(mut self, resolver: impl RoleResolver) -> Self {
+        self.resolver = Some(Arc::new(resolver));
+        self
+    }
+
+    /// Checks the configuration and builds the layer. Never contacts the
+    /// provider synchronously: a provider that is down at startup gives 503s
+    /// until it answers.
+    pub fn build(self) -> Result<JwksAuthLayer, ConfigError> {
+        crate::crypto::ensure_provider()?;
+        let issuer = self.issuer.filter(|i| !i.is_empty()).ok_or(ConfigError::Missing("issuer"))?;
+        if self.audiences.is_empty() && !self.audience_check_disabled {
+            return Err(ConfigError::Missing("audience"));
+        }
+        let allowed: AlgorithmSet = self.algorithms.iter().copied().collect();
+        if allowed.is_empty() {
+            return Err(ConfigError::Invalid {
+                setting: "algorithms",
+                reason: "the allowlist is empty".into(),
+            });
+        }
+        if self.cache.max_age.is_zero() {
+            return Err(ConfigError::Invalid {
+                setting: "max_age",
+                reason: "must be positive".into(),
+            });
+        }
+        let source = match &self.jwks_url {
+            Some(url) => KeySource::Jwks(parse_url("jwks_url", url)?),
+            None => {
+                let url = discovery_url(&issuer).map_err(|e| ConfigError::Invalid {
+                    setting: "issuer",
+                    reason: e.to_string(),
+                })?;
+                check_url(&url)?;
+                KeySource::Discovery { issuer: issuer.clone() }
+            }
+        };
+        let fetcher = Fetcher::new(self.fetch)?;
+        let store = Arc::new(KeyStore::new(source, fetcher, allowed, self.cache));
+        if self.prefetch {
+            store.prefetch();
+        }
+        let audiences = if self.audience_check_disabled { Vec::new() } else { self.audiences };
+        Ok(AuthLayer::new(JwksAuthenticator {
+            inner: Arc::new(Inner {
+                store,
+                rules: ClaimRules {
+                    issuer,
+                    audiences,
+                    leeway_secs: self.leeway.as_secs_f64(),
+                },
+                allowed,
+                resolver: self.resolver,
+            }),
+        }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn missing_issuer_or_audience_fails_fast() {
+        if crate::crypto::ensure_provider().is_err() {
+            return; // covered by crypto::tests in backend-less builds
+        }
+        let missing_issuer = JwksAuthLayer::builder().audience("a").build().unwrap_err();
+        assert_eq!(missing_issuer, ConfigError::Missing("issuer"));
+        let missing_audience = JwksAuthLayer::builder().issuer("https://idp.example").build().unwrap_err();
+        assert_eq!(missing_audience, ConfigError::Missing("audience"));
+        assert!(JwksAuthLayer::builder().issuer("https://idp.example").disable_audience_check().build().is_ok());
+    }
+
+    #[test]
+    fn insecure_key_urls_are_refused() {
+        if crate::crypto::ensure_provider().is_err() {
+            return;
+        }
+        let plain_http = JwksAuthLayer::builder().issuer("http://idp.example").audience("a").build().unwrap_err();
+        assert!(matches!(plain_http, ConfigError::InsecureUrl(_)));
+        let jwks = JwksAuthLayer::builder()
+            .issuer("https://idp.example")
+            .audience("a")
+            .jwks_url("http://keys.example/jwks")
+            .build()
+            .unwrap_err();
+        assert!(matches!(jwks, ConfigError::InsecureUrl(_)));
+    }
+}

@@ -1,0 +1,217 @@
+//! HTTP fetching of discovery documents and key sets: one client per layer,
+//! a timeout per attempt, a small retry with backoff, a body size cap, and
+//! https-only URLs (http allowed on loopback).
+
+use std::fmt;
+use std::net::IpAddr;
+use std::time::Duration;
+
+use url::Url;
+
+use crate::error::ConfigError;
+
+/// Why a fetch failed. Shown in logs; never contains credentials.
+#[derive(Clone, Debug)]
+pub(crate) enum FetchError {
+    Status(u16),
+    Transport(String),
+    TooLarge,
+    Invalid(&'static str),
+    IssuerMismatch,
+    InsecureUrl,
+}
+
+impl fmt::Display for FetchError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            FetchError::Status(code) => write!(f, "HTTP status {code}"),
+            FetchError::Transport(reason) => write!(f, "transport error: {reason}"),
+            FetchError::TooLarge => write!(f, "response body too large"),
+            FetchError::Invalid(reason) => f.write_str(reason),
+            FetchError::IssuerMismatch => write!(f, "discovery document names a different issuer"),
+            FetchError::InsecureUrl => write!(f, "jwks_uri is not https (or loopback http)"),
+        }
+    }
+}
+
+impl FetchError {
+    /// Whether another attempt could succeed.
+    fn is_transient(&self) -> bool {
+        match self {
+            FetchError::Status(code) => *code >= 500 || *code == 429 || *code == 408,
+            FetchError::Transport(_) => true,
+            _ => false,
+        }
+    }
+}
+
+/// Accepts https URLs, and http only for loopback hosts.
+pub(crate) fn check_url(url: &Url) -> Result<(), ConfigError> {
+    let loopback = match url.host() {
+        Some(url::Host::Domain(domain)) => domain.eq_ignore_ascii_case("localhost"),
+        Some(url::Host::Ipv4(ip)) => IpAddr::V4(ip).is_loopback(),
+        Some(url::Host::Ipv6(ip)) => IpAddr::V6(ip).is_loopback(),
+        None => false,
+    };
+    match url.scheme() {
+        "https" if url.host().is_some() => Ok(()),
+        "http" if loopback => Ok(()),
+        _ => Err(ConfigError::InsecureUrl(url.to_string())),
+    }
+}
+
+/// Parses and checks a configured URL.
+pub(crate) fn parse_url(setting: &'static str, raw: &str) -> Result<Url, ConfigError> {
+    let url = Url::parse(raw).map_err(|e| ConfigError::Invalid {
+        setting,
+        reason: e.to_string(),
+    })?;
+    check_url(&url)?;
+    Ok(url)
+}
+
+#[derive(Clone, Debug)]
+pub(crate) struct FetchPolicy {
+    pub(crate) timeout: Duration,
+    pub(crate) retries: u32,
+    pub(crate) backoff: Duration,
+    pub(crate) max_body: usize,
+}
+
+impl Default for FetchPolicy {
+    fn default() -> Self {
+        Self {
+            timeout: Duration::from_secs(5),
+            retries: 2,
+            backoff: Duration::from_millis(100),
+            max_body: 1024 * 1024,
+        }
+    }
+}
+
+/// Fetches small JSON documents.
+#[derive(Clone)]
+pub(crate) struct Fetcher {
+    client: reqwest::Client,
+    policy: FetchPolicy,
+}
+
+impl Fetcher {
+    pub(crate) fn new(policy: FetchPolicy) -> Result<Self, ConfigError> {
+        let client = reqwest::Client::builder()
+            .timeout(policy.timeout)
+            .connect_timeout(policy.timeout)
+            // Redirects could lead a key fetch to an unchecked URL.
+            .redirect(reqwest::redirect::Policy::none())
+            .user_agent(concat!("tower-authkit/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| ConfigError::Invalid {
+                setting: "http client",
+                reason: e.to_string(),
+            })?;
+        Ok(Self { client, policy })
+    }
+
+    /// GETs `url`, retrying transient failures, and returns the body.
+    pub(crate) async fn get(&self, url: &Url) -> Result<Vec<u8>, FetchError> {
+        let mut attempt = 0;
+        loop {
+            match self.get_once(url).await {
+                Ok(body) => return Ok(body),
+                Err(error) if error.is_transient() && attempt < self.policy.retries => {
+                    attempt += 1;
+                    tracing::debug!(%url, %error, attempt, "retrying fetch");
+                    tokio::time::sleep(self.policy.backoff * 2u32.pow(attempt - 1)).await;
+                }
+                Err(error) => return Err(error),
+            }
+        }
+    }
+
+    async fn get_once(&self, url: &Url) -> Result<Vec<u8>, FetchError> {
+        let mut response = self
+            .client
+            .get(url.clone())
+            .header(http::header::ACCEPT, "application/json")
+            .send()
+            .await
+            .map_err(|e| FetchError::Transport(transport_reason(&e)))?;
+        let status = response.status();
+        if !status.is_success() {
+            return Err(FetchError::Status(status.as_u16()));
+        }
+        let max = self.policy.max_body;
+        if response.content_length().is_some_and(|len| len > max as u64) {
+            return Err(FetchError::TooLarge);
+        }
+        let mut body = Vec::new();
+        while let Some(chunk) = response
+            .chunk()
+            .await
+            .map_err(|e| FetchError::Transport(transport_reason(&e)))?
+        {
+            if body.len() + chunk.len() > max {
+                return Err(FetchError::TooLarge);
+            }
+            body.extend_from_slice(&chunk);
+        }
+        Ok(body)
+    }
+}
+
+fn transport_reason(error: &reqwest::Error) -> String {
+    if error.is_timeout() {
+        "timed out".to_owned()
+    } else if error.is_connect() {
+        "connection failed".to_owned()
+    } else {
+        "request failed".to_owned()
+    }
+}
+
+/// Fetches `{issuer}/.well-known/openid-configuration` and returns its
+/// `jwks_uri`, after checking the document names exactly our issuer.
+pub(crate) async fn discover_jwks_uri(fetcher: &Fetcher, issuer: &str) -> Result<Url, FetchError> {
+    let url = discovery_url(issuer).map_err(|_| FetchError::Invalid("issuer is not a URL"))?;
+    let body = fetcher.get(&url).await?;
+    #[derive(serde::Deserialize)]
+    struct Discovery {
+        issuer: String,
+        jwks_uri: String,
+    }
+    let document: Discovery =
+        serde_json::from_slice(&body).map_err(|_| FetchError::Invalid("malformed discovery document"))?;
+    if document.issuer != issuer {
+        return Err(FetchError::IssuerMismatch);
+    }
+    let jwks_uri = Url::parse(&document.jwks_uri).map_err(|_| FetchError::Invalid("malformed jwks_uri"))?;
+    check_url(&jwks_uri).map_err(|_| FetchError::InsecureUrl)?;
+    Ok(jwks_uri)
+}
+
+pub(crate) fn discovery_url(issuer: &str) -> Result<Url, url::ParseError> {
+    Url::parse(&format!("{}/.well-known/openid-configuration", issuer.trim_end_matches('/')))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn https_everywhere_except_loopback() {
+        for ok in ["https://idp.example/jwks", "http://127.0.0.1:8080/jwks", "http://[::1]/jwks", "http://localhost/x", "http://127.1.2.3/x"] {
+            assert!(parse_url("jwks_url", ok).is_ok(), "{ok}");
+        }
+        for bad in ["http://idp.example/jwks", "http://10.0.0.1/jwks", "ftp://idp.example/x", "file:///etc/passwd", "not a url"] {
+            assert!(parse_url("jwks_url", bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn discovery_url_keeps_the_issuer_path() {
+        assert_eq!(
+            discovery_url("https://idp.example/realms/a/").unwrap().as_str(),
+            "https://idp.example/realms/a/.well-known/openid-configuration"
+        );
+    }
+}

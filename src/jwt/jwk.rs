@@ -1,0 +1,225 @@
+//! JWKS parsing: usable verification keys, decoded once per key-set version.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use jsonwebtoken::DecodingKey;
+use serde_json::Value;
+
+use super::algorithm::{Algorithm, AlgorithmSet};
+
+/// A public key ready to verify signatures.
+pub(crate) struct VerifyingKey {
+    pub(crate) kid: Option<String>,
+    /// What this key may verify: its `alg`, else what its kty/crv allow,
+    /// intersected with the configured allowlist.
+    pub(crate) algorithms: AlgorithmSet,
+    pub(crate) key: DecodingKey,
+}
+
+/// The usable keys of one JWKS document.
+#[derive(Default)]
+pub(crate) struct KeySet {
+    by_kid: HashMap<String, Vec<Arc<VerifyingKey>>>,
+    all: Vec<Arc<VerifyingKey>>,
+}
+
+/// The result of looking a token's key up.
+pub(crate) enum Lookup {
+    Found(Arc<VerifyingKey>),
+    /// No key has this kid (or, for kid-less tokens, fits the algorithm):
+    /// a rotation may explain it, so a refetch may help.
+    Unknown,
+    /// The kid exists but its key is not for this algorithm.
+    WrongAlgorithm,
+    /// A kid-less token that more than one key could verify.
+    Ambiguous,
+}
+
+impl KeySet {
+    /// Parses a JWKS document. Unusable entries are skipped, never fatal; a
+    /// document without a `keys` array is an error.
+    pub(crate) fn parse(body: &[u8], allowed: AlgorithmSet) -> Result<KeySet, &'static str> {
+        let document: Value = serde_json::from_slice(body).map_err(|_| "JWKS is not valid JSON")?;
+        let entries = document
+            .get("keys")
+            .and_then(Value::as_array)
+            .ok_or("JWKS has no `keys` array")?;
+        let mut set = KeySet::default();
+        for entry in entries {
+            match usable_key(entry, allowed) {
+                Some(key) => {
+                    let key = Arc::new(key);
+                    if let Some(kid) = &key.kid {
+                        set.by_kid.entry(kid.clone()).or_default().push(Arc::clone(&key));
+                    }
+                    set.all.push(key);
+                }
+                None => {
+                    let kid = text(entry, "kid").unwrap_or("");
+                    tracing::debug!(kid, "skipping unusable JWKS entry");
+                }
+            }
+        }
+        Ok(set)
+    }
+
+    /// The number of usable keys.
+    pub(crate) fn len(&self) -> usize {
+        self.all.len()
+    }
+
+    /// Whether a key with `kid` is in the set.
+    #[cfg(test)]
+    pub(crate) fn contains_kid(&self, kid: &str) -> bool {
+        self.by_kid.contains_key(kid)
+    }
+
+    pub(crate) fn find(&self, kid: Option<&str>, alg: Algorithm) -> Lookup {
+        match kid {
+            Some(kid) => match self.by_kid.get(kid) {
+                None => Lookup::Unknown,
+                Some(keys) => keys
+                    .iter()
+                    .find(|key| key.algorithms.contains(alg))
+                    .map_or(Lookup::WrongAlgorithm, |key| Lookup::Found(Arc::clone(key))),
+            },
+            None => {
+                let mut fitting = self.all.iter().filter(|key| key.algorithms.contains(alg));
+                match (fitting.next(), fitting.next()) {
+                    (Some(key), None) => Lookup::Found(Arc::clone(key)),
+                    (None, _) => Lookup::Unknown,
+                    (Some(_), Some(_)) => Lookup::Ambiguous,
+                }
+            }
+        }
+    }
+}
+
+fn text<'a>(entry: &'a Value, name: &str) -> Option<&'a str> {
+    entry.get(name).and_then(Value::as_str)
+}
+
+/// Decides whether a JWKS entry can verify signatures, and for which
+/// algorithms. `None` for encryption keys, symmetric keys, unknown key types
+/// and curves, and malformed material.
+fn usable_key(entry: &Value, allowed: AlgorithmSet) -> Option<VerifyingKey> {
+    if entry.get("use").is_some_and(|u| u.as_str() != Some("sig")) {
+        return None;
+    }
+    if let Some(ops) = entry.get("key_ops") {
+        let ops = ops.as_array()?;
+        if !ops.iter().any(|op| op.as_str() == Some("verify")) {
+            return None;
+        }
+    }
+    let declared = match entry.get("alg") {
+        None => None,
+        Some(alg) => Some(Algorithm::from_name(alg.as_str()?)?),
+    };
+    let (family, key) = match text(entry, "kty")? {
+        "RSA" => (AlgorithmSet::RSA, DecodingKey::from_rsa_components(text(entry, "n")?, text(entry, "e")?).ok()?),
+        "EC" => {
+            let alg = match text(entry, "crv")? {
+                "P-256" => Algorithm::ES256,
+                "P-384" => Algorithm::ES384,
+                _ => return None,
+            };
+            let (x, y) = (text(entry, "x")?, text(entry, "y")?);
+            let size = if alg == Algorithm::ES256 { 32 } else { 48 };
+            if !coordinate_has_size(x, size) || !coordinate_has_size(y, size) {
+                return None;
+            }
+            (AlgorithmSet::from(alg), DecodingKey::from_ec_components(x, y).ok()?)
+        }
+        "OKP" => {
+            if text(entry, "crv")? != "Ed25519" {
+                return None;
+            }
+            let x = text(entry, "x")?;
+            if !coordinate_has_size(x, 32) {
+                return None;
+            }
+            (AlgorithmSet::from(Algorithm::EdDSA), DecodingKey::from_ed_components(x).ok()?)
+        }
+        _ => return None,
+    };
+    // The key decides: its declared alg must fit its type; without one, its
+    // type decides. Either way, only allowlisted algorithms remain.
+    let algorithms = match declared {
+        Some(alg) if family.contains(alg) => AlgorithmSet::from(alg),
+        Some(_) => return None,
+        None => family,
+    }
+    .intersect(allowed);
+    if algorithms.is_empty() {
+        return None;
+    }
+    Some(VerifyingKey {
+        kid: text(entry, "kid").map(str::to_owned),
+        algorithms,
+        key,
+    })
+}
+
+/// Checks a base64url coordinate decodes to exactly `size` bytes, so a
+/// malformed point is skipped at parse time rather than failing per request.
+fn coordinate_has_size(b64: &str, size: usize) -> bool {
+    use base64::Engine;
+    base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(b64)
+        .is_ok_and(|bytes| bytes.len() == size)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    const N: &str = "sXchDaQebHnPiGvyDOAT4saGEUetSyo9MKLOoWFsueri23bOdgWp4Dy1WlUzewbgBHod5pcM9H95GQRV3JDXboIRROSBigeC5yjU1hGzHHyXss8UDprecbAYxknTcQkhslANGRUZmdTOQ5qTRsLAt6BTYuyvVRdhS8exSZEy_c4gs_7svlJJQ4H9_NxsiIoLwAEk7-Q3UXERGYw_75IDrGA84-lA_-Ct4eTlXHBIY2EaV7t7LjJaynVJCpkv4LKjTTAumiGUIuQhrNhZLuF_RJLqHpM2kgWFLU7-VTdL1VbC2tejvcI2BlMkEpk1BzBZI0KQB0GaDWFLN-aEAw3vRw";
+
+    fn parse(keys: Value) -> KeySet {
+        KeySet::parse(json!({ "keys": keys }).to_string().as_bytes(), Algorithm::ALL.into_iter().collect()).unwrap()
+    }
+
+    #[test]
+    fn unusable_entries_are_skipped_not_fatal() {
+        let set = parse(json!([
+            {"kty": "RSA", "kid": "sig", "use": "sig", "n": N, "e": "AQAB"},
+            {"kty": "RSA", "kid": "enc", "use": "enc", "alg": "RSA-OAEP", "n": N, "e": "AQAB"},
+            {"kty": "oct", "kid": "hmac", "k": "c2VjcmV0"},
+            {"kty": "EC", "kid": "p521", "crv": "P-521", "x": "AA", "y": "AA"},
+            {"kty": "OKP", "kid": "x25519", "crv": "X25519", "x": "AA"},
+            {"kty": "RSA", "kid": "hs", "alg": "HS256", "n": N, "e": "AQAB"},
+            {"kty": "RSA", "kid": "mismatch", "alg": "ES256", "n": N, "e": "AQAB"},
+            {"kty": "EC", "kid": "short", "crv": "P-256", "x": "AA", "y": "AA"},
+            {"kty": "FOO", "kid": "foo"},
+            "not an object",
+        ]));
+        assert_eq!(set.len(), 1);
+        assert!(set.contains_kid("sig"));
+    }
+
+    #[test]
+    fn documents_without_keys_are_errors() {
+        assert!(KeySet::parse(b"{}", AlgorithmSet::RSA).is_err());
+        assert!(KeySet::parse(b"not json", AlgorithmSet::RSA).is_err());
+        assert!(KeySet::parse(b"{\"keys\": {}}", AlgorithmSet::RSA).is_err());
+    }
+
+    #[test]
+    fn the_key_decides_the_algorithm() {
+        let set = parse(json!([
+            {"kty": "RSA", "kid": "rs", "alg": "RS256", "n": N, "e": "AQAB"},
+            {"kty": "RSA", "kid": "any-rsa", "n": N, "e": "AQAB"},
+        ]));
+        assert!(matches!(set.find(Some("rs"), Algorithm::RS256), Lookup::Found(_)));
+        assert!(matches!(set.find(Some("rs"), Algorithm::PS256), Lookup::WrongAlgorithm));
+        assert!(matches!(set.find(Some("rs"), Algorithm::ES256), Lookup::WrongAlgorithm));
+        assert!(matches!(set.find(Some("any-rsa"), Algorithm::PS384), Lookup::Found(_)));
+        assert!(matches!(set.find(Some("other"), Algorithm::RS256), Lookup::Unknown));
+        // No kid: two RSA keys fit RS256, one fits PS256.
+        assert!(matches!(set.find(None, Algorithm::RS256), Lookup::Ambiguous));
+        assert!(matches!(set.find(None, Algorithm::PS256), Lookup::Found(_)));
+    }
+}

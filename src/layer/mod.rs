@@ -1,0 +1,282 @@
+//! The one authentication pipeline: [`AuthLayer`] runs any [`Authenticator`].
+//!
+//! ```text
+//! request ─▶ token sources ─▶ authenticator ─▶ Principal in extensions ─▶ inner service
+//!                                              + SecurityContext scope
+//!              └──────── failure ─▶ AuthError ─▶ HTTP or gRPC response
+//! ```
+//!
+//! Presets such as [`JwksAuthLayer`](crate::JwksAuthLayer) are this layer with
+//! an authenticator plugged in; required/optional/enrich-only modes, public
+//! paths, rendering, gRPC and the `SecurityContext` live here once.
+//!
+//! ```
+//! use std::future::{ready, Ready};
+//! use axum::{routing::get, Router};
+//! use tower_authkit::{AuthError, AuthLayer, Authenticator, Credential, Principal, RequestHead};
+//!
+//! /// Accepts one static API key (for illustration only).
+//! struct ApiKey;
+//!
+//! impl Authenticator for ApiKey {
+//!     type Future = Ready<Result<Principal, AuthError>>;
+//!     fn authenticate(&self, credential: Credential, _request: &RequestHead<'_>) -> Self::Future {
+//!         ready(if credential.expose() == "let-me-in" {
+//!             Ok(Principal::builder("api-key", "service-a").build())
+//!         } else {
+//!             Err(AuthError::invalid_token("unknown API key"))
+//!         })
+//!     }
+//! }
+//!
+//! let app: Router = Router::new()
+//!     .route("/", get(|principal: Principal| async move { principal.subject().to_owned() }))
+//!     .layer(AuthLayer::new(ApiKey).public_path("/health"));
+//! ```
+
+mod body;
+mod future;
+mod service;
+
+use std::fmt;
+use std::future::Future;
+use std::sync::Arc;
+
+use http::{Extensions, HeaderMap, Method, Uri};
+use tower_layer::Layer;
+
+pub use body::AuthBody;
+pub(crate) use body::rejection_response;
+pub use future::ResponseFuture;
+pub use service::AuthService;
+
+use crate::principal::Principal;
+use crate::rejection::{AuthError, DefaultRenderer, Renderer};
+use crate::token::{Credential, TokenSource, TokenSources};
+
+/// The parts of a request an authenticator may look at.
+#[derive(Clone, Copy, Debug)]
+pub struct RequestHead<'a> {
+    /// The method.
+    pub method: &'a Method,
+    /// The URI.
+    pub uri: &'a Uri,
+    /// The headers.
+    pub headers: &'a HeaderMap,
+    /// The extensions set by outer layers.
+    pub extensions: &'a Extensions,
+}
+
+/// Turns a credential into a [`Principal`], or a rejection.
+///
+/// The future is an associated type so presets can return a ready future on
+/// their fast path and avoid boxing.
+pub trait Authenticator: Send + Sync + 'static {
+    /// The future returned by [`authenticate`](Authenticator::authenticate).
+    type Future: Future<Output = Result<Principal, AuthError>> + Send + 'static;
+
+    /// Checks `credential`, found in `request`.
+    fn authenticate(&self, credential: Credential, request: &RequestHead<'_>) -> Self::Future;
+}
+
+/// What the layer does when a request has no acceptable credential.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum Mode {
+    /// Reject requests without a valid credential (the default).
+    #[default]
+    Required,
+    /// Let requests without a credential through with no principal. A present
+    /// but invalid credential is still rejected, unless
+    /// [`AuthLayer::invalid_as_anonymous`] is set.
+    Optional,
+    /// Never reject: record the principal, or the rejection, in the request
+    /// and let extractors and authorization layers enforce it.
+    EnrichOnly,
+}
+
+/// The rejection the layer recorded in enrich-only mode (or for an invalid
+/// credential treated as anonymous). Extractors and `Require*` layers render it.
+#[derive(Clone, Debug)]
+pub struct RecordedRejection(pub AuthError);
+
+/// The renderer configured on the auth layer, made available to extractors and
+/// authorization layers further in.
+#[derive(Clone)]
+pub(crate) struct RendererHandle(pub(crate) Arc<dyn Renderer>);
+
+type SkipPredicate = Arc<dyn Fn(&RequestHead<'_>) -> bool + Send + Sync>;
+
+#[derive(Clone)]
+pub(crate) struct LayerConfig {
+    pub(crate) sources: TokenSources,
+    pub(crate) mode: Mode,
+    pub(crate) invalid_as_anonymous: bool,
+    pub(crate) public_paths: Vec<String>,
+    pub(crate) public_prefixes: Vec<String>,
+    pub(crate) skip: Option<SkipPredicate>,
+    pub(crate) renderer: Arc<dyn Renderer>,
+    /// Set when the renderer is not the default one, so inner layers use it too.
+    pub(crate) custom_renderer: bool,
+}
+
+impl LayerConfig {
+    pub(crate) fn is_public(&self, head: &RequestHead<'_>) -> bool {
+        let path = head.uri.path();
+        self.public_paths.iter().any(|p| p == path)
+            || self.public_prefixes.iter().any(|p| path.starts_with(p.as_str()))
+            || self.skip.as_ref().is_some_and(|skip| skip(head))
+    }
+}
+
+/// The generic authentication layer. See the [module docs](self).
+pub struct AuthLayer<A> {
+    pub(crate) authenticator: Arc<A>,
+    pub(crate) config: Arc<LayerConfig>,
+}
+
+impl<A> Clone for AuthLayer<A> {
+    fn clone(&self) -> Self {
+        Self {
+            authenticator: Arc::clone(&self.authenticator),
+            config: Arc::clone(&self.config),
+        }
+    }
+}
+
+impl<A> fmt::Debug for AuthLayer<A> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AuthLayer")
+            .field("authenticator", &std::any::type_name::<A>())
+            .field("sources", &self.config.sources)
+            .field("mode", &self.config.mode)
+            .field("public_paths", &self.config.public_paths)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<A: Authenticator> AuthLayer<A> {
+    /// A required-mode layer reading `Authorization: Bearer`.
+    pub fn new(authenticator: A) -> Self {
+        Self {
+            authenticator: Arc::new(authenticator),
+            config: Arc::new(LayerConfig {
+                sources: TokenSources::default(),
+                mode: Mode::Required,
+                invalid_as_anonymous: false,
+                public_paths: Vec::new(),
+                public_prefixes: Vec::new(),
+                skip: None,
+                renderer: Arc::new(DefaultRenderer::default()),
+                custom_renderer: false,
+            }),
+        }
+    }
+
+    /// The authenticator this layer runs.
+    pub fn authenticator(&self) -> &A {
+        &self.authenticator
+    }
+
+    fn config_mut(&mut self) -> &mut LayerConfig {
+        Arc::make_mut(&mut self.config)
+    }
+
+    /// Replaces where credentials are looked for.
+    pub fn token_sources(mut self, sources: TokenSources) -> Self {
+        self.config_mut().sources = sources;
+        self
+    }
+
+    /// Also accepts the credential from a query parameter (off by default:
+    /// URLs end up in logs).
+    pub fn allow_query_token(mut self, parameter: impl Into<String>) -> Self {
+        let config = self.config_mut();
+        config.sources = config.sources.clone().with(TokenSource::Query(parameter.into()));
+        self
+    }
+
+    /// Sets how the layer treats requests without a valid credential.
+    pub fn mode(mut self, mode: Mode) -> Self {
+        self.config_mut().mode = mode;
+        self
+    }
+
+    /// Shorthand for `mode(Mode::Optional)`.
+    pub fn optional(self) -> Self {
+        self.mode(Mode::Optional)
+    }
+
+    /// Shorthand for `mode(Mode::EnrichOnly)`.
+    pub fn enrich_only(self) -> Self {
+        self.mode(Mode::EnrichOnly)
+    }
+
+    /// In optional mode, treat a present but invalid credential as anonymous
+    /// (the rejection is still recorded as a [`RecordedRejection`]).
+    pub fn invalid_as_anonymous(mut self, yes: bool) -> Self {
+        self.config_mut().invalid_as_anonymous = yes;
+        self
+    }
+
+    /// Skips authentication for requests whose path is exactly `path`.
+    pub fn public_path(mut self, path: impl Into<String>) -> Self {
+        self.config_mut().public_paths.push(path.into());
+        self
+    }
+
+    /// Skips authentication for requests whose path starts with `prefix`.
+    pub fn public_prefix(mut self, prefix: impl Into<String>) -> Self {
+        self.config_mut().public_prefixes.push(prefix.into());
+        self
+    }
+
+    /// Skips authentication for requests matching `predicate`.
+    pub fn skip_if(mut self, predicate: impl Fn(&RequestHead<'_>) -> bool + Send + Sync + 'static) -> Self {
+        self.config_mut().skip = Some(Arc::new(predicate));
+        self
+    }
+
+    /// Sets the realm named in `WWW-Authenticate` challenges (default `api`).
+    pub fn realm(self, realm: impl Into<Arc<str>>) -> Self {
+        self.renderer(DefaultRenderer::new(realm))
+    }
+
+    /// Replaces how rejections are rendered. Extractors and `Require*` layers
+    /// inside this layer use the same renderer.
+    pub fn renderer(mut self, renderer: impl Renderer) -> Self {
+        let config = self.config_mut();
+        config.renderer = Arc::new(renderer);
+        config.custom_renderer = true;
+        self
+    }
+}
+
+impl<S, A> Layer<S> for AuthLayer<A> {
+    type Service = AuthService<S, A>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        AuthService::new(inner, self.clone())
+    }
+}
+
+/// The principal the auth layer left in `extensions`, or the rejection that
+/// stands for its absence: the recorded one (enrich-only and optional modes),
+/// else "missing credentials". Extractors and `Require*` layers share this.
+pub(crate) fn principal_in(extensions: &Extensions) -> Result<&Principal, AuthError> {
+    if let Some(principal) = extensions.get::<Principal>() {
+        return Ok(principal);
+    }
+    match extensions.get::<RecordedRejection>() {
+        Some(RecordedRejection(error)) => Err(error.clone()),
+        None => Err(AuthError::missing_credentials()),
+    }
+}
+
+/// Renders `error` with the auth layer's renderer when it set one.
+pub(crate) fn render_in(extensions: &Extensions, headers: &HeaderMap, error: &AuthError) -> http::Response<bytes::Bytes> {
+    let protocol = crate::rejection::Protocol::of(headers);
+    match extensions.get::<RendererHandle>() {
+        Some(RendererHandle(renderer)) => renderer.render(error, protocol),
+        None => DefaultRenderer::default().render(error, protocol),
+    }
+}

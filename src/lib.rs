@@ -1,0 +1,34 @@
+#![doc = include_str!("../README.md")]
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+#![cfg_attr(docsrs, feature(doc_cfg))]
+
+pub mod authz;
+pub mod context;
+mod crypto;
+mod error;
+#[cfg(feature = "axum")]
+pub mod extract;
+#[cfg(feature = "jwks")]
+pub mod jwt;
+pub mod layer;
+pub mod principal;
+pub mod rejection;
+#[cfg(feature = "testing")]
+pub mod testing;
+pub mod token;
+
+pub use authz::{
+    Policy, RequireFn, RequireGroup, RequirePermission, RequireRole, RequireScope, Requirement, require_fn,
+};
+pub use context::SecurityContext;
+pub use crypto::install_crypto_provider;
+pub use error::ConfigError;
+#[cfg(feature = "axum")]
+pub use extract::{AuthRejection, Authorized, Claims};
+#[cfg(feature = "jwks")]
+pub use jwt::{Algorithm, JwksAuthBuilder, JwksAuthLayer, JwksAuthenticator};
+pub use layer::{AuthLayer, AuthService, Authenticator, Mode, RecordedRejection, RequestHead};
+pub use principal::{BoxFuture, Principal, PrincipalBuilder, RawClaims, RoleResolver};
+pub use rejection::{AuthError, AuthErrorKind, DefaultRenderer, Protocol, Renderer};
+pub use token::{Credential, SourceKind, TokenSource, TokenSources};

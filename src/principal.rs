@@ -1,0 +1,367 @@
+//! The authenticated identity every layer inserts into request extensions.
+
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use serde_json::{Map, Value};
+
+use crate::rejection::AuthError;
+
+/// Verified claims as the provider sent them (a JSON object).
+pub type RawClaims = Map<String, Value>;
+
+/// A normalized, authenticated identity plus the verified raw claims.
+///
+/// Cheap to clone (one `Arc`). Handlers read it with the `Principal` or
+/// `Option<Principal>` extractors; any code inside the request can read it
+/// through [`SecurityContext`](crate::SecurityContext).
+#[derive(Clone)]
+pub struct Principal {
+    inner: Arc<Inner>,
+}
+
+#[derive(Default)]
+struct Inner {
+    provider: &'static str,
+    subject: String,
+    issuer: Option<String>,
+    audiences: Vec<String>,
+    email: Option<String>,
+    name: Option<String>,
+    roles: Vec<String>,
+    groups: Vec<String>,
+    scopes: Vec<String>,
+    permissions: Vec<String>,
+    expires_at: Option<SystemTime>,
+    claims: Arc<Value>,
+}
+
+impl Principal {
+    /// Starts a principal for `subject`, authenticated by `provider`
+    /// (e.g. `"jwks"`). Authenticators build principals with it; so can tests.
+    pub fn builder(provider: &'static str, subject: impl Into<String>) -> PrincipalBuilder {
+        PrincipalBuilder {
+            inner: Inner {
+                provider,
+                subject: subject.into(),
+                claims: Arc::new(Value::Object(Map::new())),
+                ..Inner::default()
+            },
+        }
+    }
+
+    /// Which authenticator produced this principal (`"jwks"`, ...).
+    pub fn provider(&self) -> &'static str {
+        self.inner.provider
+    }
+    /// The subject (`sub`).
+    pub fn subject(&self) -> &str {
+        &self.inner.subject
+    }
+    /// The issuer (`iss`), when the credential has one.
+    pub fn issuer(&self) -> Option<&str> {
+        self.inner.issuer.as_deref()
+    }
+    /// The audiences (`aud`).
+    pub fn audiences(&self) -> &[String] {
+        &self.inner.audiences
+    }
+    /// The email address, when known.
+    pub fn email(&self) -> Option<&str> {
+        self.inner.email.as_deref()
+    }
+    /// The display name, when known.
+    pub fn name(&self) -> Option<&str> {
+        self.inner.name.as_deref()
+    }
+    /// Roles after mapping and any [`RoleResolver`].
+    pub fn roles(&self) -> &[String] {
+        &self.inner.roles
+    }
+    /// Groups.
+    pub fn groups(&self) -> &[String] {
+        &self.inner.groups
+    }
+    /// OAuth scopes.
+    pub fn scopes(&self) -> &[String] {
+        &self.inner.scopes
+    }
+    /// Fine-grained permissions (e.g. Auth0's `permissions` claim).
+    pub fn permissions(&self) -> &[String] {
+        &self.inner.permissions
+    }
+    /// When the credential expires.
+    pub fn expires_at(&self) -> Option<SystemTime> {
+        self.inner.expires_at
+    }
+    /// The verified raw claims, a JSON object.
+    pub fn claims(&self) -> &Value {
+        &self.inner.claims
+    }
+    /// One raw claim.
+    pub fn claim(&self, name: &str) -> Option<&Value> {
+        self.inner.claims.get(name)
+    }
+    /// Whether the principal has `role`.
+    pub fn has_role(&self, role: &str) -> bool {
+        self.inner.roles.iter().any(|r| r == role)
+    }
+    /// Whether the principal is in `group`.
+    pub fn has_group(&self, group: &str) -> bool {
+        self.inner.groups.iter().any(|g| g == group)
+    }
+    /// Whether the principal was granted `scope`.
+    pub fn has_scope(&self, scope: &str) -> bool {
+        self.inner.scopes.iter().any(|s| s == scope)
+    }
+    /// Whether the principal has `permission`.
+    pub fn has_permission(&self, permission: &str) -> bool {
+        self.inner.permissions.iter().any(|p| p == permission)
+    }
+    /// Deserializes the raw claims into a typed struct.
+    pub fn claims_as<T: serde::de::DeserializeOwned>(&self) -> Result<T, AuthError> {
+        T::deserialize(&*self.inner.claims)
+            .map_err(|_| AuthError::invalid_token("token claims do not have the expected shape"))
+    }
+    /// A copy of this principal with `roles` replacing its roles.
+    pub fn with_roles(&self, roles: Vec<String>) -> Principal {
+        let inner = &self.inner;
+        Principal {
+            inner: Arc::new(Inner {
+                roles,
+                subject: inner.subject.clone(),
+                issuer: inner.issuer.clone(),
+                audiences: inner.audiences.clone(),
+                email: inner.email.clone(),
+                name: inner.name.clone(),
+                groups: inner.groups.clone(),
+                scopes: inner.scopes.clone(),
+                permissions: inner.permissions.clone(),
+                claims: Arc::clone(&inner.claims),
+                ..**inner
+            }),
+        }
+    }
+}
+
+impl fmt::Debug for Principal {
+    // Claims are left out on purpose: they may carry personal data.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Principal")
+            .field("provider", &self.inner.provider)
+            .field("subject", &self.inner.subject)
+            .field("issuer", &self.inner.issuer)
+            .field("roles", &self.inner.roles)
+            .field("groups", &self.inner.groups)
+            .field("scopes", &self.inner.scopes)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Builds a [`Principal`].
+pub struct PrincipalBuilder {
+    inner: Inner,
+}
+
+impl PrincipalBuilder {
+    /// Sets the issuer.
+    pub fn issuer(mut self, issuer: impl Into<String>) -> Self {
+        self.inner.issuer = Some(issuer.into());
+        self
+    }
+    /// Sets the audiences.
+    pub fn audiences(mut self, audiences: Vec<String>) -> Self {
+        self.inner.audiences = audiences;
+        self
+    }
+    /// Sets the email.
+    pub fn email(mut self, email: impl Into<String>) -> Self {
+        self.inner.email = Some(email.into());
+        self
+    }
+    /// Sets the display name.
+    pub fn name(mut self, name: impl Into<String>) -> Self {
+        self.inner.name = Some(name.into());
+        self
+    }
+    /// Sets the roles.
+    pub fn roles(mut self, roles: Vec<String>) -> Self {
+        self.inner.roles = roles;
+        self
+    }
+    /// Sets the groups.
+    pub fn groups(mut self, groups: Vec<String>) -> Self {
+        self.inner.groups = groups;
+        self
+    }
+    /// Sets the scopes.
+    pub fn scopes(mut self, scopes: Vec<String>) -> Self {
+        self.inner.scopes = scopes;
+        self
+    }
+    /// Sets the permissions.
+    pub fn permissions(mut self, permissions: Vec<String>) -> Self {
+        self.inner.permissions = permissions;
+        self
+    }
+    /// Sets the expiry.
+    pub fn expires_at(mut self, at: SystemTime) -> Self {
+        self.inner.expires_at = Some(at);
+        self
+    }
+    /// Sets the raw claims (a JSON object).
+    pub fn claims(mut self, claims: RawClaims) -> Self {
+        self.inner.claims = Arc::new(Value::Object(claims));
+        self
+    }
+    /// Finishes the principal.
+    pub fn build(self) -> Principal {
+        Principal {
+            inner: Arc::new(self.inner),
+        }
+    }
+}
+
+/// Maps verified JWT claims to a [`Principal`] the default way:
+///
+/// - roles from `roles` (array or space-separated string), Keycloak
+///   `realm_access.roles` and `resource_access.<audience>.roles` for each
+///   configured audience;
+/// - groups from `groups`; scopes from `scope` (space-separated) and `scp`
+///   (array or string); permissions from `permissions`.
+pub fn principal_from_claims(provider: &'static str, claims: RawClaims, audiences: &[String]) -> Principal {
+    let text = |name: &str| claims.get(name).and_then(Value::as_str).map(str::to_owned);
+    let mut roles = strings(claims.get("roles"));
+    if let Some(realm) = claims.get("realm_access") {
+        roles.extend(strings(realm.get("roles")));
+    }
+    if let Some(Value::Object(resources)) = claims.get("resource_access") {
+        for audience in audiences {
+            if let Some(resource) = resources.get(audience) {
+                roles.extend(strings(resource.get("roles")));
+            }
+        }
+    }
+    dedup(&mut roles);
+    let mut scopes = strings(claims.get("scope"));
+    scopes.extend(strings(claims.get("scp")));
+    dedup(&mut scopes);
+    let mut builder = Principal::builder(provider, text("sub").unwrap_or_default())
+        .audiences(strings(claims.get("aud")))
+        .roles(roles)
+        .groups(strings(claims.get("groups")))
+        .scopes(scopes)
+        .permissions(strings(claims.get("permissions")));
+    if let Some(issuer) = text("iss") {
+        builder = builder.issuer(issuer);
+    }
+    if let Some(email) = text("email") {
+        builder = builder.email(email);
+    }
+    if let Some(name) = text("name") {
+        builder = builder.name(name);
+    }
+    if let Some(exp) = claims.get("exp").and_then(Value::as_f64).filter(|e| e.is_finite() && *e >= 0.0) {
+        builder = builder.expires_at(UNIX_EPOCH + Duration::from_secs_f64(exp.min(1e12)));
+    }
+    builder.claims(claims).build()
+}
+
+/// A string list from a claim that may be an array of strings or a
+/// space-separated string; anything else is empty.
+fn strings(value: Option<&Value>) -> Vec<String> {
+    match value {
+        Some(Value::String(s)) => s.split_whitespace().map(str::to_owned).collect(),
+        Some(Value::Array(items)) => items.iter().filter_map(Value::as_str).map(str::to_owned).collect(),
+        _ => Vec::new(),
+    }
+}
+
+fn dedup(items: &mut Vec<String>) {
+    let mut seen = std::collections::HashSet::with_capacity(items.len());
+    items.retain(|item| seen.insert(item.clone()));
+}
+
+/// A boxed, sendable future, as returned by [`RoleResolver::resolve`].
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// Replaces or extends the roles of a freshly authenticated principal.
+///
+/// `resolve` receives the principal with the default-mapped roles and returns
+/// the roles it should have: return `principal.roles()` plus yours to extend,
+/// or a new list to replace. It runs once per verified credential (not on
+/// cache hits), and may call out (a database, a directory); an error rejects
+/// the request.
+///
+/// ```
+/// use tower_authkit::{BoxFuture, Principal, RoleResolver, AuthError};
+///
+/// struct DepartmentRoles;
+///
+/// impl RoleResolver for DepartmentRoles {
+///     fn resolve<'a>(&'a self, principal: &'a Principal) -> BoxFuture<'a, Result<Vec<String>, AuthError>> {
+///         Box::pin(async move {
+///             let mut roles = principal.roles().to_vec();
+///             if principal.claim("department").and_then(|d| d.as_str()) == Some("finance") {
+///                 roles.push("finance".to_owned());
+///             }
+///             Ok(roles)
+///         })
+///     }
+/// }
+/// ```
+pub trait RoleResolver: Send + Sync + 'static {
+    /// Returns the roles `principal` should have.
+    fn resolve<'a>(&'a self, principal: &'a Principal) -> BoxFuture<'a, Result<Vec<String>, AuthError>>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn claims(value: Value) -> RawClaims {
+        match value {
+            Value::Object(map) => map,
+            _ => unreachable!(),
+        }
+    }
+
+    #[test]
+    fn roles_come_from_every_documented_place() {
+        let principal = principal_from_claims(
+            "jwks",
+            claims(json!({
+                "sub": "u1",
+                "roles": "a b",
+                "realm_access": {"roles": ["c", "a"]},
+                "resource_access": {"api": {"roles": ["d"]}, "other": {"roles": ["x"]}},
+            })),
+            &["api".to_owned()],
+        );
+        assert_eq!(principal.roles(), ["a", "b", "c", "d"]);
+    }
+
+    #[test]
+    fn scopes_from_scope_and_scp() {
+        let principal = principal_from_claims(
+            "jwks",
+            claims(json!({"sub": "u1", "scope": "read write", "scp": ["admin"], "groups": ["g"], "aud": "api"})),
+            &[],
+        );
+        assert_eq!(principal.scopes(), ["read", "write", "admin"]);
+        assert_eq!(principal.groups(), ["g"]);
+        assert_eq!(principal.audiences(), ["api"]);
+        let principal = principal_from_claims("jwks", claims(json!({"scp": "one two"})), &[]);
+        assert_eq!(principal.scopes(), ["one", "two"]);
+    }
+
+    #[test]
+    fn debug_hides_claims() {
+        let principal = principal_from_claims("jwks", claims(json!({"sub": "u1", "secret": "hunter2"})), &[]);
+        assert!(!format!("{principal:?}").contains("hunter2"));
+    }
+}

@@ -1,0 +1,369 @@
+//! Authentication and authorization failures, and their HTTP / gRPC rendering.
+//!
+//! Every layer and extractor in the crate fails with an [`AuthError`]. It renders
+//! once, here: RFC 6750 `WWW-Authenticate` challenges on 401/403, a small JSON body
+//! `{"error": "<code>", "error_description": "<text>"}`, `503` + `Retry-After` when
+//! an upstream cannot be reached, and a trailers-only gRPC response
+//! (`grpc-status` 16 / 7 / 14) when the request is gRPC. Replace the rendering with
+//! your own [`Renderer`].
+
+use std::borrow::Cow;
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::header::{CONTENT_TYPE, HeaderValue, RETRY_AFTER, WWW_AUTHENTICATE};
+use http::{HeaderMap, Response, StatusCode};
+
+/// What went wrong, as a stable category.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum AuthErrorKind {
+    /// No credential was presented (401, no RFC 6750 error code).
+    MissingCredentials,
+    /// The request carrying the credential is malformed, e.g. two
+    /// `Authorization` headers (400, `invalid_request`).
+    InvalidRequest,
+    /// The credential is expired, forged, malformed or otherwise not acceptable
+    /// (401, `invalid_token`).
+    InvalidToken,
+    /// The caller is authenticated but lacks a role, group, scope or permission
+    /// (403, `insufficient_scope`).
+    InsufficientScope,
+    /// The credential could not be checked because an upstream (identity
+    /// provider, key endpoint, store) is unavailable (503 + `Retry-After`).
+    Unavailable,
+}
+
+/// An authentication or authorization failure.
+///
+/// The description is written for the client: it never contains the token or
+/// any secret, only a short reason such as `"token expired"`.
+#[derive(Clone)]
+pub struct AuthError {
+    kind: AuthErrorKind,
+    description: Cow<'static, str>,
+    scope: Option<Arc<str>>,
+    retry_after: Option<Duration>,
+}
+
+impl AuthError {
+    fn new(kind: AuthErrorKind, description: impl Into<Cow<'static, str>>) -> Self {
+        Self {
+            kind,
+            description: description.into(),
+            scope: None,
+            retry_after: None,
+        }
+    }
+
+    /// No credential was presented.
+    pub fn missing_credentials() -> Self {
+        Self::new(
+            AuthErrorKind::MissingCredentials,
+            "authentication required",
+        )
+    }
+
+    /// The request carrying the credential is malformed.
+    pub fn invalid_request(description: impl Into<Cow<'static, str>>) -> Self {
+        Self::new(AuthErrorKind::InvalidRequest, description)
+    }
+
+    /// The credential is not acceptable.
+    pub fn invalid_token(description: impl Into<Cow<'static, str>>) -> Self {
+        Self::new(AuthErrorKind::InvalidToken, description)
+    }
+
+    /// The caller lacks the given space-separated scopes.
+    pub fn insufficient_scope(scope: impl Into<Arc<str>>) -> Self {
+        let mut error = Self::new(AuthErrorKind::InsufficientScope, "insufficient scope");
+        error.scope = Some(scope.into());
+        error
+    }
+
+    /// The caller lacks a role, group or permission.
+    pub fn forbidden(description: impl Into<Cow<'static, str>>) -> Self {
+        Self::new(AuthErrorKind::InsufficientScope, description)
+    }
+
+    /// The credential could not be checked because an upstream is unavailable;
+    /// clients may retry after `retry_after`.
+    pub fn unavailable(description: impl Into<Cow<'static, str>>, retry_after: Duration) -> Self {
+        let mut error = Self::new(AuthErrorKind::Unavailable, description);
+        error.retry_after = Some(retry_after);
+        error
+    }
+
+    /// The category of this failure.
+    pub fn kind(&self) -> AuthErrorKind {
+        self.kind
+    }
+
+    /// The client-facing description.
+    pub fn description(&self) -> &str {
+        &self.description
+    }
+
+    /// The scopes that were required, for `insufficient_scope` failures on scopes.
+    pub fn scope(&self) -> Option<&str> {
+        self.scope.as_deref()
+    }
+
+    /// How long clients should wait before retrying, for `Unavailable` failures.
+    pub fn retry_after(&self) -> Option<Duration> {
+        self.retry_after
+    }
+
+    /// The HTTP status this failure renders as.
+    pub fn status(&self) -> StatusCode {
+        match self.kind {
+            AuthErrorKind::MissingCredentials | AuthErrorKind::InvalidToken => {
+                StatusCode::UNAUTHORIZED
+            }
+            AuthErrorKind::InvalidRequest => StatusCode::BAD_REQUEST,
+            AuthErrorKind::InsufficientScope => StatusCode::FORBIDDEN,
+            AuthErrorKind::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+        }
+    }
+
+    /// The stable error code used in the JSON body (and, except for missing
+    /// credentials and unavailability, in the `WWW-Authenticate` challenge).
+    pub fn code(&self) -> &'static str {
+        match self.kind {
+            AuthErrorKind::MissingCredentials => "missing_token",
+            AuthErrorKind::InvalidRequest => "invalid_request",
+            AuthErrorKind::InvalidToken => "invalid_token",
+            AuthErrorKind::InsufficientScope => "insufficient_scope",
+            AuthErrorKind::Unavailable => "temporarily_unavailable",
+        }
+    }
+
+    /// The gRPC status code: 16 UNAUTHENTICATED, 7 PERMISSION_DENIED or 14 UNAVAILABLE.
+    pub fn grpc_status(&self) -> u16 {
+        match self.kind {
+            AuthErrorKind::MissingCredentials
+            | AuthErrorKind::InvalidRequest
+            | AuthErrorKind::InvalidToken => 16,
+            AuthErrorKind::InsufficientScope => 7,
+            AuthErrorKind::Unavailable => 14,
+        }
+    }
+}
+
+impl fmt::Debug for AuthError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("AuthError")
+            .field("kind", &self.kind)
+            .field("description", &self.description)
+            .field("scope", &self.scope)
+            .field("retry_after", &self.retry_after)
+            .finish()
+    }
+}
+
+impl fmt::Display for AuthError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.code(), self.description)
+    }
+}
+
+impl std::error::Error for AuthError {}
+
+/// Which wire protocol a rejection is rendered for.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Protocol {
+    /// Plain HTTP: status code, challenge and JSON body.
+    Http,
+    /// gRPC (`content-type: application/grpc*`): a trailers-only response.
+    Grpc,
+}
+
+impl Protocol {
+    /// Detects gRPC from the request's `content-type`.
+    pub fn of(headers: &HeaderMap) -> Self {
+        match headers.get(CONTENT_TYPE) {
+            Some(value) if value.as_bytes().starts_with(b"application/grpc") => Protocol::Grpc,
+            _ => Protocol::Http,
+        }
+    }
+}
+
+/// Turns an [`AuthError`] into a response. Implement it to render your own
+/// error pages; closures `Fn(&AuthError, Protocol) -> Response<Bytes>` work too.
+pub trait Renderer: Send + Sync + 'static {
+    /// Renders `error` for a request of the given protocol.
+    fn render(&self, error: &AuthError, protocol: Protocol) -> Response<Bytes>;
+}
+
+impl<F> Renderer for F
+where
+    F: Fn(&AuthError, Protocol) -> Response<Bytes> + Send + Sync + 'static,
+{
+    fn render(&self, error: &AuthError, protocol: Protocol) -> Response<Bytes> {
+        self(error, protocol)
+    }
+}
+
+/// The crate's rendering: RFC 6750 challenges with the configured realm, JSON
+/// bodies, `Retry-After`, and trailers-only gRPC responses.
+#[derive(Clone, Debug)]
+pub struct DefaultRenderer {
+    realm: Arc<str>,
+}
+
+impl DefaultRenderer {
+    /// A renderer whose challenges name `realm`.
+    pub fn new(realm: impl Into<Arc<str>>) -> Self {
+        Self {
+            realm: realm.into(),
+        }
+    }
+}
+
+impl Default for DefaultRenderer {
+    fn default() -> Self {
+        Self::new("api")
+    }
+}
+
+impl Renderer for DefaultRenderer {
+    fn render(&self, error: &AuthError, protocol: Protocol) -> Response<Bytes> {
+        match protocol {
+            Protocol::Http => render_http(error, &self.realm),
+            Protocol::Grpc => render_grpc(error),
+        }
+    }
+}
+
+/// Keeps header parameters and gRPC messages to printable ASCII without quotes,
+/// so a description can never break out of its quoted-string.
+fn sanitize(text: &str) -> String {
+    text.chars()
+        .map(|c| match c {
+            ' '..='~' if c != '"' && c != '\\' => c,
+            _ => '?',
+        })
+        .collect()
+}
+
+fn challenge(error: &AuthError, realm: &str) -> Option<String> {
+    let realm = sanitize(realm);
+    match error.kind {
+        AuthErrorKind::MissingCredentials => Some(format!("Bearer realm=\"{realm}\"")),
+        AuthErrorKind::Unavailable => None,
+        _ => {
+            let mut value = format!(
+                "Bearer realm=\"{realm}\", error=\"{}\", error_description=\"{}\"",
+                error.code(),
+                sanitize(&error.description)
+            );
+            if let Some(scope) = &error.scope {
+                value.push_str(&format!(", scope=\"{}\"", sanitize(scope)));
+            }
+            Some(value)
+        }
+    }
+}
+
+fn render_http(error: &AuthError, realm: &str) -> Response<Bytes> {
+    let body = serde_json::json!({
+        "error": error.code(),
+        "error_description": error.description(),
+    });
+    let mut response = Response::new(Bytes::from(body.to_string()));
+    *response.status_mut() = error.status();
+    let headers = response.headers_mut();
+    headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    if let Some(value) = challenge(error, realm).and_then(|v| HeaderValue::try_from(v).ok()) {
+        headers.insert(WWW_AUTHENTICATE, value);
+    }
+    if let Some(retry) = error.retry_after {
+        headers.insert(RETRY_AFTER, HeaderValue::from(retry.as_secs().max(1)));
+    }
+    response
+}
+
+/// Percent-encodes a gRPC message as the gRPC HTTP/2 spec asks.
+fn grpc_message(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for byte in text.bytes() {
+        if (0x20..=0x7e).contains(&byte) && byte != b'%' {
+            out.push(byte as char);
+        } else {
+            out.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    out
+}
+
+fn render_grpc(error: &AuthError) -> Response<Bytes> {
+    let mut response = Response::new(Bytes::new());
+    let headers = response.headers_mut();
+    headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/grpc"));
+    headers.insert("grpc-status", HeaderValue::from(error.grpc_status()));
+    if let Ok(value) = HeaderValue::try_from(grpc_message(error.description())) {
+        headers.insert("grpc-message", value);
+    }
+    if let Some(retry) = error.retry_after {
+        headers.insert(RETRY_AFTER, HeaderValue::from(retry.as_secs().max(1)));
+    }
+    response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn missing_credentials_challenge_has_no_error_code() {
+        let response = DefaultRenderer::new("r").render(&AuthError::missing_credentials(), Protocol::Http);
+        assert_eq!(response.status(), 401);
+        assert_eq!(response.headers()[WWW_AUTHENTICATE], "Bearer realm=\"r\"");
+    }
+
+    #[test]
+    fn insufficient_scope_names_the_scope() {
+        let response = DefaultRenderer::default()
+            .render(&AuthError::insufficient_scope("reports:read"), Protocol::Http);
+        assert_eq!(response.status(), 403);
+        let challenge = response.headers()[WWW_AUTHENTICATE].to_str().unwrap();
+        assert!(challenge.contains("error=\"insufficient_scope\""), "{challenge}");
+        assert!(challenge.contains("scope=\"reports:read\""), "{challenge}");
+        let body: serde_json::Value = serde_json::from_slice(response.body()).unwrap();
+        assert_eq!(body["error"], "insufficient_scope");
+    }
+
+    #[test]
+    fn descriptions_cannot_break_out_of_the_challenge() {
+        let error = AuthError::invalid_token("bad \"quote\" \\ and\nnewline");
+        let response = DefaultRenderer::default().render(&error, Protocol::Http);
+        let challenge = response.headers()[WWW_AUTHENTICATE].to_str().unwrap();
+        assert!(challenge.ends_with("error_description=\"bad ?quote? ? and?newline\""), "{challenge}");
+    }
+
+    #[test]
+    fn unavailable_sets_retry_after_and_no_challenge() {
+        let error = AuthError::unavailable("keys unavailable", Duration::from_millis(200));
+        let response = DefaultRenderer::default().render(&error, Protocol::Http);
+        assert_eq!(response.status(), 503);
+        assert_eq!(response.headers()[RETRY_AFTER], "1");
+        assert!(response.headers().get(WWW_AUTHENTICATE).is_none());
+    }
+
+    #[test]
+    fn grpc_rejections_are_trailers_only_with_status_codes() {
+        for (error, code) in [
+            (AuthError::missing_credentials(), "16"),
+            (AuthError::forbidden("missing role"), "7"),
+            (AuthError::unavailable("down", Duration::from_secs(3)), "14"),
+        ] {
+            let response = DefaultRenderer::default().render(&error, Protocol::Grpc);
+            assert_eq!(response.status(), 200);
+            assert_eq!(response.headers()["grpc-status"], code);
+            assert!(response.body().is_empty());
+        }
+        assert_eq!(grpc_message("50% ü"), "50%25 %C3%BC");
+    }
+}

@@ -1,0 +1,305 @@
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use jsonwebtoken::EncodingKey;
+use serde_json::{Value, json};
+
+use super::keys::{KEYS, KeyKind, KeyMaterial};
+use super::token::TokenBuilder;
+use crate::jwt::{Algorithm, JwksAuthBuilder, JwksAuthLayer};
+
+/// How the provider misbehaves, for resilience tests.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum IdpFailure {
+    /// Serve normally.
+    None,
+    /// Answer every request with 500.
+    Error,
+    /// Never answer (until the mode changes; at most 60 s).
+    Hang,
+}
+
+#[derive(Clone)]
+pub(crate) struct SigningKey {
+    pub(crate) kid: String,
+    pub(crate) alg: Algorithm,
+    pub(crate) encoding: EncodingKey,
+    material: &'static KeyMaterial,
+}
+
+impl SigningKey {
+    fn new(kid: String, alg: Algorithm, material: &'static KeyMaterial) -> Self {
+        let pem = material.private_pem.as_bytes();
+        let encoding = match material.kind {
+            KeyKind::Rsa => EncodingKey::from_rsa_pem(pem),
+            KeyKind::P256 | KeyKind::P384 => EncodingKey::from_ec_pem(pem),
+            KeyKind::Ed25519 => EncodingKey::from_ed_pem(pem),
+        }
+        .expect("bundled test keys parse");
+        Self {
+            kid,
+            alg,
+            encoding,
+            material,
+        }
+    }
+
+    fn jwk(&self) -> Value {
+        let (a, b) = self.material.public;
+        let mut jwk = match self.material.kind {
+            KeyKind::Rsa => json!({"kty": "RSA", "n": a, "e": b}),
+            KeyKind::P256 => json!({"kty": "EC", "crv": "P-256", "x": a, "y": b}),
+            KeyKind::P384 => json!({"kty": "EC", "crv": "P-384", "x": a, "y": b}),
+            KeyKind::Ed25519 => json!({"kty": "OKP", "crv": "Ed25519", "x": a}),
+        };
+        jwk["kid"] = json!(self.kid);
+        jwk["alg"] = json!(self.alg.as_str());
+        jwk["use"] = json!("sig");
+        jwk
+    }
+}
+
+struct KeyRing {
+    published: Vec<SigningKey>,
+    rotations: usize,
+}
+
+pub(crate) struct IdpState {
+    pub(crate) issuer: String,
+    pub(crate) audience: String,
+    keys: Mutex<KeyRing>,
+    foreign: SigningKey,
+    jwks_fetches: AtomicUsize,
+    discovery_fetches: AtomicUsize,
+    failure: AtomicU8,
+}
+
+impl IdpState {
+    fn ring(&self) -> MutexGuard<'_, KeyRing> {
+        self.keys.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The newest published key for `alg`.
+    pub(crate) fn signing_key(&self, alg: Algorithm) -> SigningKey {
+        self.ring()
+            .published
+            .iter()
+            .rev()
+            .find(|k| k.alg == alg)
+            .cloned()
+            .unwrap_or_else(|| panic!("TestIdp publishes no {alg} key (retired?)"))
+    }
+
+    /// A key of the same algorithm that the provider never published.
+    pub(crate) fn foreign_key(&self, alg: Algorithm) -> SigningKey {
+        match alg {
+            Algorithm::RS256 => self.foreign.clone(),
+            Algorithm::ES256 => SigningKey::new(String::new(), alg, &KEYS[5]),
+            Algorithm::EdDSA => SigningKey::new(String::new(), alg, &KEYS[8]),
+            other => SigningKey::new(String::new(), other, &KEYS[3]),
+        }
+    }
+
+    fn failure(&self) -> IdpFailure {
+        match self.failure.load(Ordering::SeqCst) {
+            1 => IdpFailure::Error,
+            2 => IdpFailure::Hang,
+            _ => IdpFailure::None,
+        }
+    }
+}
+
+/// An in-process OpenID provider on `127.0.0.1:<ephemeral>` serving discovery
+/// (`/.well-known/openid-configuration`) and a JWKS (`/jwks`) with RSA (RS256,
+/// PS256), EC (ES256, ES384) and Ed25519 (EdDSA) keys. Stops when dropped.
+///
+/// The keys are fixed test keys shipped with the crate: never trust them
+/// outside tests.
+pub struct TestIdp {
+    state: Arc<IdpState>,
+    addr: SocketAddr,
+    server: tokio::task::JoinHandle<()>,
+}
+
+impl std::fmt::Debug for TestIdp {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TestIdp").field("issuer", &self.state.issuer).finish()
+    }
+}
+
+impl Drop for TestIdp {
+    fn drop(&mut self) {
+        self.server.abort();
+    }
+}
+
+impl TestIdp {
+    /// Starts a provider with audience `test-api`.
+    pub async fn start() -> TestIdp {
+        Self::start_with_audience("test-api").await
+    }
+
+    /// Starts a provider whose tokens carry `audience`.
+    pub async fn start_with_audience(audience: &str) -> TestIdp {
+        crate::crypto::ensure_provider().expect("the test kit needs a crypto backend feature");
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind a loopback port");
+        let addr = listener.local_addr().expect("local address");
+        let published = vec![
+            SigningKey::new("rsa-1".into(), Algorithm::RS256, &KEYS[0]),
+            SigningKey::new("ps-1".into(), Algorithm::PS256, &KEYS[1]),
+            SigningKey::new("ec-1".into(), Algorithm::ES256, &KEYS[4]),
+            SigningKey::new("ec384-1".into(), Algorithm::ES384, &KEYS[6]),
+            SigningKey::new("ed-1".into(), Algorithm::EdDSA, &KEYS[7]),
+        ];
+        let state = Arc::new(IdpState {
+            issuer: format!("http://{addr}"),
+            audience: audience.to_owned(),
+            keys: Mutex::new(KeyRing {
+                published,
+                rotations: 0,
+            }),
+            foreign: SigningKey::new(String::new(), Algorithm::RS256, &KEYS[3]),
+            jwks_fetches: AtomicUsize::new(0),
+            discovery_fetches: AtomicUsize::new(0),
+            failure: AtomicU8::new(0),
+        });
+        let app = Router::new()
+            .route("/.well-known/openid-configuration", get(discovery))
+            .route("/jwks", get(jwks))
+            .with_state(Arc::clone(&state));
+        let server = tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        });
+        TestIdp { state, addr, server }
+    }
+
+    /// The issuer, `http://127.0.0.1:<port>`.
+    pub fn issuer(&self) -> &str {
+        &self.state.issuer
+    }
+
+    /// The audience its tokens carry by default.
+    pub fn audience(&self) -> &str {
+        &self.state.audience
+    }
+
+    /// The socket address it listens on.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// The JWKS URL.
+    pub fn jwks_url(&self) -> String {
+        format!("{}/jwks", self.state.issuer)
+    }
+
+    /// A [`JwksAuthLayer`] builder preset with this provider's issuer and audience.
+    pub fn auth_builder(&self) -> JwksAuthBuilder {
+        JwksAuthLayer::builder().issuer(self.issuer()).audience(self.audience())
+    }
+
+    /// Starts a token: `sub` = `test-user`, this issuer and audience, `iat`
+    /// now, `exp` in one hour, RS256 with the current RSA key.
+    pub fn token(&self) -> TokenBuilder {
+        TokenBuilder::new(Arc::clone(&self.state))
+    }
+
+    /// Publishes a new RS256 key and signs new RS256 tokens with it; the old
+    /// key stays published until [`retire`](Self::retire)d. Returns the new kid.
+    pub fn rotate(&self) -> String {
+        let mut ring = self.state.ring();
+        ring.rotations += 1;
+        let kid = format!("rsa-{}", ring.rotations + 1);
+        let material = if ring.rotations % 2 == 1 { &KEYS[2] } else { &KEYS[0] };
+        ring.published.push(SigningKey::new(kid.clone(), Algorithm::RS256, material));
+        kid
+    }
+
+    /// Stops publishing the key `kid`.
+    pub fn retire(&self, kid: &str) {
+        self.state.ring().published.retain(|k| k.kid != kid);
+    }
+
+    /// The kids currently published.
+    pub fn kids(&self) -> Vec<String> {
+        self.state.ring().published.iter().map(|k| k.kid.clone()).collect()
+    }
+
+    /// The JWKS document as served.
+    pub fn jwks(&self) -> Value {
+        jwks_document(&self.state)
+    }
+
+    /// How many JWKS requests arrived (including failed ones).
+    pub fn jwks_fetches(&self) -> usize {
+        self.state.jwks_fetches.load(Ordering::SeqCst)
+    }
+
+    /// How many discovery requests arrived (including failed ones).
+    pub fn discovery_fetches(&self) -> usize {
+        self.state.discovery_fetches.load(Ordering::SeqCst)
+    }
+
+    /// Makes the provider fail or hang, or recover with [`IdpFailure::None`].
+    pub fn set_failure(&self, failure: IdpFailure) {
+        let code = match failure {
+            IdpFailure::None => 0,
+            IdpFailure::Error => 1,
+            IdpFailure::Hang => 2,
+        };
+        self.state.failure.store(code, Ordering::SeqCst);
+    }
+}
+
+fn jwks_document(state: &IdpState) -> Value {
+    let keys: Vec<Value> = state.ring().published.iter().map(SigningKey::jwk).collect();
+    json!({ "keys": keys })
+}
+
+/// Applies the failure mode; `Some(response)` short-circuits the handler.
+async fn misbehave(state: &IdpState) -> Option<Response> {
+    let started = Instant::now();
+    loop {
+        match state.failure() {
+            IdpFailure::None => return None,
+            IdpFailure::Error => return Some((StatusCode::INTERNAL_SERVER_ERROR, "injected failure").into_response()),
+            IdpFailure::Hang if started.elapsed() > Duration::from_secs(60) => {
+                return Some(StatusCode::GATEWAY_TIMEOUT.into_response());
+            }
+            IdpFailure::Hang => tokio::time::sleep(Duration::from_millis(20)).await,
+        }
+    }
+}
+
+async fn discovery(State(state): State<Arc<IdpState>>) -> Response {
+    state.discovery_fetches.fetch_add(1, Ordering::SeqCst);
+    if let Some(response) = misbehave(&state).await {
+        return response;
+    }
+    Json(json!({
+        "issuer": state.issuer,
+        "jwks_uri": format!("{}/jwks", state.issuer),
+        "token_endpoint": format!("{}/token", state.issuer),
+        "response_types_supported": ["code"],
+        "subject_types_supported": ["public"],
+        "id_token_signing_alg_values_supported": ["RS256", "PS256", "ES256", "ES384", "EdDSA"],
+    }))
+    .into_response()
+}
+
+async fn jwks(State(state): State<Arc<IdpState>>) -> Response {
+    state.jwks_fetches.fetch_add(1, Ordering::SeqCst);
+    if let Some(response) = misbehave(&state).await {
+        return response;
+    }
+    Json(jwks_document(&state)).into_response()
+}
