@@ -1,0 +1,268 @@
+//! JwksAuthLayer against the in-process TestIdp: discovery, algorithms,
+//! RFC 8725 rejections, rotation, single-flight fetches, resilience.
+
+mod common;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use axum::Router;
+use axum::routing::get;
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use common::Reply;
+use serde_json::json;
+use tower_authkit::testing::{IdpFailure, TestIdp};
+use tower_authkit::{Algorithm, JwksAuthLayer, Principal};
+
+fn app(layer: JwksAuthLayer) -> Router {
+    Router::new()
+        .route("/me", get(|p: Principal| async move { p.subject().to_owned() }))
+        .layer(layer)
+}
+
+fn assert_invalid_token(reply: &Reply, what: &str) {
+    assert_eq!(reply.status, 401, "{what}: {reply:?}");
+    assert!(reply.challenge().contains("error=\"invalid_token\""), "{what}: {reply:?}");
+    assert_eq!(reply.json()["error"], "invalid_token", "{what}");
+}
+
+#[tokio::test]
+async fn discovery_finds_the_keys_and_tokens_are_accepted() {
+    let idp = TestIdp::start().await;
+    let app = app(idp.auth_builder().build().unwrap());
+    let reply = common::get(&app, "/me", Some(&idp.token().sub("alice").sign())).await;
+    assert_eq!(reply.status, 200, "{reply:?}");
+    assert_eq!(reply.body, "alice");
+    assert_eq!(idp.discovery_fetches(), 1);
+    assert_eq!(idp.jwks_fetches(), 1);
+}
+
+#[tokio::test]
+async fn discovery_issuer_must_match_exactly() {
+    let idp = TestIdp::start().await;
+    // A trailing slash is a different issuer: the discovery document is not used.
+    let layer = JwksAuthLayer::builder()
+        .issuer(format!("{}/", idp.issuer()))
+        .audience(idp.audience())
+        .build()
+        .unwrap();
+    let reply = common::get(&app(layer), "/me", Some(&idp.token().sign())).await;
+    assert_eq!(reply.status, 503, "{reply:?}");
+    assert_eq!(idp.jwks_fetches(), 0, "keys must not be fetched from a mismatched document");
+}
+
+#[tokio::test]
+async fn every_asymmetric_algorithm_is_accepted() {
+    let idp = TestIdp::start().await;
+    let app = app(idp.auth_builder().build().unwrap());
+    for alg in [Algorithm::RS256, Algorithm::PS256, Algorithm::ES256, Algorithm::ES384, Algorithm::EdDSA] {
+        let reply = common::get(&app, "/me", Some(&idp.token().alg(alg).sign())).await;
+        assert_eq!(reply.status, 200, "{alg}: {reply:?}");
+    }
+}
+
+#[tokio::test]
+async fn pinned_jwks_url_skips_discovery() {
+    let idp = TestIdp::start().await;
+    let layer = idp.auth_builder().jwks_url(idp.jwks_url()).build().unwrap();
+    let reply = common::get(&app(layer), "/me", Some(&idp.token().sign())).await;
+    assert_eq!(reply.status, 200);
+    assert_eq!(idp.discovery_fetches(), 0);
+}
+
+fn b64(value: serde_json::Value) -> String {
+    URL_SAFE_NO_PAD.encode(value.to_string())
+}
+
+fn claims(idp: &TestIdp) -> serde_json::Value {
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+    json!({"iss": idp.issuer(), "aud": idp.audience(), "sub": "mallory", "exp": now + 600, "roles": ["admin"]})
+}
+
+#[tokio::test]
+async fn forged_and_invalid_tokens_are_rejected() {
+    let idp = TestIdp::start().await;
+    let app = app(idp.auth_builder().build().unwrap());
+    let valid = idp.token().sign();
+    let (header, _, signature) = {
+        let mut parts = valid.split('.');
+        (parts.next().unwrap().to_owned(), parts.next().unwrap().to_owned(), parts.next().unwrap().to_owned())
+    };
+
+    // alg=none, signed with nothing.
+    let none = format!("{}.{}.", b64(json!({"alg": "none", "kid": "rsa-1"})), b64(claims(&idp)));
+    // HS256 keyed with the RSA public key: the classic confusion attack.
+    let public_n = idp.jwks()["keys"][0]["n"].as_str().unwrap().to_owned();
+    let mut hs_header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256);
+    hs_header.kid = Some("rsa-1".into());
+    let hs256 = jsonwebtoken::encode(&hs_header, &claims(&idp), &jsonwebtoken::EncodingKey::from_secret(public_n.as_bytes())).unwrap();
+    // The payload swapped for one with more privileges, signature kept.
+    let tampered = format!("{header}.{}.{signature}", b64(claims(&idp)));
+    let empty_signature = format!("{header}.{}.", b64(claims(&idp)));
+
+    let cases = [
+        ("alg none", none),
+        ("HS256 with the public key", hs256),
+        ("foreign key with a known kid", idp.token().foreign_key().sign()),
+        ("tampered payload", tampered),
+        ("empty signature", empty_signature),
+        ("expired", idp.token().expired_for(Duration::from_secs(120)).sign()),
+        ("not yet valid", idp.token().not_before_in(Duration::from_secs(120)).sign()),
+        ("wrong issuer", idp.token().issuer("https://evil.example").sign()),
+        ("issuer with trailing slash", idp.token().issuer(&format!("{}/", idp.issuer())).sign()),
+        ("wrong audience", idp.token().audience("other-api").sign()),
+        ("missing exp", idp.token().without_claim("exp").sign()),
+        ("exp as a string", idp.token().claim("exp", "9999999999").sign()),
+        ("crit header", idp.token().header("crit", ["exp"]).sign()),
+        ("algorithm not the key's", idp.token().alg(Algorithm::PS256).kid("rsa-1").sign()),
+        ("garbage", "not-a-jwt".to_owned()),
+        ("JWE-shaped", "a.b.c.d.e".to_owned()),
+    ];
+    for (what, token) in cases {
+        assert_invalid_token(&common::get(&app, "/me", Some(&token)).await, what);
+    }
+    // A known kid on a valid token still works afterwards.
+    assert_eq!(common::get(&app, "/me", Some(&valid)).await.status, 200);
+}
+
+/// A loopback listener that counts connections: proves a URL was never fetched.
+async fn connection_counter() -> (String, Arc<AtomicUsize>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/jwks", listener.local_addr().unwrap());
+    let count = Arc::new(AtomicUsize::new(0));
+    let counter = Arc::clone(&count);
+    tokio::spawn(async move {
+        while let Ok((_socket, _)) = listener.accept().await {
+            counter.fetch_add(1, Ordering::SeqCst);
+        }
+    });
+    (url, count)
+}
+
+#[tokio::test]
+async fn header_embedded_keys_are_ignored_and_never_fetched() {
+    let idp = TestIdp::start().await;
+    let app = app(idp.auth_builder().build().unwrap());
+    let (jku, connections) = connection_counter().await;
+    // The attacker's own key, published in the token itself.
+    let attacker_jwk = json!({"kty": "RSA", "n": "AQAB", "e": "AQAB", "kid": "attacker"});
+    let embedded_jwk = idp.token().foreign_key().kid("attacker").header("jwk", &attacker_jwk).sign();
+    let jku_token = idp.token().foreign_key().kid("attacker").header("jku", &jku).sign();
+    let x5u_token = idp.token().foreign_key().header("x5u", &jku).sign();
+    for (what, token) in [("jwk", embedded_jwk), ("jku", jku_token), ("x5u", x5u_token)] {
+        assert_invalid_token(&common::get(&app, "/me", Some(&token)).await, what);
+    }
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert_eq!(connections.load(Ordering::SeqCst), 0, "a header URL was fetched");
+}
+
+#[tokio::test]
+async fn rotated_key_is_accepted_on_first_sight_with_one_fetch() {
+    let idp = TestIdp::start().await;
+    let app = app(idp.auth_builder().refresh_cooldown(Duration::from_secs(60)).build().unwrap());
+    assert_eq!(common::get(&app, "/me", Some(&idp.token().sign())).await.status, 200);
+    assert_eq!(idp.jwks_fetches(), 1);
+    let new_kid = idp.rotate();
+    let token = idp.token().sign();
+    assert!(token.len() > 10 && idp.kids().contains(&new_kid));
+    assert_eq!(common::get(&app, "/me", Some(&token)).await.status, 200);
+    assert_eq!(idp.jwks_fetches(), 2, "exactly one refetch for the new kid");
+    // And the new key stays cached.
+    assert_eq!(common::get(&app, "/me", Some(&idp.token().sign())).await.status, 200);
+    assert_eq!(idp.jwks_fetches(), 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_cold_requests_share_one_fetch() {
+    let idp = TestIdp::start().await;
+    let app = app(idp.auth_builder().prefetch(false).build().unwrap());
+    let token = idp.token().sign();
+    let mut tasks = Vec::new();
+    for _ in 0..100 {
+        let (app, token) = (app.clone(), token.clone());
+        tasks.push(tokio::spawn(async move { common::get(&app, "/me", Some(&token)).await.status }));
+    }
+    for task in tasks {
+        assert_eq!(task.await.unwrap(), 200);
+    }
+    assert_eq!(idp.discovery_fetches(), 1);
+    assert_eq!(idp.jwks_fetches(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn unknown_kids_inside_the_cooldown_cause_at_most_one_fetch() {
+    let idp = TestIdp::start().await;
+    let app = app(idp.auth_builder().refresh_cooldown(Duration::from_secs(60)).build().unwrap());
+    assert_eq!(common::get(&app, "/me", Some(&idp.token().sign())).await.status, 200);
+    let before = idp.jwks_fetches();
+    let mut tasks = Vec::new();
+    for i in 0..500 {
+        let app = app.clone();
+        let token = idp.token().foreign_key().kid(&format!("unknown-{i}")).sign();
+        tasks.push(tokio::spawn(async move { common::get(&app, "/me", Some(&token)).await.status }));
+    }
+    for task in tasks {
+        assert_eq!(task.await.unwrap(), 401);
+    }
+    assert!(idp.jwks_fetches() - before <= 1, "{} fetches", idp.jwks_fetches() - before);
+}
+
+fn fast_failing(idp: &TestIdp) -> tower_authkit::JwksAuthBuilder {
+    idp.auth_builder()
+        .http_timeout(Duration::from_millis(300))
+        .http_retries(0)
+        .retry_failed_fetch_after(Duration::from_millis(200))
+}
+
+#[tokio::test]
+async fn known_keys_outlive_max_age_while_the_provider_is_down() {
+    let idp = TestIdp::start().await;
+    let app = app(fast_failing(&idp).max_age(Duration::from_millis(300)).build().unwrap());
+    let token = idp.token().sign();
+    assert_eq!(common::get(&app, "/me", Some(&token)).await.status, 200);
+    for failure in [IdpFailure::Error, IdpFailure::Hang] {
+        idp.set_failure(failure);
+        tokio::time::sleep(Duration::from_millis(400)).await;
+        let fetches = idp.jwks_fetches();
+        let reply = common::get(&app, "/me", Some(&token)).await;
+        assert_eq!(reply.status, 200, "{failure:?}: {reply:?}");
+        assert!(idp.jwks_fetches() > fetches, "{failure:?}: a refresh was attempted");
+    }
+    idp.set_failure(IdpFailure::None);
+}
+
+#[tokio::test]
+async fn provider_down_at_start_gives_503_then_recovers() {
+    let idp = TestIdp::start().await;
+    idp.set_failure(IdpFailure::Error);
+    let app = app(fast_failing(&idp).build().unwrap());
+    let token = idp.token().sign();
+    let reply = common::get(&app, "/me", Some(&token)).await;
+    assert_eq!(reply.status, 503, "{reply:?}");
+    assert!(reply.headers.contains_key("retry-after"));
+    assert_eq!(reply.json()["error"], "temporarily_unavailable");
+    idp.set_failure(IdpFailure::None);
+    // Bounded wait for recovery: the failure backoff is 200 ms.
+    let mut status = reply.status;
+    for _ in 0..50 {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        status = common::get(&app, "/me", Some(&token)).await.status;
+        if status == 200 {
+            break;
+        }
+        assert_eq!(status, 503);
+    }
+    assert_eq!(status, 200, "recovered once the provider answered");
+}
+
+#[tokio::test]
+async fn oversized_tokens_are_rejected_before_parsing() {
+    let idp = TestIdp::start().await;
+    let app = app(idp.auth_builder().build().unwrap());
+    let huge = "a".repeat(17 * 1024);
+    let reply = common::get(&app, "/me", Some(&huge)).await;
+    assert_invalid_token(&reply, "oversized");
+    assert_eq!(reply.json()["error_description"], "token too large");
+}
