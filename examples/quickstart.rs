@@ -25,8 +25,14 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     // 2. The app: every route needs a valid token; /admin also needs role `admin`.
     let auth = idp.auth_builder().build()?;
     let app = Router::new()
-        .route("/me", get(|p: Principal| async move { format!("hello, {}", p.subject()) }))
-        .route("/admin", get(|| async { "admin area" }).route_layer(RequireRole::new("admin")))
+        .route(
+            "/me",
+            get(|p: Principal| async move { format!("hello, {}", p.subject()) }),
+        )
+        .route(
+            "/admin",
+            get(|| async { "admin area" }).route_layer(RequireRole::new("admin")),
+        )
         .layer(auth);
 
     // 3. Requests.
@@ -35,7 +41,12 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let steps = [
         ("no token", "/me", None, StatusCode::UNAUTHORIZED),
         ("user token", "/me", Some(&user), StatusCode::OK),
-        ("user on /admin", "/admin", Some(&user), StatusCode::FORBIDDEN),
+        (
+            "user on /admin",
+            "/admin",
+            Some(&user),
+            StatusCode::FORBIDDEN,
+        ),
         ("admin on /admin", "/admin", Some(&admin), StatusCode::OK),
     ];
     let mut surprises = 0;
@@ -52,7 +63,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             .and_then(|v| v.to_str().ok())
             .map(|v| format!(" [WWW-Authenticate: {v}]"))
             .unwrap_or_default();
-        let body = String::from_utf8_lossy(&response.into_body().collect().await?.to_bytes()).into_owned();
+        let body =
+            String::from_utf8_lossy(&response.into_body().collect().await?.to_bytes()).into_owned();
         let mark = if status == expected { "ok " } else { "BAD" };
         println!("{mark} {step:<16} GET {path:<7} -> {status} {body}{challenge}");
         if status != expected {

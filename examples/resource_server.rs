@@ -45,7 +45,11 @@ fn seconds(name: &str) -> Result<Option<Duration>, String> {
 
 fn auth_layer() -> Result<JwksAuthLayer, String> {
     let mut builder = JwksAuthLayer::builder().issuer(required("AUTHKIT_ISSUER")?);
-    for audience in required("AUTHKIT_AUDIENCE")?.split(',').map(str::trim).filter(|a| !a.is_empty()) {
+    for audience in required("AUTHKIT_AUDIENCE")?
+        .split(',')
+        .map(str::trim)
+        .filter(|a| !a.is_empty())
+    {
         builder = builder.audience(audience);
     }
     if let Ok(url) = std::env::var("AUTHKIT_JWKS_URL") {
@@ -77,11 +81,19 @@ fn app(auth: JwksAuthLayer) -> Router {
     Router::new()
         .route("/health", get(|| async { "ok" }))
         .route("/me", get(me))
-        .route("/admin", get(|| async { Json(json!({"admin": true})) }).route_layer(RequireRole::new("admin")))
-        .route("/team", get(|| async { Json(json!({"team": "team-a"})) }).route_layer(RequireGroup::new("team-a")))
+        .route(
+            "/admin",
+            get(|| async { Json(json!({"admin": true})) }).route_layer(RequireRole::new("admin")),
+        )
+        .route(
+            "/team",
+            get(|| async { Json(json!({"team": "team-a"})) })
+                .route_layer(RequireGroup::new("team-a")),
+        )
         .route(
             "/reports",
-            get(|| async { Json(json!({"reports": []})) }).route_layer(RequireScope::new("reports:read")),
+            get(|| async { Json(json!({"reports": []})) })
+                .route_layer(RequireScope::new("reports:read")),
         )
         .layer(auth)
 }

@@ -29,7 +29,10 @@ impl fmt::Display for ConfigError {
             ConfigError::Missing(setting) => write!(f, "missing required setting `{setting}`"),
             ConfigError::Invalid { setting, reason } => write!(f, "invalid `{setting}`: {reason}"),
             ConfigError::InsecureUrl(url) => {
-                write!(f, "refusing insecure URL {url}: key and discovery URLs must be https (http only on loopback)")
+                write!(
+                    f,
+                    "refusing insecure URL {url}: key and discovery URLs must be https (http only on loopback)"
+                )
             }
             ConfigError::NoCryptoBackend => write!(
                 f,

@@ -66,7 +66,9 @@ impl IntoResponse for AuthRejection {
 
 impl IntoResponse for AuthError {
     fn into_response(self) -> Response {
-        DefaultRenderer::default().render(&self, Protocol::Http).map(Body::from)
+        DefaultRenderer::default()
+            .render(&self, Protocol::Http)
+            .map(Body::from)
     }
 }
 
@@ -85,10 +87,15 @@ impl<S: Send + Sync> FromRequestParts<S> for Principal {
 impl<S: Send + Sync> OptionalFromRequestParts<S> for Principal {
     type Rejection = AuthRejection;
 
-    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Option<Self>, Self::Rejection> {
+    async fn from_request_parts(
+        parts: &mut Parts,
+        _state: &S,
+    ) -> Result<Option<Self>, Self::Rejection> {
         match principal_in(&parts.extensions) {
             Ok(principal) => Ok(Some(principal.clone())),
-            Err(error) if error.kind() == AuthErrorKind::Unavailable => Err(AuthRejection::new(parts, error)),
+            Err(error) if error.kind() == AuthErrorKind::Unavailable => {
+                Err(AuthRejection::new(parts, error))
+            }
             Err(_) => Ok(None),
         }
     }
@@ -98,7 +105,9 @@ impl<S: Send + Sync> FromRequestParts<S> for SecurityContext {
     type Rejection = std::convert::Infallible;
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
-        Ok(SecurityContext::new(parts.extensions.get::<Principal>().cloned()))
+        Ok(SecurityContext::new(
+            parts.extensions.get::<Principal>().cloned(),
+        ))
     }
 }
 

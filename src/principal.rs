@@ -232,7 +232,11 @@ impl PrincipalBuilder {
 ///   configured audience;
 /// - groups from `groups`; scopes from `scope` (space-separated) and `scp`
 ///   (array or string); permissions from `permissions`.
-pub fn principal_from_claims(provider: &'static str, claims: RawClaims, audiences: &[String]) -> Principal {
+pub fn principal_from_claims(
+    provider: &'static str,
+    claims: RawClaims,
+    audiences: &[String],
+) -> Principal {
     let text = |name: &str| claims.get(name).and_then(Value::as_str).map(str::to_owned);
     let mut roles = strings(claims.get("roles"));
     if let Some(realm) = claims.get("realm_access") {
@@ -264,7 +268,11 @@ pub fn principal_from_claims(provider: &'static str, claims: RawClaims, audience
     if let Some(name) = text("name") {
         builder = builder.name(name);
     }
-    if let Some(exp) = claims.get("exp").and_then(Value::as_f64).filter(|e| e.is_finite() && *e >= 0.0) {
+    if let Some(exp) = claims
+        .get("exp")
+        .and_then(Value::as_f64)
+        .filter(|e| e.is_finite() && *e >= 0.0)
+    {
         builder = builder.expires_at(UNIX_EPOCH + Duration::from_secs_f64(exp.min(1e12)));
     }
     builder.claims(claims).build()
@@ -275,7 +283,11 @@ pub fn principal_from_claims(provider: &'static str, claims: RawClaims, audience
 fn strings(value: Option<&Value>) -> Vec<String> {
     match value {
         Some(Value::String(s)) => s.split_whitespace().map(str::to_owned).collect(),
-        Some(Value::Array(items)) => items.iter().filter_map(Value::as_str).map(str::to_owned).collect(),
+        Some(Value::Array(items)) => items
+            .iter()
+            .filter_map(Value::as_str)
+            .map(str::to_owned)
+            .collect(),
         _ => Vec::new(),
     }
 }
@@ -315,7 +327,10 @@ pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 /// ```
 pub trait RoleResolver: Send + Sync + 'static {
     /// Returns the roles `principal` should have.
-    fn resolve<'a>(&'a self, principal: &'a Principal) -> BoxFuture<'a, Result<Vec<String>, AuthError>>;
+    fn resolve<'a>(
+        &'a self,
+        principal: &'a Principal,
+    ) -> BoxFuture<'a, Result<Vec<String>, AuthError>>;
 }
 
 #[cfg(test)]
@@ -349,7 +364,9 @@ mod tests {
     fn scopes_from_scope_and_scp() {
         let principal = principal_from_claims(
             "jwks",
-            claims(json!({"sub": "u1", "scope": "read write", "scp": ["admin"], "groups": ["g"], "aud": "api"})),
+            claims(
+                json!({"sub": "u1", "scope": "read write", "scp": ["admin"], "groups": ["g"], "aud": "api"}),
+            ),
             &[],
         );
         assert_eq!(principal.scopes(), ["read", "write", "admin"]);
@@ -361,7 +378,11 @@ mod tests {
 
     #[test]
     fn debug_hides_claims() {
-        let principal = principal_from_claims("jwks", claims(json!({"sub": "u1", "secret": "hunter2"})), &[]);
+        let principal = principal_from_claims(
+            "jwks",
+            claims(json!({"sub": "u1", "secret": "hunter2"})),
+            &[],
+        );
         assert!(!format!("{principal:?}").contains("hunter2"));
     }
 }

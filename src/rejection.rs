@@ -60,10 +60,7 @@ impl AuthError {
 
     /// No credential was presented.
     pub fn missing_credentials() -> Self {
-        Self::new(
-            AuthErrorKind::MissingCredentials,
-            "authentication required",
-        )
+        Self::new(AuthErrorKind::MissingCredentials, "authentication required")
     }
 
     /// The request carrying the credential is malformed.
@@ -318,18 +315,24 @@ mod tests {
 
     #[test]
     fn missing_credentials_challenge_has_no_error_code() {
-        let response = DefaultRenderer::new("r").render(&AuthError::missing_credentials(), Protocol::Http);
+        let response =
+            DefaultRenderer::new("r").render(&AuthError::missing_credentials(), Protocol::Http);
         assert_eq!(response.status(), 401);
         assert_eq!(response.headers()[WWW_AUTHENTICATE], "Bearer realm=\"r\"");
     }
 
     #[test]
     fn insufficient_scope_names_the_scope() {
-        let response = DefaultRenderer::default()
-            .render(&AuthError::insufficient_scope("reports:read"), Protocol::Http);
+        let response = DefaultRenderer::default().render(
+            &AuthError::insufficient_scope("reports:read"),
+            Protocol::Http,
+        );
         assert_eq!(response.status(), 403);
         let challenge = response.headers()[WWW_AUTHENTICATE].to_str().unwrap();
-        assert!(challenge.contains("error=\"insufficient_scope\""), "{challenge}");
+        assert!(
+            challenge.contains("error=\"insufficient_scope\""),
+            "{challenge}"
+        );
         assert!(challenge.contains("scope=\"reports:read\""), "{challenge}");
         let body: serde_json::Value = serde_json::from_slice(response.body()).unwrap();
         assert_eq!(body["error"], "insufficient_scope");
@@ -340,7 +343,10 @@ mod tests {
         let error = AuthError::invalid_token("bad \"quote\" \\ and\nnewline");
         let response = DefaultRenderer::default().render(&error, Protocol::Http);
         let challenge = response.headers()[WWW_AUTHENTICATE].to_str().unwrap();
-        assert!(challenge.ends_with("error_description=\"bad ?quote? ? and?newline\""), "{challenge}");
+        assert!(
+            challenge.ends_with("error_description=\"bad ?quote? ? and?newline\""),
+            "{challenge}"
+        );
     }
 
     #[test]

@@ -150,18 +150,23 @@ fn too_large() -> AuthError {
 fn is_b64token(token: &str) -> bool {
     let body = token.trim_end_matches('=');
     !body.is_empty()
-        && body
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~' | b'+' | b'/'))
+        && body.bytes().all(|b| {
+            b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~' | b'+' | b'/')
+        })
 }
 
-fn single_header<'a>(headers: &'a HeaderMap, name: &HeaderName) -> Result<Option<&'a [u8]>, AuthError> {
+fn single_header<'a>(
+    headers: &'a HeaderMap,
+    name: &HeaderName,
+) -> Result<Option<&'a [u8]>, AuthError> {
     let mut values = headers.get_all(name).iter();
     let Some(first) = values.next() else {
         return Ok(None);
     };
     if values.next().is_some() {
-        return Err(AuthError::invalid_request(format!("multiple {name} headers")));
+        return Err(AuthError::invalid_request(format!(
+            "multiple {name} headers"
+        )));
     }
     Ok(Some(first.as_bytes()))
 }
@@ -194,7 +199,11 @@ fn bearer(headers: &HeaderMap, max_len: usize) -> Result<Option<String>, AuthErr
     Ok(Some(token.to_owned()))
 }
 
-fn named_header(headers: &HeaderMap, name: &HeaderName, max_len: usize) -> Result<Option<String>, AuthError> {
+fn named_header(
+    headers: &HeaderMap,
+    name: &HeaderName,
+    max_len: usize,
+) -> Result<Option<String>, AuthError> {
     let Some(raw) = single_header(headers, name)? else {
         return Ok(None);
     };
@@ -206,7 +215,9 @@ fn named_header(headers: &HeaderMap, name: &HeaderName, max_len: usize) -> Resul
         return Ok(None);
     }
     if !is_b64token(token) {
-        return Err(AuthError::invalid_request(format!("malformed {name} header")));
+        return Err(AuthError::invalid_request(format!(
+            "malformed {name} header"
+        )));
     }
     Ok(Some(token.to_owned()))
 }
@@ -225,7 +236,9 @@ fn cookie(headers: &HeaderMap, name: &str, max_len: usize) -> Result<Option<Stri
                 continue;
             }
             if found.is_some() {
-                return Err(AuthError::invalid_request(format!("multiple {name} cookies")));
+                return Err(AuthError::invalid_request(format!(
+                    "multiple {name} cookies"
+                )));
             }
             let value = parsed.value();
             if value.len() > max_len {
@@ -236,7 +249,9 @@ fn cookie(headers: &HeaderMap, name: &str, max_len: usize) -> Result<Option<Stri
     }
     match found {
         Some(value) if value.is_empty() => Ok(None),
-        Some(value) if !is_b64token(&value) => Err(AuthError::invalid_request(format!("malformed {name} cookie"))),
+        Some(value) if !is_b64token(&value) => Err(AuthError::invalid_request(format!(
+            "malformed {name} cookie"
+        ))),
         other => Ok(other),
     }
 }
@@ -251,7 +266,9 @@ fn query(uri: &Uri, name: &str, max_len: usize) -> Result<Option<String>, AuthEr
             continue;
         }
         if found.is_some() {
-            return Err(AuthError::invalid_request(format!("multiple {name} parameters")));
+            return Err(AuthError::invalid_request(format!(
+                "multiple {name} parameters"
+            )));
         }
         if value.len() > max_len {
             return Err(too_large());
@@ -260,7 +277,9 @@ fn query(uri: &Uri, name: &str, max_len: usize) -> Result<Option<String>, AuthEr
     }
     match found {
         Some(value) if value.is_empty() => Ok(None),
-        Some(value) if !is_b64token(&value) => Err(AuthError::invalid_request(format!("malformed {name} parameter"))),
+        Some(value) if !is_b64token(&value) => Err(AuthError::invalid_request(format!(
+            "malformed {name} parameter"
+        ))),
         other => Ok(other),
     }
 }
@@ -278,7 +297,10 @@ mod tests {
         map
     }
 
-    fn extract(sources: &TokenSources, pairs: &[(&str, &str)]) -> Result<Option<String>, AuthError> {
+    fn extract(
+        sources: &TokenSources,
+        pairs: &[(&str, &str)],
+    ) -> Result<Option<String>, AuthError> {
         sources
             .extract(&headers(pairs), &Uri::from_static("/"))
             .map(|c| c.map(|c| c.expose().to_owned()))
@@ -289,21 +311,36 @@ mod tests {
         let sources = TokenSources::default();
         for scheme in ["Bearer", "bearer", "BEARER"] {
             let value = format!("{scheme} abc.def.ghi");
-            assert_eq!(extract(&sources, &[("authorization", &value)]).unwrap().as_deref(), Some("abc.def.ghi"));
+            assert_eq!(
+                extract(&sources, &[("authorization", &value)])
+                    .unwrap()
+                    .as_deref(),
+                Some("abc.def.ghi")
+            );
         }
     }
 
     #[test]
     fn other_schemes_are_absent_not_errors() {
         let sources = TokenSources::default();
-        assert_eq!(extract(&sources, &[("authorization", "Basic dXNlcjpwYXNz")]).unwrap(), None);
+        assert_eq!(
+            extract(&sources, &[("authorization", "Basic dXNlcjpwYXNz")]).unwrap(),
+            None
+        );
         assert_eq!(extract(&sources, &[]).unwrap(), None);
     }
 
     #[test]
     fn duplicate_authorization_headers_are_rejected() {
         let sources = TokenSources::default();
-        let error = extract(&sources, &[("authorization", "Bearer a.b.c"), ("authorization", "Bearer d.e.f")]).unwrap_err();
+        let error = extract(
+            &sources,
+            &[
+                ("authorization", "Bearer a.b.c"),
+                ("authorization", "Bearer d.e.f"),
+            ],
+        )
+        .unwrap_err();
         assert_eq!(error.kind(), AuthErrorKind::InvalidRequest);
     }
 
@@ -311,14 +348,21 @@ mod tests {
     fn tokens_with_spaces_or_empty_are_rejected() {
         let sources = TokenSources::default();
         for value in ["Bearer a.b c", "Bearer ", "Bearer a,b", "Bearer a\"b"] {
-            assert!(extract(&sources, &[("authorization", value)]).is_err(), "{value}");
+            assert!(
+                extract(&sources, &[("authorization", value)]).is_err(),
+                "{value}"
+            );
         }
     }
 
     #[test]
     fn oversized_tokens_are_rejected_before_parsing() {
         let sources = TokenSources::default().max_len(10);
-        let error = extract(&sources, &[("authorization", "Bearer aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa")]).unwrap_err();
+        let error = extract(
+            &sources,
+            &[("authorization", "Bearer aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa")],
+        )
+        .unwrap_err();
         assert_eq!(error.kind(), AuthErrorKind::InvalidToken);
         assert_eq!(error.description(), "token too large");
     }
@@ -329,17 +373,51 @@ mod tests {
             TokenSource::Header(HeaderName::from_static("x-token")),
             TokenSource::Cookie("session".into()),
         ]);
-        assert_eq!(extract(&sources, &[("cookie", "a=1; session=from-cookie"), ("x-token", "from-header")]).unwrap().as_deref(), Some("from-header"));
-        assert_eq!(extract(&sources, &[("cookie", "a=1; session=from-cookie")]).unwrap().as_deref(), Some("from-cookie"));
-        assert!(extract(&sources, &[("cookie", "session=a"), ("cookie", "session=b")]).is_err());
+        assert_eq!(
+            extract(
+                &sources,
+                &[
+                    ("cookie", "a=1; session=from-cookie"),
+                    ("x-token", "from-header")
+                ]
+            )
+            .unwrap()
+            .as_deref(),
+            Some("from-header")
+        );
+        assert_eq!(
+            extract(&sources, &[("cookie", "a=1; session=from-cookie")])
+                .unwrap()
+                .as_deref(),
+            Some("from-cookie")
+        );
+        assert!(
+            extract(
+                &sources,
+                &[("cookie", "session=a"), ("cookie", "session=b")]
+            )
+            .is_err()
+        );
     }
 
     #[test]
     fn query_parameter_only_when_configured() {
         let uri = Uri::from_static("/x?access_token=abc.def&y=1");
-        assert_eq!(TokenSources::default().extract(&HeaderMap::new(), &uri).unwrap(), None);
+        assert_eq!(
+            TokenSources::default()
+                .extract(&HeaderMap::new(), &uri)
+                .unwrap(),
+            None
+        );
         let sources = TokenSources::default().with(TokenSource::Query("access_token".into()));
-        assert_eq!(sources.extract(&HeaderMap::new(), &uri).unwrap().unwrap().expose(), "abc.def");
+        assert_eq!(
+            sources
+                .extract(&HeaderMap::new(), &uri)
+                .unwrap()
+                .unwrap()
+                .expose(),
+            "abc.def"
+        );
     }
 
     #[test]

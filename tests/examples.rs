@@ -33,7 +33,11 @@ impl Drop for Running {
 fn quickstart_walks_through_and_exits_zero() {
     let output = Command::new(example("quickstart")).output().unwrap();
     let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(output.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&output.stderr));
+    assert!(
+        output.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
     assert!(stdout.contains("-> 401"), "{stdout}");
     assert!(stdout.contains("-> 403"), "{stdout}");
     assert!(stdout.contains("hello, alice"), "{stdout}");
@@ -41,9 +45,17 @@ fn quickstart_walks_through_and_exits_zero() {
 
 #[test]
 fn resource_server_names_the_missing_variable() {
-    for (set, missing) in [(None, "AUTHKIT_ISSUER"), (Some(("AUTHKIT_ISSUER", "https://idp.example")), "AUTHKIT_AUDIENCE")] {
+    for (set, missing) in [
+        (None, "AUTHKIT_ISSUER"),
+        (
+            Some(("AUTHKIT_ISSUER", "https://idp.example")),
+            "AUTHKIT_AUDIENCE",
+        ),
+    ] {
         let mut command = Command::new(example("resource_server"));
-        command.env_remove("AUTHKIT_ISSUER").env_remove("AUTHKIT_AUDIENCE");
+        command
+            .env_remove("AUTHKIT_ISSUER")
+            .env_remove("AUTHKIT_AUDIENCE");
         if let Some((name, value)) = set {
             command.env(name, value);
         }
@@ -77,7 +89,9 @@ async fn resource_server_serves_its_routes() {
             }
         }
     });
-    let base = receiver.recv_timeout(Duration::from_secs(30)).expect("readiness line");
+    let base = receiver
+        .recv_timeout(Duration::from_secs(30))
+        .expect("readiness line");
     let client = reqwest::Client::new();
     let call = |path: &str, token: Option<String>| {
         let mut request = client.get(format!("{base}{path}"));
@@ -92,7 +106,14 @@ async fn resource_server_serves_its_routes() {
     let started = Instant::now();
     assert_eq!(call("/health", None).await, (200, "ok".to_owned()));
     assert_eq!(call("/me", None).await.0, 401);
-    let user = idp.token().sub("u1").email("u1@example.com").roles(["user"]).groups(["team-a"]).scope("reports:read").sign();
+    let user = idp
+        .token()
+        .sub("u1")
+        .email("u1@example.com")
+        .roles(["user"])
+        .groups(["team-a"])
+        .scope("reports:read")
+        .sign();
     let (status, body) = call("/me", Some(user.clone())).await;
     assert_eq!(status, 200, "{body}");
     let me: serde_json::Value = serde_json::from_str(&body).unwrap();

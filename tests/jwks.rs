@@ -18,13 +18,19 @@ use tower_authkit::{Algorithm, JwksAuthLayer, Principal};
 
 fn app(layer: JwksAuthLayer) -> Router {
     Router::new()
-        .route("/me", get(|p: Principal| async move { p.subject().to_owned() }))
+        .route(
+            "/me",
+            get(|p: Principal| async move { p.subject().to_owned() }),
+        )
         .layer(layer)
 }
 
 fn assert_invalid_token(reply: &Reply, what: &str) {
     assert_eq!(reply.status, 401, "{what}: {reply:?}");
-    assert!(reply.challenge().contains("error=\"invalid_token\""), "{what}: {reply:?}");
+    assert!(
+        reply.challenge().contains("error=\"invalid_token\""),
+        "{what}: {reply:?}"
+    );
     assert_eq!(reply.json()["error"], "invalid_token", "{what}");
 }
 
@@ -50,14 +56,24 @@ async fn discovery_issuer_must_match_exactly() {
         .unwrap();
     let reply = common::get(&app(layer), "/me", Some(&idp.token().sign())).await;
     assert_eq!(reply.status, 503, "{reply:?}");
-    assert_eq!(idp.jwks_fetches(), 0, "keys must not be fetched from a mismatched document");
+    assert_eq!(
+        idp.jwks_fetches(),
+        0,
+        "keys must not be fetched from a mismatched document"
+    );
 }
 
 #[tokio::test]
 async fn every_asymmetric_algorithm_is_accepted() {
     let idp = TestIdp::start().await;
     let app = app(idp.auth_builder().build().unwrap());
-    for alg in [Algorithm::RS256, Algorithm::PS256, Algorithm::ES256, Algorithm::ES384, Algorithm::EdDSA] {
+    for alg in [
+        Algorithm::RS256,
+        Algorithm::PS256,
+        Algorithm::ES256,
+        Algorithm::ES384,
+        Algorithm::EdDSA,
+    ] {
         let reply = common::get(&app, "/me", Some(&idp.token().alg(alg).sign())).await;
         assert_eq!(reply.status, 200, "{alg}: {reply:?}");
     }
@@ -77,7 +93,10 @@ fn b64(value: serde_json::Value) -> String {
 }
 
 fn claims(idp: &TestIdp) -> serde_json::Value {
-    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
     json!({"iss": idp.issuer(), "aud": idp.audience(), "sub": "mallory", "exp": now + 600, "roles": ["admin"]})
 }
 
@@ -88,16 +107,29 @@ async fn forged_and_invalid_tokens_are_rejected() {
     let valid = idp.token().sign();
     let (header, _, signature) = {
         let mut parts = valid.split('.');
-        (parts.next().unwrap().to_owned(), parts.next().unwrap().to_owned(), parts.next().unwrap().to_owned())
+        (
+            parts.next().unwrap().to_owned(),
+            parts.next().unwrap().to_owned(),
+            parts.next().unwrap().to_owned(),
+        )
     };
 
     // alg=none, signed with nothing.
-    let none = format!("{}.{}.", b64(json!({"alg": "none", "kid": "rsa-1"})), b64(claims(&idp)));
+    let none = format!(
+        "{}.{}.",
+        b64(json!({"alg": "none", "kid": "rsa-1"})),
+        b64(claims(&idp))
+    );
     // HS256 keyed with the RSA public key: the classic confusion attack.
     let public_n = idp.jwks()["keys"][0]["n"].as_str().unwrap().to_owned();
     let mut hs_header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256);
     hs_header.kid = Some("rsa-1".into());
-    let hs256 = jsonwebtoken::encode(&hs_header, &claims(&idp), &jsonwebtoken::EncodingKey::from_secret(public_n.as_bytes())).unwrap();
+    let hs256 = jsonwebtoken::encode(
+        &hs_header,
+        &claims(&idp),
+        &jsonwebtoken::EncodingKey::from_secret(public_n.as_bytes()),
+    )
+    .unwrap();
     // The payload swapped for one with more privileges, signature kept.
     let tampered = format!("{header}.{}.{signature}", b64(claims(&idp)));
     let empty_signature = format!("{header}.{}.", b64(claims(&idp)));
@@ -105,18 +137,39 @@ async fn forged_and_invalid_tokens_are_rejected() {
     let cases = [
         ("alg none", none),
         ("HS256 with the public key", hs256),
-        ("foreign key with a known kid", idp.token().foreign_key().sign()),
+        (
+            "foreign key with a known kid",
+            idp.token().foreign_key().sign(),
+        ),
         ("tampered payload", tampered),
         ("empty signature", empty_signature),
-        ("expired", idp.token().expired_for(Duration::from_secs(120)).sign()),
-        ("not yet valid", idp.token().not_before_in(Duration::from_secs(120)).sign()),
-        ("wrong issuer", idp.token().issuer("https://evil.example").sign()),
-        ("issuer with trailing slash", idp.token().issuer(&format!("{}/", idp.issuer())).sign()),
+        (
+            "expired",
+            idp.token().expired_for(Duration::from_secs(120)).sign(),
+        ),
+        (
+            "not yet valid",
+            idp.token().not_before_in(Duration::from_secs(120)).sign(),
+        ),
+        (
+            "wrong issuer",
+            idp.token().issuer("https://evil.example").sign(),
+        ),
+        (
+            "issuer with trailing slash",
+            idp.token().issuer(&format!("{}/", idp.issuer())).sign(),
+        ),
         ("wrong audience", idp.token().audience("other-api").sign()),
         ("missing exp", idp.token().without_claim("exp").sign()),
-        ("exp as a string", idp.token().claim("exp", "9999999999").sign()),
+        (
+            "exp as a string",
+            idp.token().claim("exp", "9999999999").sign(),
+        ),
         ("crit header", idp.token().header("crit", ["exp"]).sign()),
-        ("algorithm not the key's", idp.token().alg(Algorithm::PS256).kid("rsa-1").sign()),
+        (
+            "algorithm not the key's",
+            idp.token().alg(Algorithm::PS256).kid("rsa-1").sign(),
+        ),
         ("garbage", "not-a-jwt".to_owned()),
         ("JWE-shaped", "a.b.c.d.e".to_owned()),
     ];
@@ -148,21 +201,48 @@ async fn header_embedded_keys_are_ignored_and_never_fetched() {
     let (jku, connections) = connection_counter().await;
     // The attacker's own key, published in the token itself.
     let attacker_jwk = json!({"kty": "RSA", "n": "AQAB", "e": "AQAB", "kid": "attacker"});
-    let embedded_jwk = idp.token().foreign_key().kid("attacker").header("jwk", &attacker_jwk).sign();
-    let jku_token = idp.token().foreign_key().kid("attacker").header("jku", &jku).sign();
+    let embedded_jwk = idp
+        .token()
+        .foreign_key()
+        .kid("attacker")
+        .header("jwk", &attacker_jwk)
+        .sign();
+    let jku_token = idp
+        .token()
+        .foreign_key()
+        .kid("attacker")
+        .header("jku", &jku)
+        .sign();
     let x5u_token = idp.token().foreign_key().header("x5u", &jku).sign();
-    for (what, token) in [("jwk", embedded_jwk), ("jku", jku_token), ("x5u", x5u_token)] {
+    for (what, token) in [
+        ("jwk", embedded_jwk),
+        ("jku", jku_token),
+        ("x5u", x5u_token),
+    ] {
         assert_invalid_token(&common::get(&app, "/me", Some(&token)).await, what);
     }
     tokio::time::sleep(Duration::from_millis(50)).await;
-    assert_eq!(connections.load(Ordering::SeqCst), 0, "a header URL was fetched");
+    assert_eq!(
+        connections.load(Ordering::SeqCst),
+        0,
+        "a header URL was fetched"
+    );
 }
 
 #[tokio::test]
 async fn rotated_key_is_accepted_on_first_sight_with_one_fetch() {
     let idp = TestIdp::start().await;
-    let app = app(idp.auth_builder().refresh_cooldown(Duration::from_secs(60)).build().unwrap());
-    assert_eq!(common::get(&app, "/me", Some(&idp.token().sign())).await.status, 200);
+    let app = app(idp
+        .auth_builder()
+        .refresh_cooldown(Duration::from_secs(60))
+        .build()
+        .unwrap());
+    assert_eq!(
+        common::get(&app, "/me", Some(&idp.token().sign()))
+            .await
+            .status,
+        200
+    );
     assert_eq!(idp.jwks_fetches(), 1);
     let new_kid = idp.rotate();
     let token = idp.token().sign();
@@ -170,7 +250,12 @@ async fn rotated_key_is_accepted_on_first_sight_with_one_fetch() {
     assert_eq!(common::get(&app, "/me", Some(&token)).await.status, 200);
     assert_eq!(idp.jwks_fetches(), 2, "exactly one refetch for the new kid");
     // And the new key stays cached.
-    assert_eq!(common::get(&app, "/me", Some(&idp.token().sign())).await.status, 200);
+    assert_eq!(
+        common::get(&app, "/me", Some(&idp.token().sign()))
+            .await
+            .status,
+        200
+    );
     assert_eq!(idp.jwks_fetches(), 2);
 }
 
@@ -182,7 +267,9 @@ async fn concurrent_cold_requests_share_one_fetch() {
     let mut tasks = Vec::new();
     for _ in 0..100 {
         let (app, token) = (app.clone(), token.clone());
-        tasks.push(tokio::spawn(async move { common::get(&app, "/me", Some(&token)).await.status }));
+        tasks.push(tokio::spawn(async move {
+            common::get(&app, "/me", Some(&token)).await.status
+        }));
     }
     for task in tasks {
         assert_eq!(task.await.unwrap(), 200);
@@ -194,19 +281,38 @@ async fn concurrent_cold_requests_share_one_fetch() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn unknown_kids_inside_the_cooldown_cause_at_most_one_fetch() {
     let idp = TestIdp::start().await;
-    let app = app(idp.auth_builder().refresh_cooldown(Duration::from_secs(60)).build().unwrap());
-    assert_eq!(common::get(&app, "/me", Some(&idp.token().sign())).await.status, 200);
+    let app = app(idp
+        .auth_builder()
+        .refresh_cooldown(Duration::from_secs(60))
+        .build()
+        .unwrap());
+    assert_eq!(
+        common::get(&app, "/me", Some(&idp.token().sign()))
+            .await
+            .status,
+        200
+    );
     let before = idp.jwks_fetches();
     let mut tasks = Vec::new();
     for i in 0..500 {
         let app = app.clone();
-        let token = idp.token().foreign_key().kid(&format!("unknown-{i}")).sign();
-        tasks.push(tokio::spawn(async move { common::get(&app, "/me", Some(&token)).await.status }));
+        let token = idp
+            .token()
+            .foreign_key()
+            .kid(&format!("unknown-{i}"))
+            .sign();
+        tasks.push(tokio::spawn(async move {
+            common::get(&app, "/me", Some(&token)).await.status
+        }));
     }
     for task in tasks {
         assert_eq!(task.await.unwrap(), 401);
     }
-    assert!(idp.jwks_fetches() - before <= 1, "{} fetches", idp.jwks_fetches() - before);
+    assert!(
+        idp.jwks_fetches() - before <= 1,
+        "{} fetches",
+        idp.jwks_fetches() - before
+    );
 }
 
 fn fast_failing(idp: &TestIdp) -> tower_authkit::JwksAuthBuilder {
@@ -219,7 +325,10 @@ fn fast_failing(idp: &TestIdp) -> tower_authkit::JwksAuthBuilder {
 #[tokio::test]
 async fn known_keys_outlive_max_age_while_the_provider_is_down() {
     let idp = TestIdp::start().await;
-    let app = app(fast_failing(&idp).max_age(Duration::from_millis(300)).build().unwrap());
+    let app = app(fast_failing(&idp)
+        .max_age(Duration::from_millis(300))
+        .build()
+        .unwrap());
     let token = idp.token().sign();
     assert_eq!(common::get(&app, "/me", Some(&token)).await.status, 200);
     for failure in [IdpFailure::Error, IdpFailure::Hang] {
@@ -228,7 +337,10 @@ async fn known_keys_outlive_max_age_while_the_provider_is_down() {
         let fetches = idp.jwks_fetches();
         let reply = common::get(&app, "/me", Some(&token)).await;
         assert_eq!(reply.status, 200, "{failure:?}: {reply:?}");
-        assert!(idp.jwks_fetches() > fetches, "{failure:?}: a refresh was attempted");
+        assert!(
+            idp.jwks_fetches() > fetches,
+            "{failure:?}: a refresh was attempted"
+        );
     }
     idp.set_failure(IdpFailure::None);
 }

@@ -14,8 +14,9 @@ use http::{Request, Response, StatusCode};
 use serde::Deserialize;
 use tower_authkit::testing::{IdpFailure, TestIdp};
 use tower_authkit::{
-    AuthError, Authorized, BoxFuture, Claims, JwksAuthLayer, Principal, Protocol, RecordedRejection, RequireGroup,
-    RequireRole, RequireScope, RoleResolver, SecurityContext, policy, require_fn,
+    AuthError, Authorized, BoxFuture, Claims, JwksAuthLayer, Principal, Protocol,
+    RecordedRejection, RequireGroup, RequireRole, RequireScope, RoleResolver, SecurityContext,
+    policy, require_fn,
 };
 
 policy!(Admin = RequireRole::new("admin"));
@@ -29,7 +30,11 @@ struct TenantClaims {
 /// A service function far from the handler: reads the caller from the context.
 fn who_is_calling() -> String {
     match SecurityContext::current().require() {
-        Ok(principal) => format!("{} (admin: {})", principal.subject(), SecurityContext::current().has_role("admin")),
+        Ok(principal) => format!(
+            "{} (admin: {})",
+            principal.subject(),
+            SecurityContext::current().has_role("admin")
+        ),
         Err(_) => "nobody".to_owned(),
     }
 }
@@ -59,11 +64,24 @@ fn bearer(token: &str) -> String {
 #[tokio::test]
 async fn required_mode_rejects_missing_tokens_with_a_bare_challenge() {
     let idp = TestIdp::start().await;
-    let server = server(idp.auth_builder().build().unwrap().realm("orders").public_path("/health")).await;
+    let server = server(
+        idp.auth_builder()
+            .build()
+            .unwrap()
+            .realm("orders")
+            .public_path("/health"),
+    )
+    .await;
     let response = server.get("/me").expect_failure().await;
     response.assert_status(StatusCode::UNAUTHORIZED);
-    assert_eq!(response.header("www-authenticate"), "Bearer realm=\"orders\"");
-    assert_eq!(response.json::<serde_json::Value>()["error"], "missing_token");
+    assert_eq!(
+        response.header("www-authenticate"),
+        "Bearer realm=\"orders\""
+    );
+    assert_eq!(
+        response.json::<serde_json::Value>()["error"],
+        "missing_token"
+    );
     // Public paths skip authentication.
     server.get("/health").await.assert_text("ok");
 }
@@ -79,8 +97,16 @@ async fn public_paths_and_predicates_skip_authentication() {
         .skip_if(|head| head.headers.contains_key("x-internal-probe"));
     let server = server(layer).await;
     server.get("/health").await.assert_text("ok");
-    server.get("/context").add_header("x-internal-probe", "1").await.assert_text("nobody");
-    server.get("/context").expect_failure().await.assert_status_unauthorized();
+    server
+        .get("/context")
+        .add_header("x-internal-probe", "1")
+        .await
+        .assert_text("nobody");
+    server
+        .get("/context")
+        .expect_failure()
+        .await
+        .assert_status_unauthorized();
 }
 
 #[tokio::test]
@@ -95,14 +121,23 @@ async fn duplicate_authorization_headers_are_a_bad_request() {
         .unwrap();
     let reply = common::send(&app, request).await;
     assert_eq!(reply.status, 400);
-    assert!(reply.challenge().contains("error=\"invalid_request\""), "{reply:?}");
+    assert!(
+        reply.challenge().contains("error=\"invalid_request\""),
+        "{reply:?}"
+    );
 }
 
 #[tokio::test]
 async fn roles_groups_scopes_and_predicates_give_403_or_200() {
     let idp = TestIdp::start().await;
     let server = server(idp.auth_builder().build().unwrap()).await;
-    let user = idp.token().sub("u1").roles(["user"]).groups(["team-c"]).scope("reports:read").sign();
+    let user = idp
+        .token()
+        .sub("u1")
+        .roles(["user"])
+        .groups(["team-c"])
+        .scope("reports:read")
+        .sign();
     let admin = idp
         .token()
         .sub("a1")
@@ -112,28 +147,77 @@ async fn roles_groups_scopes_and_predicates_give_403_or_200() {
         .email("a1@corp.example")
         .sign();
     for path in ["/admin", "/team", "/reports", "/corp", "/admin-extractor"] {
-        let denied = server.get(path).authorization(bearer(&user)).expect_failure().await;
+        let denied = server
+            .get(path)
+            .authorization(bearer(&user))
+            .expect_failure()
+            .await;
         denied.assert_status_forbidden();
-        assert!(denied.header("www-authenticate").to_str().unwrap().contains("insufficient_scope"));
-        server.get(path).authorization(bearer(&admin)).await.assert_status_ok();
+        assert!(
+            denied
+                .header("www-authenticate")
+                .to_str()
+                .unwrap()
+                .contains("insufficient_scope")
+        );
+        server
+            .get(path)
+            .authorization(bearer(&admin))
+            .await
+            .assert_status_ok();
     }
-    let scope_denied = server.get("/reports").authorization(bearer(&user)).expect_failure().await;
-    assert!(scope_denied.header("www-authenticate").to_str().unwrap().contains("scope=\"reports:read reports:list\""));
+    let scope_denied = server
+        .get("/reports")
+        .authorization(bearer(&user))
+        .expect_failure()
+        .await;
+    assert!(
+        scope_denied
+            .header("www-authenticate")
+            .to_str()
+            .unwrap()
+            .contains("scope=\"reports:read reports:list\"")
+    );
 }
 
 #[tokio::test]
 async fn keycloak_roles_are_mapped() {
     let idp = TestIdp::start().await;
     let server = server(idp.auth_builder().build().unwrap()).await;
-    let realm_admin = idp.token().claim("realm_access", serde_json::json!({"roles": ["admin"]})).sign();
-    server.get("/admin").authorization(bearer(&realm_admin)).await.assert_status_ok();
+    let realm_admin = idp
+        .token()
+        .claim("realm_access", serde_json::json!({"roles": ["admin"]}))
+        .sign();
+    server
+        .get("/admin")
+        .authorization(bearer(&realm_admin))
+        .await
+        .assert_status_ok();
     let client_admin = idp
         .token()
-        .claim("resource_access", serde_json::json!({ idp.audience(): {"roles": ["admin"]}, "other": {"roles": ["x"]} }))
+        .claim(
+            "resource_access",
+            serde_json::json!({ idp.audience(): {"roles": ["admin"]}, "other": {"roles": ["x"]} }),
+        )
         .sign();
-    server.get("/admin").authorization(bearer(&client_admin)).await.assert_status_ok();
-    let other_client = idp.token().claim("resource_access", serde_json::json!({"other": {"roles": ["admin"]}})).sign();
-    server.get("/admin").authorization(bearer(&other_client)).expect_failure().await.assert_status_forbidden();
+    server
+        .get("/admin")
+        .authorization(bearer(&client_admin))
+        .await
+        .assert_status_ok();
+    let other_client = idp
+        .token()
+        .claim(
+            "resource_access",
+            serde_json::json!({"other": {"roles": ["admin"]}}),
+        )
+        .sign();
+    server
+        .get("/admin")
+        .authorization(bearer(&other_client))
+        .expect_failure()
+        .await
+        .assert_status_forbidden();
 }
 
 #[tokio::test]
@@ -141,7 +225,11 @@ async fn security_context_is_readable_from_functions_the_handler_calls() {
     let idp = TestIdp::start().await;
     let server = server(idp.auth_builder().build().unwrap()).await;
     let token = idp.token().sub("carol").roles(["admin"]).sign();
-    server.get("/context").authorization(bearer(&token)).await.assert_text("carol (admin: true)");
+    server
+        .get("/context")
+        .authorization(bearer(&token))
+        .await
+        .assert_text("carol (admin: true)");
     // Outside any request the context is empty.
     assert!(SecurityContext::current().principal().is_none());
 }
@@ -150,10 +238,23 @@ async fn security_context_is_readable_from_functions_the_handler_calls() {
 async fn typed_claims_are_deserialized() {
     let idp = TestIdp::start().await;
     let server = server(idp.auth_builder().build().unwrap()).await;
-    let token = idp.token().claim("tenant", "acme").claim("seats", 12).sign();
-    server.get("/tenant").authorization(bearer(&token)).await.assert_text("acme:12");
+    let token = idp
+        .token()
+        .claim("tenant", "acme")
+        .claim("seats", 12)
+        .sign();
+    server
+        .get("/tenant")
+        .authorization(bearer(&token))
+        .await
+        .assert_text("acme:12");
     let missing = idp.token().sign();
-    server.get("/tenant").authorization(bearer(&missing)).expect_failure().await.assert_status_unauthorized();
+    server
+        .get("/tenant")
+        .authorization(bearer(&missing))
+        .expect_failure()
+        .await
+        .assert_status_unauthorized();
 }
 
 #[tokio::test]
@@ -161,14 +262,38 @@ async fn optional_mode_lets_anonymous_requests_through() {
     let idp = TestIdp::start().await;
     let server = server(idp.auth_builder().build().unwrap().optional()).await;
     server.get("/maybe").await.assert_text("anonymous");
-    server.get("/me").expect_failure().await.assert_status_unauthorized();
-    server.get("/maybe").authorization(bearer(&idp.token().sub("dave").sign())).await.assert_text("dave");
+    server
+        .get("/me")
+        .expect_failure()
+        .await
+        .assert_status_unauthorized();
+    server
+        .get("/maybe")
+        .authorization(bearer(&idp.token().sub("dave").sign()))
+        .await
+        .assert_text("dave");
     // A present but invalid token is still rejected...
     let expired = idp.token().expired_for(Duration::from_secs(600)).sign();
-    server.get("/maybe").authorization(bearer(&expired)).expect_failure().await.assert_status_unauthorized();
+    server
+        .get("/maybe")
+        .authorization(bearer(&expired))
+        .expect_failure()
+        .await
+        .assert_status_unauthorized();
     // ...unless the user opts to treat it as anonymous.
-    let lenient = self::server(idp.auth_builder().build().unwrap().optional().invalid_as_anonymous(true)).await;
-    lenient.get("/maybe").authorization(bearer(&expired)).await.assert_text("anonymous");
+    let lenient = self::server(
+        idp.auth_builder()
+            .build()
+            .unwrap()
+            .optional()
+            .invalid_as_anonymous(true),
+    )
+    .await;
+    lenient
+        .get("/maybe")
+        .authorization(bearer(&expired))
+        .await
+        .assert_text("anonymous");
 }
 
 #[tokio::test]
@@ -187,15 +312,42 @@ async fn enrich_only_mode_records_the_outcome_for_extractors() {
         .layer(idp.auth_builder().build().unwrap().enrich_only());
     let server = TestServer::new(app).unwrap();
     let expired = idp.token().expired_for(Duration::from_secs(600)).sign();
-    server.get("/outcome").authorization(bearer(&expired)).await.assert_text("invalid_token");
+    server
+        .get("/outcome")
+        .authorization(bearer(&expired))
+        .await
+        .assert_text("invalid_token");
     server.get("/outcome").await.assert_text("missing_token");
-    server.get("/outcome").authorization(bearer(&idp.token().sign())).await.assert_text("authenticated");
+    server
+        .get("/outcome")
+        .authorization(bearer(&idp.token().sign()))
+        .await
+        .assert_text("authenticated");
     // The extractors enforce what the layer recorded.
-    let rejected = server.get("/me").authorization(bearer(&expired)).expect_failure().await;
+    let rejected = server
+        .get("/me")
+        .authorization(bearer(&expired))
+        .expect_failure()
+        .await;
     rejected.assert_status_unauthorized();
-    assert!(rejected.header("www-authenticate").to_str().unwrap().contains("token expired"));
-    server.get("/maybe").authorization(bearer(&expired)).await.assert_text("anonymous");
-    server.get("/admin").authorization(bearer(&expired)).expect_failure().await.assert_status_unauthorized();
+    assert!(
+        rejected
+            .header("www-authenticate")
+            .to_str()
+            .unwrap()
+            .contains("token expired")
+    );
+    server
+        .get("/maybe")
+        .authorization(bearer(&expired))
+        .await
+        .assert_text("anonymous");
+    server
+        .get("/admin")
+        .authorization(bearer(&expired))
+        .expect_failure()
+        .await
+        .assert_status_unauthorized();
 }
 
 #[tokio::test]
@@ -209,7 +361,11 @@ async fn optional_principal_surfaces_upstream_failures() {
         .unwrap()
         .enrich_only();
     let server = server(layer).await;
-    let response = server.get("/maybe").authorization(bearer(&idp.token().sign())).expect_failure().await;
+    let response = server
+        .get("/maybe")
+        .authorization(bearer(&idp.token().sign()))
+        .expect_failure()
+        .await;
     response.assert_status(StatusCode::SERVICE_UNAVAILABLE);
 }
 
@@ -222,15 +378,27 @@ async fn custom_renderer_is_used_by_the_layer_and_inner_checks() {
         response
     };
     let server = server(idp.auth_builder().build().unwrap().renderer(renderer)).await;
-    server.get("/me").expect_failure().await.assert_text("custom missing_token");
+    server
+        .get("/me")
+        .expect_failure()
+        .await
+        .assert_text("custom missing_token");
     let user = idp.token().sign();
-    server.get("/admin").authorization(bearer(&user)).expect_failure().await.assert_text("custom insufficient_scope");
+    server
+        .get("/admin")
+        .authorization(bearer(&user))
+        .expect_failure()
+        .await
+        .assert_text("custom insufficient_scope");
 }
 
 struct FinanceRoles;
 
 impl RoleResolver for FinanceRoles {
-    fn resolve<'a>(&'a self, principal: &'a Principal) -> BoxFuture<'a, Result<Vec<String>, AuthError>> {
+    fn resolve<'a>(
+        &'a self,
+        principal: &'a Principal,
+    ) -> BoxFuture<'a, Result<Vec<String>, AuthError>> {
         Box::pin(async move {
             let mut roles = principal.roles().to_vec();
             if principal.claim("department").and_then(|d| d.as_str()) == Some("finance") {
@@ -244,11 +412,26 @@ impl RoleResolver for FinanceRoles {
 #[tokio::test]
 async fn role_resolver_extends_the_mapping() {
     let idp = TestIdp::start().await;
-    let server = server(idp.auth_builder().role_resolver(FinanceRoles).build().unwrap()).await;
+    let server = server(
+        idp.auth_builder()
+            .role_resolver(FinanceRoles)
+            .build()
+            .unwrap(),
+    )
+    .await;
     let finance = idp.token().claim("department", "finance").sign();
-    server.get("/admin").authorization(bearer(&finance)).await.assert_status_ok();
+    server
+        .get("/admin")
+        .authorization(bearer(&finance))
+        .await
+        .assert_status_ok();
     let sales = idp.token().claim("department", "sales").sign();
-    server.get("/admin").authorization(bearer(&sales)).expect_failure().await.assert_status_forbidden();
+    server
+        .get("/admin")
+        .authorization(bearer(&sales))
+        .expect_failure()
+        .await
+        .assert_status_forbidden();
 }
 
 #[tokio::test]
@@ -256,14 +439,33 @@ async fn bad_input_never_yields_a_500() {
     let idp = TestIdp::start().await;
     let app = routes().layer(idp.auth_builder().build().unwrap());
     let nasty = [
-        "Bearer", "Bearer  ", "Bearer a b", "bearer ..", "Bearer ...", "Bearer e30.e30.e30", "Bearer %%%.%%%.%%%",
-        "Bearer eyJhbGciOiJSUzI1NiJ9.e30.AAAA", "Basic Zm9vOmJhcg==", "Bearer \u{7f}",
+        "Bearer",
+        "Bearer  ",
+        "Bearer a b",
+        "bearer ..",
+        "Bearer ...",
+        "Bearer e30.e30.e30",
+        "Bearer %%%.%%%.%%%",
+        "Bearer eyJhbGciOiJSUzI1NiJ9.e30.AAAA",
+        "Basic Zm9vOmJhcg==",
+        "Bearer \u{7f}",
     ];
     for value in nasty {
-        let Ok(request) = Request::get("/me").header("authorization", value).body(Body::empty()) else { continue };
+        let Ok(request) = Request::get("/me")
+            .header("authorization", value)
+            .body(Body::empty())
+        else {
+            continue;
+        };
         let reply = common::send(&app, request).await;
-        assert!(matches!(reply.status.as_u16(), 400 | 401), "{value:?} -> {reply:?}");
+        assert!(
+            matches!(reply.status.as_u16(), 400 | 401),
+            "{value:?} -> {reply:?}"
+        );
     }
-    let request = Request::get("/me").header("authorization", &b"Bearer \xff\xfe"[..]).body(Body::empty()).unwrap();
+    let request = Request::get("/me")
+        .header("authorization", &b"Bearer \xff\xfe"[..])
+        .body(Body::empty())
+        .unwrap();
     assert_eq!(common::send(&app, request).await.status, 400);
 }

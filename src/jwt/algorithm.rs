@@ -108,7 +108,9 @@ impl AlgorithmSet {
 
     #[cfg(test)]
     pub(crate) fn iter(self) -> impl Iterator<Item = Algorithm> {
-        Algorithm::ALL.into_iter().filter(move |alg| self.contains(*alg))
+        Algorithm::ALL
+            .into_iter()
+            .filter(move |alg| self.contains(*alg))
     }
 }
 

@@ -141,7 +141,10 @@ impl Fetcher {
             return Err(FetchError::Status(status.as_u16()));
         }
         let max = self.policy.max_body;
-        if response.content_length().is_some_and(|len| len > max as u64) {
+        if response
+            .content_length()
+            .is_some_and(|len| len > max as u64)
+        {
             return Err(FetchError::TooLarge);
         }
         let mut body = Vec::new();
@@ -179,18 +182,22 @@ pub(crate) async fn discover_jwks_uri(fetcher: &Fetcher, issuer: &str) -> Result
         issuer: String,
         jwks_uri: String,
     }
-    let document: Discovery =
-        serde_json::from_slice(&body).map_err(|_| FetchError::Invalid("malformed discovery document"))?;
+    let document: Discovery = serde_json::from_slice(&body)
+        .map_err(|_| FetchError::Invalid("malformed discovery document"))?;
     if document.issuer != issuer {
         return Err(FetchError::IssuerMismatch);
     }
-    let jwks_uri = Url::parse(&document.jwks_uri).map_err(|_| FetchError::Invalid("malformed jwks_uri"))?;
+    let jwks_uri =
+        Url::parse(&document.jwks_uri).map_err(|_| FetchError::Invalid("malformed jwks_uri"))?;
     check_url(&jwks_uri).map_err(|_| FetchError::InsecureUrl)?;
     Ok(jwks_uri)
 }
 
 pub(crate) fn discovery_url(issuer: &str) -> Result<Url, url::ParseError> {
-    Url::parse(&format!("{}/.well-known/openid-configuration", issuer.trim_end_matches('/')))
+    Url::parse(&format!(
+        "{}/.well-known/openid-configuration",
+        issuer.trim_end_matches('/')
+    ))
 }
 
 #[cfg(test)]
@@ -199,10 +206,22 @@ mod tests {
 
     #[test]
     fn https_everywhere_except_loopback() {
-        for ok in ["https://idp.example/jwks", "http://127.0.0.1:8080/jwks", "http://[::1]/jwks", "http://localhost/x", "http://127.1.2.3/x"] {
+        for ok in [
+            "https://idp.example/jwks",
+            "http://127.0.0.1:8080/jwks",
+            "http://[::1]/jwks",
+            "http://localhost/x",
+            "http://127.1.2.3/x",
+        ] {
             assert!(parse_url("jwks_url", ok).is_ok(), "{ok}");
         }
-        for bad in ["http://idp.example/jwks", "http://10.0.0.1/jwks", "ftp://idp.example/x", "file:///etc/passwd", "not a url"] {
+        for bad in [
+            "http://idp.example/jwks",
+            "http://10.0.0.1/jwks",
+            "ftp://idp.example/x",
+            "file:///etc/passwd",
+            "not a url",
+        ] {
             assert!(parse_url("jwks_url", bad).is_err(), "{bad}");
         }
     }
@@ -210,7 +229,9 @@ mod tests {
     #[test]
     fn discovery_url_keeps_the_issuer_path() {
         assert_eq!(
-            discovery_url("https://idp.example/realms/a/").unwrap().as_str(),
+            discovery_url("https://idp.example/realms/a/")
+                .unwrap()
+                .as_str(),
             "https://idp.example/realms/a/.well-known/openid-configuration"
         );
     }

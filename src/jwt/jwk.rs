@@ -51,7 +51,10 @@ impl KeySet {
                 Some(key) => {
                     let key = Arc::new(key);
                     if let Some(kid) = &key.kid {
-                        set.by_kid.entry(kid.clone()).or_default().push(Arc::clone(&key));
+                        set.by_kid
+                            .entry(kid.clone())
+                            .or_default()
+                            .push(Arc::clone(&key));
                     }
                     set.all.push(key);
                 }
@@ -118,7 +121,10 @@ fn usable_key(entry: &Value, allowed: AlgorithmSet) -> Option<VerifyingKey> {
         Some(alg) => Some(Algorithm::from_name(alg.as_str()?)?),
     };
     let (family, key) = match text(entry, "kty")? {
-        "RSA" => (AlgorithmSet::RSA, DecodingKey::from_rsa_components(text(entry, "n")?, text(entry, "e")?).ok()?),
+        "RSA" => (
+            AlgorithmSet::RSA,
+            DecodingKey::from_rsa_components(text(entry, "n")?, text(entry, "e")?).ok()?,
+        ),
         "EC" => {
             let alg = match text(entry, "crv")? {
                 "P-256" => Algorithm::ES256,
@@ -130,7 +136,10 @@ fn usable_key(entry: &Value, allowed: AlgorithmSet) -> Option<VerifyingKey> {
             if !coordinate_has_size(x, size) || !coordinate_has_size(y, size) {
                 return None;
             }
-            (AlgorithmSet::from(alg), DecodingKey::from_ec_components(x, y).ok()?)
+            (
+                AlgorithmSet::from(alg),
+                DecodingKey::from_ec_components(x, y).ok()?,
+            )
         }
         "OKP" => {
             if text(entry, "crv")? != "Ed25519" {
@@ -140,7 +149,10 @@ fn usable_key(entry: &Value, allowed: AlgorithmSet) -> Option<VerifyingKey> {
             if !coordinate_has_size(x, 32) {
                 return None;
             }
-            (AlgorithmSet::from(Algorithm::EdDSA), DecodingKey::from_ed_components(x).ok()?)
+            (
+                AlgorithmSet::from(Algorithm::EdDSA),
+                DecodingKey::from_ed_components(x).ok()?,
+            )
         }
         _ => return None,
     };
@@ -179,7 +191,11 @@ mod tests {
     const N: &str = "sXchDaQebHnPiGvyDOAT4saGEUetSyo9MKLOoWFsueri23bOdgWp4Dy1WlUzewbgBHod5pcM9H95GQRV3JDXboIRROSBigeC5yjU1hGzHHyXss8UDprecbAYxknTcQkhslANGRUZmdTOQ5qTRsLAt6BTYuyvVRdhS8exSZEy_c4gs_7svlJJQ4H9_NxsiIoLwAEk7-Q3UXERGYw_75IDrGA84-lA_-Ct4eTlXHBIY2EaV7t7LjJaynVJCpkv4LKjTTAumiGUIuQhrNhZLuF_RJLqHpM2kgWFLU7-VTdL1VbC2tejvcI2BlMkEpk1BzBZI0KQB0GaDWFLN-aEAw3vRw";
 
     fn parse(keys: Value) -> KeySet {
-        KeySet::parse(json!({ "keys": keys }).to_string().as_bytes(), Algorithm::ALL.into_iter().collect()).unwrap()
+        KeySet::parse(
+            json!({ "keys": keys }).to_string().as_bytes(),
+            Algorithm::ALL.into_iter().collect(),
+        )
+        .unwrap()
     }
 
     #[test]
@@ -213,13 +229,31 @@ mod tests {
             {"kty": "RSA", "kid": "rs", "alg": "RS256", "n": N, "e": "AQAB"},
             {"kty": "RSA", "kid": "any-rsa", "n": N, "e": "AQAB"},
         ]));
-        assert!(matches!(set.find(Some("rs"), Algorithm::RS256), Lookup::Found(_)));
-        assert!(matches!(set.find(Some("rs"), Algorithm::PS256), Lookup::WrongAlgorithm));
-        assert!(matches!(set.find(Some("rs"), Algorithm::ES256), Lookup::WrongAlgorithm));
-        assert!(matches!(set.find(Some("any-rsa"), Algorithm::PS384), Lookup::Found(_)));
-        assert!(matches!(set.find(Some("other"), Algorithm::RS256), Lookup::Unknown));
+        assert!(matches!(
+            set.find(Some("rs"), Algorithm::RS256),
+            Lookup::Found(_)
+        ));
+        assert!(matches!(
+            set.find(Some("rs"), Algorithm::PS256),
+            Lookup::WrongAlgorithm
+        ));
+        assert!(matches!(
+            set.find(Some("rs"), Algorithm::ES256),
+            Lookup::WrongAlgorithm
+        ));
+        assert!(matches!(
+            set.find(Some("any-rsa"), Algorithm::PS384),
+            Lookup::Found(_)
+        ));
+        assert!(matches!(
+            set.find(Some("other"), Algorithm::RS256),
+            Lookup::Unknown
+        ));
         // No kid: two RSA keys fit RS256, one fits PS256.
-        assert!(matches!(set.find(None, Algorithm::RS256), Lookup::Ambiguous));
+        assert!(matches!(
+            set.find(None, Algorithm::RS256),
+            Lookup::Ambiguous
+        ));
         assert!(matches!(set.find(None, Algorithm::PS256), Lookup::Found(_)));
     }
 }

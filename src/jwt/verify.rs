@@ -41,7 +41,8 @@ fn invalid(reason: &'static str) -> AuthError {
 /// `alg` (never `none` or `HS*`), no `crit`.
 pub(crate) fn parse(token: &str, allowed: AlgorithmSet) -> Result<Jws<'_>, AuthError> {
     let mut parts = token.split('.');
-    let (Some(header), Some(payload), Some(signature), None) = (parts.next(), parts.next(), parts.next(), parts.next())
+    let (Some(header), Some(payload), Some(signature), None) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
     else {
         return Err(invalid("malformed token"));
     };
@@ -51,12 +52,16 @@ pub(crate) fn parse(token: &str, allowed: AlgorithmSet) -> Result<Jws<'_>, AuthE
     if signature.is_empty() {
         return Err(invalid("missing signature"));
     }
-    let header_json = URL_SAFE_NO_PAD.decode(header).map_err(|_| invalid("malformed token header"))?;
-    let parsed: Header = serde_json::from_slice(&header_json).map_err(|_| invalid("malformed token header"))?;
+    let header_json = URL_SAFE_NO_PAD
+        .decode(header)
+        .map_err(|_| invalid("malformed token header"))?;
+    let parsed: Header =
+        serde_json::from_slice(&header_json).map_err(|_| invalid("malformed token header"))?;
     if parsed.crit.is_some() {
         return Err(invalid("unsupported critical header parameters"));
     }
-    let alg = Algorithm::from_name(&parsed.alg).ok_or_else(|| invalid("unsupported token algorithm"))?;
+    let alg =
+        Algorithm::from_name(&parsed.alg).ok_or_else(|| invalid("unsupported token algorithm"))?;
     if !allowed.contains(alg) {
         return Err(invalid("token algorithm not allowed"));
     }
@@ -73,7 +78,12 @@ impl Jws<'_> {
     /// Verifies the signature with `key`, which the caller chose for `self.alg`.
     pub(crate) fn verify_signature(&self, key: &VerifyingKey) -> Result<(), AuthError> {
         debug_assert!(key.algorithms.contains(self.alg));
-        match jsonwebtoken::crypto::verify(self.signature, self.signing_input.as_bytes(), &key.key, self.alg.to_jsonwebtoken()) {
+        match jsonwebtoken::crypto::verify(
+            self.signature,
+            self.signing_input.as_bytes(),
+            &key.key,
+            self.alg.to_jsonwebtoken(),
+        ) {
             Ok(true) => Ok(()),
             _ => Err(invalid("invalid signature")),
         }
@@ -81,7 +91,9 @@ impl Jws<'_> {
 
     /// Decodes the payload into a claims object (after the signature checked out).
     pub(crate) fn claims(&self) -> Result<RawClaims, AuthError> {
-        let bytes = URL_SAFE_NO_PAD.decode(self.payload).map_err(|_| invalid("malformed token payload"))?;
+        let bytes = URL_SAFE_NO_PAD
+            .decode(self.payload)
+            .map_err(|_| invalid("malformed token payload"))?;
         match serde_json::from_slice(&bytes) {
             Ok(Value::Object(claims)) => Ok(claims),
             _ => Err(invalid("malformed token payload")),
@@ -126,7 +138,8 @@ impl ClaimRules {
             let ok = match claims.get("aud") {
                 Some(Value::String(aud)) => accepted(aud),
                 Some(Value::Array(auds)) => {
-                    auds.iter().all(Value::is_string) && auds.iter().filter_map(Value::as_str).any(accepted)
+                    auds.iter().all(Value::is_string)
+                        && auds.iter().filter_map(Value::as_str).any(accepted)
                 }
                 _ => false,
             };
@@ -171,10 +184,17 @@ mod tests {
     #[test]
     fn header_rules() {
         assert!(parse(&token(json!({"alg": "RS256", "kid": "k"})), all()).is_ok());
-        for header in [json!({"alg": "none"}), json!({"alg": "HS256"}), json!({"kid": "k"}), json!({"alg": 1})] {
+        for header in [
+            json!({"alg": "none"}),
+            json!({"alg": "HS256"}),
+            json!({"kid": "k"}),
+            json!({"alg": 1}),
+        ] {
             assert!(parse(&token(header.clone()), all()).is_err(), "{header}");
         }
-        let crit = parse(&token(json!({"alg": "RS256", "crit": ["exp"]})), all()).err().unwrap();
+        let crit = parse(&token(json!({"alg": "RS256", "crit": ["exp"]})), all())
+            .err()
+            .unwrap();
         assert_eq!(crit.description(), "unsupported critical header parameters");
         let ps256 = token(json!({"alg": "PS256"}));
         assert!(parse(&ps256, AlgorithmSet::from(Algorithm::RS256)).is_err());
@@ -183,7 +203,15 @@ mod tests {
     #[test]
     fn structure_rules() {
         let header = b64(&json!({"alg": "RS256"}));
-        for bad in ["", "a", "a.b", &format!("{header}.e30."), &format!("{header}.e30.s.x"), &format!(".e30.s"), "###.e30.s"] {
+        for bad in [
+            "",
+            "a",
+            "a.b",
+            &format!("{header}.e30."),
+            &format!("{header}.e30.s.x"),
+            ".e30.s",
+            "###.e30.s",
+        ] {
             assert!(parse(bad, all()).is_err(), "{bad}");
         }
     }
@@ -201,17 +229,36 @@ mod tests {
     }
 
     fn now() -> f64 {
-        SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs_f64()
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .as_secs_f64()
     }
 
     #[test]
     fn claim_rules() {
         let iss = "https://issuer.example";
         let exp = now() + 60.0;
-        assert!(rules().check(&claims(json!({"iss": iss, "aud": "api", "exp": exp}))).is_ok());
-        assert!(rules().check(&claims(json!({"iss": iss, "aud": ["x", "api"], "exp": exp}))).is_ok());
+        assert!(
+            rules()
+                .check(&claims(json!({"iss": iss, "aud": "api", "exp": exp})))
+                .is_ok()
+        );
+        assert!(
+            rules()
+                .check(&claims(
+                    json!({"iss": iss, "aud": ["x", "api"], "exp": exp})
+                ))
+                .is_ok()
+        );
         // Within leeway.
-        assert!(rules().check(&claims(json!({"iss": iss, "aud": "api", "exp": now() - 10.0}))).is_ok());
+        assert!(
+            rules()
+                .check(&claims(
+                    json!({"iss": iss, "aud": "api", "exp": now() - 10.0})
+                ))
+                .is_ok()
+        );
         let bad = [
             json!({"iss": iss, "aud": "api"}),
             json!({"iss": iss, "aud": "api", "exp": now() - 60.0}),
@@ -227,7 +274,10 @@ mod tests {
             json!({"iss": iss, "aud": "api", "exp": exp, "sub": 42}),
         ];
         for claims_value in bad {
-            assert!(rules().check(&claims(claims_value.clone())).is_err(), "{claims_value}");
+            assert!(
+                rules().check(&claims(claims_value.clone())).is_err(),
+                "{claims_value}"
+            );
         }
     }
 }

@@ -27,7 +27,9 @@ impl<S: Clone, A> Clone for AuthService<S, A> {
 
 impl<S, A> std::fmt::Debug for AuthService<S, A> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("AuthService").field("layer", &self.layer).finish_non_exhaustive()
+        f.debug_struct("AuthService")
+            .field("layer", &self.layer)
+            .finish_non_exhaustive()
     }
 }
 
@@ -112,9 +114,11 @@ where
     S: Service<Request<ReqBody>, Response = Response<ResBody>>,
 {
     match on_failure(config.mode, config.invalid_as_anonymous, error) {
-        Failure::Reject(error) => {
-            ResponseFuture::rejected(config.renderer.render(&error, Protocol::of(request.headers())))
-        }
+        Failure::Reject(error) => ResponseFuture::rejected(
+            config
+                .renderer
+                .render(&error, Protocol::of(request.headers())),
+        ),
         Failure::PassRecorded(error) => {
             request.extensions_mut().insert(RecordedRejection(error));
             ResponseFuture::call_inner(inner, request, SecurityContext::default())

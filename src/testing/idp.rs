@@ -130,7 +130,9 @@ pub struct TestIdp {
 
 impl std::fmt::Debug for TestIdp {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("TestIdp").field("issuer", &self.state.issuer).finish()
+        f.debug_struct("TestIdp")
+            .field("issuer", &self.state.issuer)
+            .finish()
     }
 }
 
@@ -179,7 +181,11 @@ impl TestIdp {
         let server = tokio::spawn(async move {
             let _ = axum::serve(listener, app).await;
         });
-        TestIdp { state, addr, server }
+        TestIdp {
+            state,
+            addr,
+            server,
+        }
     }
 
     /// The issuer, `http://127.0.0.1:<port>`.
@@ -204,7 +210,9 @@ impl TestIdp {
 
     /// A [`JwksAuthLayer`] builder preset with this provider's issuer and audience.
     pub fn auth_builder(&self) -> JwksAuthBuilder {
-        JwksAuthLayer::builder().issuer(self.issuer()).audience(self.audience())
+        JwksAuthLayer::builder()
+            .issuer(self.issuer())
+            .audience(self.audience())
     }
 
     /// Starts a token: `sub` = `test-user`, this issuer and audience, `iat`
@@ -219,8 +227,13 @@ impl TestIdp {
         let mut ring = self.state.ring();
         ring.rotations += 1;
         let kid = format!("rsa-{}", ring.rotations + 1);
-        let material = if ring.rotations % 2 == 1 { &KEYS[2] } else { &KEYS[0] };
-        ring.published.push(SigningKey::new(kid.clone(), Algorithm::RS256, material));
+        let material = if ring.rotations % 2 == 1 {
+            &KEYS[2]
+        } else {
+            &KEYS[0]
+        };
+        ring.published
+            .push(SigningKey::new(kid.clone(), Algorithm::RS256, material));
         kid
     }
 
@@ -231,7 +244,12 @@ impl TestIdp {
 
     /// The kids currently published.
     pub fn kids(&self) -> Vec<String> {
-        self.state.ring().published.iter().map(|k| k.kid.clone()).collect()
+        self.state
+            .ring()
+            .published
+            .iter()
+            .map(|k| k.kid.clone())
+            .collect()
     }
 
     /// The JWKS document as served.
@@ -271,7 +289,11 @@ async fn misbehave(state: &IdpState) -> Option<Response> {
     loop {
         match state.failure() {
             IdpFailure::None => return None,
-            IdpFailure::Error => return Some((StatusCode::INTERNAL_SERVER_ERROR, "injected failure").into_response()),
+            IdpFailure::Error => {
+                return Some(
+                    (StatusCode::INTERNAL_SERVER_ERROR, "injected failure").into_response(),
+                );
+            }
             IdpFailure::Hang if started.elapsed() > Duration::from_secs(60) => {
                 return Some(StatusCode::GATEWAY_TIMEOUT.into_response());
             }

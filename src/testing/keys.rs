@@ -205,10 +205,7 @@ axRiSfGFE2agXVdLpkUv+DCjY0AATxhGZ15IHFDYh4keScBOlHIqbKQ=
 MC4CAQAwBQYDK2VwBCIEIAU9/ySLqvTcxxwWA4Iuys3kxJaRwCGqEQ2gRwFmLsBn
 -----END PRIVATE KEY-----
 ",
-        public: (
-            "36YoX47GeyviNuh0p_UE9Mjg4yCSf5Vp2uIEbcNtkQE",
-            "",
-        ),
+        public: ("36YoX47GeyviNuh0p_UE9Mjg4yCSf5Vp2uIEbcNtkQE", ""),
     },
     KeyMaterial {
         kind: KeyKind::Ed25519,
@@ -216,9 +213,6 @@ MC4CAQAwBQYDK2VwBCIEIAU9/ySLqvTcxxwWA4Iuys3kxJaRwCGqEQ2gRwFmLsBn
 MC4CAQAwBQYDK2VwBCIEIOzZ2OhuxSQnXAknfLQanJiVX7znVHPTU9Ba/me+6x3C
 -----END PRIVATE KEY-----
 ",
-        public: (
-            "SaRXuNUKGl8b9QuHivKgw__sayF_1ALEfULJpI8XRMA",
-            "",
-        ),
+        public: ("SaRXuNUKGl8b9QuHivKgw__sayF_1ALEfULJpI8XRMA", ""),
     },
 ];
