@@ -8,6 +8,11 @@ export CARGO_TERM_COLOR=never
 
 step() { printf '\n==> %s\n' "$*"; }
 
+# Every `cargo test` run's output is kept so the closing line can sum them up.
+results=$(mktemp)
+trap 'rm -f "$results"' EXIT
+run_tests() { cargo test "$@" 2>&1 | tee -a "$results"; }
+
 step "cargo fmt --check"
 cargo fmt --all -- --check
 
@@ -15,13 +20,17 @@ step "cargo clippy (all targets, all features)"
 cargo clippy --all-targets --all-features -- -D warnings
 
 step "tests with all features (both crypto backends compiled in)"
-cargo test --all-features
+run_tests --all-features
 
 step "unit tests with no crypto backend (config error, never a panic)"
-cargo test --no-default-features --features axum,jwks --lib
+run_tests --no-default-features --features axum,jwks --lib
 
 step "docs"
 RUSTDOCFLAGS="-D warnings" cargo doc --no-deps --all-features
 
 step "quickstart with default features"
 cargo run --quiet --example quickstart
+
+passed=$(grep -oE '^test result: .* ([0-9]+) passed' "$results" | grep -oE '[0-9]+ passed' | awk '{s+=$1} END {print s+0}')
+failed=$(grep -oE '([0-9]+) failed;' "$results" | awk '{s+=$1} END {print s+0}')
+printf '\ntests: %s passed, %s failed\n' "$passed" "$failed"

@@ -378,3 +378,36 @@ async fn oversized_tokens_are_rejected_before_parsing() {
     assert_invalid_token(&reply, "oversized");
     assert_eq!(reply.json()["error_description"], "token too large");
 }
+
+#[tokio::test]
+async fn keys_are_refreshed_ahead_of_expiry_without_making_requests_wait() {
+    let idp = TestIdp::start().await;
+    let app = app(idp
+        .auth_builder()
+        .max_age(Duration::from_millis(400))
+        .build()
+        .unwrap());
+    let token = idp.token().sign();
+    assert_eq!(common::get(&app, "/me", Some(&token)).await.status, 200);
+    assert_eq!(idp.jwks_fetches(), 1);
+    // Past three quarters of max_age, with the provider hanging: the request is
+    // served from the current keys while a refresh runs in the background.
+    tokio::time::sleep(Duration::from_millis(320)).await;
+    idp.set_failure(IdpFailure::Hang);
+    let started = std::time::Instant::now();
+    assert_eq!(common::get(&app, "/me", Some(&token)).await.status, 200);
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "the request waited for the refresh"
+    );
+    idp.set_failure(IdpFailure::None);
+    let mut fetches = idp.jwks_fetches();
+    for _ in 0..100 {
+        if fetches >= 2 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        fetches = idp.jwks_fetches();
+    }
+    assert!(fetches >= 2, "a background refresh reached the provider");
+}
