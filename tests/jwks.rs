@@ -411,3 +411,56 @@ async fn keys_are_refreshed_ahead_of_expiry_without_making_requests_wait() {
     }
     assert!(fetches >= 2, "a background refresh reached the provider");
 }
+
+#[tokio::test]
+async fn kidless_tokens_need_exactly_one_fitting_key() {
+    let idp = TestIdp::start().await;
+    let app = app(idp
+        .auth_builder()
+        .refresh_cooldown(Duration::from_millis(1))
+        .build()
+        .unwrap());
+    // One RS256 key published: a token without kid can only mean that one.
+    let reply = common::get(&app, "/me", Some(&idp.token().without_kid().sign())).await;
+    assert_eq!(reply.status, 200, "{reply:?}");
+    // Two RS256 keys after a rotation: ambiguous, rejected.
+    idp.rotate();
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    assert_eq!(
+        common::get(&app, "/me", Some(&idp.token().sign()))
+            .await
+            .status,
+        200
+    );
+    assert_invalid_token(
+        &common::get(&app, "/me", Some(&idp.token().without_kid().sign())).await,
+        "ambiguous kid-less",
+    );
+}
+
+#[tokio::test]
+async fn oversized_key_sets_are_refused() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/jwks", listener.local_addr().unwrap());
+    let huge = format!(
+        "{{\"keys\": [], \"padding\": \"{}\"}}",
+        "x".repeat(2 * 1024 * 1024)
+    );
+    let server = Router::new().route(
+        "/jwks",
+        get(move || {
+            let body = huge.clone();
+            async move { body }
+        }),
+    );
+    tokio::spawn(async move { axum::serve(listener, server).await.unwrap() });
+    let idp = TestIdp::start().await;
+    let layer = idp
+        .auth_builder()
+        .jwks_url(url)
+        .http_retries(0)
+        .build()
+        .unwrap();
+    let reply = common::get(&app(layer), "/me", Some(&idp.token().sign())).await;
+    assert_eq!(reply.status, 503, "{reply:?}");
+}
