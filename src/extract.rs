@@ -47,7 +47,7 @@ pub struct AuthRejection {
 }
 
 impl AuthRejection {
-    fn new(parts: &Parts, error: AuthError) -> Self {
+    pub(crate) fn new(parts: &Parts, error: AuthError) -> Self {
         let response = render_in(&parts.extensions, &parts.headers, &error);
         Self { error, response }
     }
@@ -93,7 +93,7 @@ impl<S: Send + Sync> OptionalFromRequestParts<S> for Principal {
     ) -> Result<Option<Self>, Self::Rejection> {
         match principal_in(&parts.extensions) {
             Ok(principal) => Ok(Some(principal.clone())),
-            Err(error) if error.kind() == AuthErrorKind::Unavailable => {
+            Err(error) if matches!(error.kind(), AuthErrorKind::Unavailable | AuthErrorKind::BadGateway) => {
                 Err(AuthRejection::new(parts, error))
             }
             Err(_) => Ok(None),

@@ -4,6 +4,8 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 pub mod authz;
+#[cfg(feature = "cloudflare")]
+pub mod cloudflare;
 pub mod context;
 mod crypto;
 mod error;
@@ -12,6 +14,8 @@ pub mod extract;
 #[cfg(feature = "jwks")]
 pub mod jwt;
 pub mod layer;
+#[cfg(feature = "pomerium")]
+pub mod pomerium;
 pub mod principal;
 pub mod rejection;
 #[cfg(feature = "testing")]

@@ -167,6 +167,11 @@ pub struct PrincipalBuilder {
 }
 
 impl PrincipalBuilder {
+    /// Replaces the subject.
+    pub fn subject(mut self, subject: impl Into<String>) -> Self {
+        self.inner.subject = subject.into();
+        self
+    }
     /// Sets the issuer.
     pub fn issuer(mut self, issuer: impl Into<String>) -> Self {
         self.inner.issuer = Some(issuer.into());
@@ -237,6 +242,11 @@ pub fn principal_from_claims(
     claims: RawClaims,
     audiences: &[String],
 ) -> Principal {
+    mapped(provider, &claims, audiences).claims(claims).build()
+}
+
+/// The default mapping, as a builder a preset can adjust before adding the claims.
+pub(crate) fn mapped(provider: &'static str, claims: &RawClaims, audiences: &[String]) -> PrincipalBuilder {
     let text = |name: &str| claims.get(name).and_then(Value::as_str).map(str::to_owned);
     let mut roles = strings(claims.get("roles"));
     if let Some(realm) = claims.get("realm_access") {
@@ -275,7 +285,7 @@ pub fn principal_from_claims(
     {
         builder = builder.expires_at(UNIX_EPOCH + Duration::from_secs_f64(exp.min(1e12)));
     }
-    builder.claims(claims).build()
+    builder
 }
 
 /// A string list from a claim that may be an array of strings or a

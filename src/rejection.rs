@@ -34,6 +34,8 @@ pub enum AuthErrorKind {
     /// The credential could not be checked because an upstream (identity
     /// provider, key endpoint, store) is unavailable (503 + `Retry-After`).
     Unavailable,
+    /// An upstream answered, but not in a way we can use (502).
+    BadGateway,
 }
 
 /// An authentication or authorization failure.
@@ -93,6 +95,11 @@ impl AuthError {
         error
     }
 
+    /// An upstream answered with an error or an unusable body.
+    pub fn bad_gateway(description: impl Into<Cow<'static, str>>) -> Self {
+        Self::new(AuthErrorKind::BadGateway, description)
+    }
+
     /// The category of this failure.
     pub fn kind(&self) -> AuthErrorKind {
         self.kind
@@ -122,6 +129,7 @@ impl AuthError {
             AuthErrorKind::InvalidRequest => StatusCode::BAD_REQUEST,
             AuthErrorKind::InsufficientScope => StatusCode::FORBIDDEN,
             AuthErrorKind::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            AuthErrorKind::BadGateway => StatusCode::BAD_GATEWAY,
         }
     }
 
@@ -134,6 +142,7 @@ impl AuthError {
             AuthErrorKind::InvalidToken => "invalid_token",
             AuthErrorKind::InsufficientScope => "insufficient_scope",
             AuthErrorKind::Unavailable => "temporarily_unavailable",
+            AuthErrorKind::BadGateway => "upstream_error",
         }
     }
 
@@ -144,7 +153,7 @@ impl AuthError {
             | AuthErrorKind::InvalidRequest
             | AuthErrorKind::InvalidToken => 16,
             AuthErrorKind::InsufficientScope => 7,
-            AuthErrorKind::Unavailable => 14,
+            AuthErrorKind::Unavailable | AuthErrorKind::BadGateway => 14,
         }
     }
 }
@@ -249,7 +258,7 @@ fn challenge(error: &AuthError, realm: &str) -> Option<String> {
     let realm = sanitize(realm);
     match error.kind {
         AuthErrorKind::MissingCredentials => Some(format!("Bearer realm=\"{realm}\"")),
-        AuthErrorKind::Unavailable => None,
+        AuthErrorKind::Unavailable | AuthErrorKind::BadGateway => None,
         _ => {
             let mut value = format!(
                 "Bearer realm=\"{realm}\", error=\"{}\", error_description=\"{}\"",

@@ -15,7 +15,7 @@ use super::keys::{CachePolicy, KeyAnswer, KeySource, KeyStore};
 use super::verify::{self, ClaimRules, Jws};
 use crate::error::ConfigError;
 use crate::layer::{AuthLayer, Authenticator, RequestHead};
-use crate::principal::{Principal, RoleResolver, principal_from_claims};
+use crate::principal::{Principal, RawClaims, RoleResolver, principal_from_claims};
 use crate::rejection::AuthError;
 use crate::token::Credential;
 
@@ -33,7 +33,30 @@ struct Inner {
     store: Arc<KeyStore>,
     rules: ClaimRules,
     allowed: AlgorithmSet,
+    profile: Arc<dyn ClaimsProfile>,
     resolver: Option<Arc<dyn RoleResolver>>,
+}
+
+/// What a preset adds on top of the registered-claim rules: its own claim
+/// checks and its own mapping to a [`Principal`]. Cloudflare Access and the
+/// Pomerium assertion are this JWKS authenticator with another profile.
+pub(crate) trait ClaimsProfile: Send + Sync + 'static {
+    /// Checks beyond `exp`/`nbf`/`iss`/`aud`, e.g. Cloudflare's `type`.
+    fn check(&self, _claims: &RawClaims) -> Result<(), AuthError> {
+        Ok(())
+    }
+
+    /// Maps verified claims to the principal.
+    fn principal(&self, claims: RawClaims, audiences: &[String]) -> Principal;
+}
+
+/// Plain OpenID Connect / OAuth access tokens.
+struct OidcProfile;
+
+impl ClaimsProfile for OidcProfile {
+    fn principal(&self, claims: RawClaims, audiences: &[String]) -> Principal {
+        principal_from_claims("jwks", claims, audiences)
+    }
 }
 
 impl std::fmt::Debug for JwksAuthenticator {
@@ -51,7 +74,8 @@ impl Inner {
         jws.verify_signature(key)?;
         let claims = jws.claims()?;
         self.rules.check(&claims)?;
-        Ok(principal_from_claims("jwks", claims, &self.rules.audiences))
+        self.profile.check(&claims)?;
+        Ok(self.profile.principal(claims, &self.rules.audiences))
     }
 
     async fn resolve(&self, principal: Principal) -> Result<Principal, AuthError> {
@@ -83,7 +107,7 @@ impl Future for JwksFuture {
 }
 
 impl JwksFuture {
-    fn ready(result: Result<Principal, AuthError>) -> Self {
+    pub(crate) fn ready(result: Result<Principal, AuthError>) -> Self {
         Self {
             inner: Either::Left(ready(result)),
         }
@@ -96,10 +120,15 @@ impl JwksFuture {
     }
 }
 
-impl Authenticator for JwksAuthenticator {
-    type Future = JwksFuture;
+impl JwksAuthenticator {
+    /// Verifies a token outside the request pipeline (a job, a WebSocket
+    /// upgrade, a test), with the same rules and key cache as the layer.
+    pub async fn verify(&self, token: &str) -> Result<Principal, AuthError> {
+        self.verify_credential(Credential::new(token, crate::token::SourceKind::Bearer))
+            .await
+    }
 
-    fn authenticate(&self, credential: Credential, _request: &RequestHead<'_>) -> JwksFuture {
+    pub(crate) fn verify_credential(&self, credential: Credential) -> JwksFuture {
         let inner = &self.inner;
         let jws = match verify::parse(credential.expose(), inner.allowed) {
             Ok(jws) => jws,
@@ -128,6 +157,14 @@ impl Authenticator for JwksAuthenticator {
                 })
             }
         }
+    }
+}
+
+impl Authenticator for JwksAuthenticator {
+    type Future = JwksFuture;
+
+    fn authenticate(&self, credential: Credential, _request: &RequestHead<'_>) -> JwksFuture {
+        self.verify_credential(credential)
     }
 }
 
@@ -166,6 +203,7 @@ pub struct JwksAuthBuilder {
     fetch: FetchPolicy,
     resolver: Option<Arc<dyn RoleResolver>>,
     prefetch: bool,
+    profile: Option<Arc<dyn ClaimsProfile>>,
 }
 
 impl Default for JwksAuthBuilder {
@@ -181,6 +219,7 @@ impl Default for JwksAuthBuilder {
             fetch: FetchPolicy::default(),
             resolver: None,
             prefetch: true,
+            profile: None,
         }
     }
 }
@@ -292,6 +331,16 @@ impl JwksAuthBuilder {
     /// provider synchronously: a provider that is down at startup gives 503s
     /// until it answers.
     pub fn build(self) -> Result<JwksAuthLayer, ConfigError> {
+        self.build_authenticator().map(AuthLayer::new)
+    }
+
+    /// Uses `profile` for preset-specific claim checks and mapping.
+    pub(crate) fn profile(mut self, profile: impl ClaimsProfile) -> Self {
+        self.profile = Some(Arc::new(profile));
+        self
+    }
+
+    pub(crate) fn build_authenticator(self) -> Result<JwksAuthenticator, ConfigError> {
         crate::crypto::ensure_provider()?;
         let issuer = self
             .issuer
@@ -336,7 +385,7 @@ impl JwksAuthBuilder {
         } else {
             self.audiences
         };
-        Ok(AuthLayer::new(JwksAuthenticator {
+        Ok(JwksAuthenticator {
             inner: Arc::new(Inner {
                 store,
                 rules: ClaimRules {
@@ -345,9 +394,10 @@ impl JwksAuthBuilder {
                     leeway_secs: self.leeway.as_secs_f64(),
                 },
                 allowed,
+                profile: self.profile.unwrap_or_else(|| Arc::new(OidcProfile)),
                 resolver: self.resolver,
             }),
-        }))
+        })
     }
 }
 

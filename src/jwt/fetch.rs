@@ -114,9 +114,14 @@ impl Fetcher {
 
     /// GETs `url`, retrying transient failures, and returns the body.
     pub(crate) async fn get(&self, url: &Url) -> Result<Vec<u8>, FetchError> {
+        self.get_with(url, &http::HeaderMap::new()).await
+    }
+
+    /// GETs `url` with extra request headers (never logged).
+    pub(crate) async fn get_with(&self, url: &Url, headers: &http::HeaderMap) -> Result<Vec<u8>, FetchError> {
         let mut attempt = 0;
         loop {
-            match self.get_once(url).await {
+            match self.get_once(url, headers).await {
                 Ok(body) => return Ok(body),
                 Err(error) if error.is_transient() && attempt < self.policy.retries => {
                     attempt += 1;
@@ -128,11 +133,12 @@ impl Fetcher {
         }
     }
 
-    async fn get_once(&self, url: &Url) -> Result<Vec<u8>, FetchError> {
+    async fn get_once(&self, url: &Url, headers: &http::HeaderMap) -> Result<Vec<u8>, FetchError> {
         let mut response = self
             .client
             .get(url.clone())
             .header(http::header::ACCEPT, "application/json")
+            .headers(headers.clone())
             .send()
             .await
             .map_err(|e| FetchError::Transport(transport_reason(&e)))?;

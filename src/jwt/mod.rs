@@ -41,4 +41,8 @@ mod keys;
 mod verify;
 
 pub use algorithm::Algorithm;
+#[cfg(any(feature = "cloudflare", feature = "pomerium"))]
+pub(crate) use authenticator::ClaimsProfile;
+#[cfg(feature = "cloudflare")]
+pub(crate) use fetch::{FetchError, FetchPolicy, Fetcher, parse_url};
 pub use authenticator::{JwksAuthBuilder, JwksAuthLayer, JwksAuthenticator, JwksFuture};

@@ -77,6 +77,13 @@ pub trait Authenticator: Send + Sync + 'static {
 
     /// Checks `credential`, found in `request`.
     fn authenticate(&self, credential: Credential, request: &RequestHead<'_>) -> Self::Future;
+
+    /// Called when no token source found a credential. The default (`None`)
+    /// leaves the request unauthenticated; a development bypass returns a
+    /// fixed identity here.
+    fn without_credential(&self, _request: &RequestHead<'_>) -> Option<Self::Future> {
+        None
+    }
 }
 
 /// What the layer does when a request has no acceptable credential.

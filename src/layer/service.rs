@@ -96,7 +96,12 @@ where
         }
         let credential = match config.sources.extract(head.headers, head.uri) {
             Ok(Some(credential)) => credential,
-            Ok(None) => return fail(inner, request, config, AuthError::missing_credentials()),
+            Ok(None) => match self.layer.authenticator.without_credential(&head) {
+                Some(authenticating) => {
+                    return ResponseFuture::authenticating(authenticating, inner, request, Arc::clone(config));
+                }
+                None => return fail(inner, request, config, AuthError::missing_credentials()),
+            },
             Err(error) => return fail(inner, request, config, error),
         };
         let authenticating = self.layer.authenticator.authenticate(credential, &head);

@@ -78,6 +78,7 @@ pub(crate) struct IdpState {
     foreign: SigningKey,
     jwks_fetches: AtomicUsize,
     discovery_fetches: AtomicUsize,
+    identity_fetches: AtomicUsize,
     failure: AtomicU8,
 }
 
@@ -172,11 +173,15 @@ impl TestIdp {
             foreign: SigningKey::new(String::new(), Algorithm::RS256, &KEYS[3]),
             jwks_fetches: AtomicUsize::new(0),
             discovery_fetches: AtomicUsize::new(0),
+            identity_fetches: AtomicUsize::new(0),
             failure: AtomicU8::new(0),
         });
         let app = Router::new()
             .route("/.well-known/openid-configuration", get(discovery))
             .route("/jwks", get(jwks))
+            .route("/cdn-cgi/access/certs", get(cloudflare_certs))
+            .route("/cdn-cgi/access/get-identity", get(cloudflare_identity))
+            .route("/.well-known/pomerium/jwks.json", get(pomerium_jwks))
             .with_state(Arc::clone(&state));
         let server = tokio::spawn(async move {
             let _ = axum::serve(listener, app).await;
@@ -267,6 +272,65 @@ impl TestIdp {
         self.state.discovery_fetches.load(Ordering::SeqCst)
     }
 
+    /// The Cloudflare Access team domain this provider emulates (its issuer):
+    /// certs at `/cdn-cgi/access/certs` in Cloudflare's shape, and
+    /// `/cdn-cgi/access/get-identity`.
+    pub fn cf_team_domain(&self) -> &str {
+        &self.state.issuer
+    }
+
+    /// A Cloudflare Access user token for application `aud_tag`: `aud` an
+    /// array, `type: app`, a UUID `sub`, `email`, `country`, `identity_nonce`.
+    pub fn cf_user_token(&self, aud_tag: &str) -> TokenBuilder {
+        self.token()
+            .audience([aud_tag])
+            .sub("7335d417-61da-459d-899c-0a01c76a2f94")
+            .email("user@example.com")
+            .claim("type", "app")
+            .claim("country", "NL")
+            .claim("identity_nonce", "6ei69kawdKzMIAPF")
+            .claim("nbf", super::token::now())
+    }
+
+    /// A Cloudflare Access service-token token: `common_name` =
+    /// `<client_id>.access`, empty `sub`, no email.
+    pub fn cf_service_token(&self, aud_tag: &str, client_id: &str) -> TokenBuilder {
+        self.token()
+            .audience([aud_tag])
+            .sub("")
+            .claim("type", "app")
+            .claim("common_name", format!("{client_id}.access"))
+            .claim("nbf", super::token::now())
+    }
+
+    /// How many `get-identity` requests arrived.
+    pub fn identity_fetches(&self) -> usize {
+        self.state.identity_fetches.load(Ordering::SeqCst)
+    }
+
+    /// The Pomerium JWKS URL this provider serves (`/.well-known/pomerium/jwks.json`).
+    pub fn pomerium_jwks_url(&self) -> String {
+        format!("{}/.well-known/pomerium/jwks.json", self.state.issuer)
+    }
+
+    /// A Pomerium assertion for `route_host`: ES256, `iss` = `aud` = the host,
+    /// `exp` = `iat` + 5 min, `sub`/`user`/`email`/`name`/`sid`/`jti`, no groups.
+    pub fn pomerium_assertion(&self, route_host: &str) -> TokenBuilder {
+        let now = super::token::now();
+        self.token()
+            .alg(Algorithm::ES256)
+            .issuer(route_host)
+            .audience(route_host)
+            .sub("user-123")
+            .claim("user", "user-123")
+            .email("user@example.com")
+            .name("Test User")
+            .groups(Vec::<String>::new())
+            .claim("sid", "session-1")
+            .claim("jti", format!("jti-{now}"))
+            .claim("exp", now + 300)
+    }
+
     /// Makes the provider fail or hang, or recover with [`IdpFailure::None`].
     pub fn set_failure(&self, failure: IdpFailure) {
         let code = match failure {
@@ -324,4 +388,77 @@ async fn jwks(State(state): State<Arc<IdpState>>) -> Response {
         return response;
     }
     Json(jwks_document(&state)).into_response()
+}
+
+fn published_with(state: &IdpState, algs: &[Algorithm]) -> Vec<SigningKey> {
+    state.ring().published.iter().filter(|k| algs.contains(&k.alg)).cloned().collect()
+}
+
+/// Cloudflare's exact certs shape: `keys`, plus `public_cert` and `public_certs`.
+async fn cloudflare_certs(State(state): State<Arc<IdpState>>) -> Response {
+    state.jwks_fetches.fetch_add(1, Ordering::SeqCst);
+    if let Some(response) = misbehave(&state).await {
+        return response;
+    }
+    let keys = published_with(&state, &[Algorithm::RS256]);
+    let certs: Vec<Value> = keys
+        .iter()
+        .map(|k| json!({"kid": k.kid, "cert": k.material.cert_pem}))
+        .collect();
+    Json(json!({
+        "keys": keys.iter().map(SigningKey::jwk).collect::<Vec<_>>(),
+        "public_cert": certs.last().cloned().unwrap_or(Value::Null),
+        "public_certs": certs,
+    }))
+    .into_response()
+}
+
+/// An emulation of `get-identity`: reads the `CF_Authorization` cookie and
+/// answers with a profile built from the token's claims, plus fields this
+/// crate does not model (to prove they are kept).
+async fn cloudflare_identity(State(state): State<Arc<IdpState>>, headers: axum::http::HeaderMap) -> Response {
+    state.identity_fetches.fetch_add(1, Ordering::SeqCst);
+    if let Some(response) = misbehave(&state).await {
+        return response;
+    }
+    let token = headers
+        .get_all(axum::http::header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|pair| pair.trim().strip_prefix("CF_Authorization="))
+        .next()
+        .map(str::to_owned);
+    let claims = token.as_deref().and_then(super::token::insecure_claims);
+    let Some(claims) = claims else {
+        return (StatusCode::UNAUTHORIZED, Json(json!({"err": "no valid CF_Authorization cookie"}))).into_response();
+    };
+    let text = |name: &str| claims.get(name).cloned().unwrap_or(Value::Null);
+    Json(json!({
+        "email": text("email"),
+        "idp": {"id": "b5ba7a8e-a1d4-4d7e-9d6f-7a2f0b4f8c11", "type": "onetimepin"},
+        "geo": {"country": text("country")},
+        "user_uuid": text("sub"),
+        "account_id": "1a2b3c4d5e6f",
+        "iat": text("iat"),
+        "ip": "127.0.0.1",
+        "auth_status": "NONE",
+        "common_name": text("common_name"),
+        "is_warp": false,
+        "is_gateway": false,
+        "version": 2,
+        "device_sessions": {},
+        "groups": [{"id": "g1", "name": "engineering"}],
+        "x_unmodelled_field": {"kept": true},
+    }))
+    .into_response()
+}
+
+async fn pomerium_jwks(State(state): State<Arc<IdpState>>) -> Response {
+    state.jwks_fetches.fetch_add(1, Ordering::SeqCst);
+    if let Some(response) = misbehave(&state).await {
+        return response;
+    }
+    let keys = published_with(&state, &[Algorithm::ES256, Algorithm::RS256]);
+    Json(json!({"keys": keys.iter().map(SigningKey::jwk).collect::<Vec<_>>()})).into_response()
 }
