@@ -17,20 +17,16 @@
 //! Routes: `GET /health` (public), `GET /me`, `GET /admin` (role `admin`),
 //! `GET /team` (group `team-a`), `GET /reports` (scope `reports:read`).
 
+mod support;
+
 use std::process::ExitCode;
 use std::time::Duration;
 
 use axum::routing::get;
 use axum::{Json, Router};
 use serde_json::{Value, json};
+use support::{required, required_list};
 use tower_authkit::{JwksAuthLayer, Principal, RequireGroup, RequireRole, RequireScope};
-
-fn required(name: &str) -> Result<String, String> {
-    std::env::var(name)
-        .ok()
-        .filter(|v| !v.trim().is_empty())
-        .ok_or_else(|| format!("missing required environment variable {name}"))
-}
 
 fn seconds(name: &str) -> Result<Option<Duration>, String> {
     match std::env::var(name) {
@@ -45,11 +41,7 @@ fn seconds(name: &str) -> Result<Option<Duration>, String> {
 
 fn auth_layer() -> Result<JwksAuthLayer, String> {
     let mut builder = JwksAuthLayer::builder().issuer(required("AUTHKIT_ISSUER")?);
-    for audience in required("AUTHKIT_AUDIENCE")?
-        .split(',')
-        .map(str::trim)
-        .filter(|a| !a.is_empty())
-    {
+    for audience in required_list("AUTHKIT_AUDIENCE")? {
         builder = builder.audience(audience);
     }
     if let Ok(url) = std::env::var("AUTHKIT_JWKS_URL") {
@@ -77,8 +69,8 @@ async fn me(principal: Principal) -> Json<Value> {
     }))
 }
 
-fn app(auth: JwksAuthLayer) -> Router {
-    Router::new()
+fn app() -> Result<Router, String> {
+    Ok(Router::new()
         .route("/health", get(|| async { "ok" }))
         .route("/me", get(me))
         .route(
@@ -95,37 +87,10 @@ fn app(auth: JwksAuthLayer) -> Router {
             get(|| async { Json(json!({"reports": []})) })
                 .route_layer(RequireScope::new("reports:read")),
         )
-        .layer(auth)
+        .layer(auth_layer()?))
 }
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let auth = match auth_layer() {
-        Ok(auth) => auth,
-        Err(message) => {
-            eprintln!("resource_server: {message}");
-            return ExitCode::from(2);
-        }
-    };
-    let bind = std::env::var("AUTHKIT_BIND").unwrap_or_else(|_| "127.0.0.1:3000".to_owned());
-    let listener = match tokio::net::TcpListener::bind(&bind).await {
-        Ok(listener) => listener,
-        Err(e) => {
-            eprintln!("resource_server: cannot bind {bind}: {e}");
-            return ExitCode::from(1);
-        }
-    };
-    let addr = match listener.local_addr() {
-        Ok(addr) => addr,
-        Err(e) => {
-            eprintln!("resource_server: {e}");
-            return ExitCode::from(1);
-        }
-    };
-    println!("listening on http://{addr}");
-    if let Err(e) = axum::serve(listener, app(auth)).await {
-        eprintln!("resource_server: {e}");
-        return ExitCode::from(1);
-    }
-    ExitCode::SUCCESS
+    support::serve("resource_server", app()).await
 }

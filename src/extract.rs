@@ -93,7 +93,12 @@ impl<S: Send + Sync> OptionalFromRequestParts<S> for Principal {
     ) -> Result<Option<Self>, Self::Rejection> {
         match principal_in(&parts.extensions) {
             Ok(principal) => Ok(Some(principal.clone())),
-            Err(error) if matches!(error.kind(), AuthErrorKind::Unavailable | AuthErrorKind::BadGateway) => {
+            Err(error)
+                if matches!(
+                    error.kind(),
+                    AuthErrorKind::Unavailable | AuthErrorKind::BadGateway
+                ) =>
+            {
                 Err(AuthRejection::new(parts, error))
             }
             Err(_) => Ok(None),

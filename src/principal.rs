@@ -246,7 +246,11 @@ pub fn principal_from_claims(
 }
 
 /// The default mapping, as a builder a preset can adjust before adding the claims.
-pub(crate) fn mapped(provider: &'static str, claims: &RawClaims, audiences: &[String]) -> PrincipalBuilder {
+pub(crate) fn mapped(
+    provider: &'static str,
+    claims: &RawClaims,
+    audiences: &[String],
+) -> PrincipalBuilder {
     let text = |name: &str| claims.get(name).and_then(Value::as_str).map(str::to_owned);
     let mut roles = strings(claims.get("roles"));
     if let Some(realm) = claims.get("realm_access") {

@@ -20,6 +20,7 @@ fn example(name: &str) -> PathBuf {
     path
 }
 
+/// A child process killed when the test ends, pass or fail.
 struct Running(Child);
 
 impl Drop for Running {
@@ -65,21 +66,19 @@ fn resource_server_names_the_missing_variable() {
     }
 }
 
-#[tokio::test]
-async fn resource_server_serves_its_routes() {
-    let idp = TestIdp::start().await;
-    let mut child = Command::new(example("resource_server"))
-        .env("AUTHKIT_ISSUER", idp.issuer())
-        .env("AUTHKIT_AUDIENCE", idp.audience())
-        .env("AUTHKIT_JWKS_TTL", "60")
-        .env("AUTHKIT_REFRESH_COOLDOWN", "5")
+/// Starts an example with `envs`, waits for its readiness line, returns its base URL.
+fn start(name: &str, envs: &[(&str, &str)]) -> (Running, String) {
+    let mut command = Command::new(example(name));
+    command
         .env("AUTHKIT_BIND", "127.0.0.1:0")
         .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .unwrap();
+        .stderr(Stdio::inherit());
+    for (key, value) in envs {
+        command.env(key, value);
+    }
+    let mut child = command.spawn().unwrap();
     let stdout = child.stdout.take().unwrap();
-    let server = Running(child);
+    let running = Running(child);
     let (sender, receiver) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         for line in BufReader::new(stdout).lines().map_while(Result::ok) {
@@ -92,20 +91,38 @@ async fn resource_server_serves_its_routes() {
     let base = receiver
         .recv_timeout(Duration::from_secs(30))
         .expect("readiness line");
-    let client = reqwest::Client::new();
-    let call = |path: &str, token: Option<String>| {
-        let mut request = client.get(format!("{base}{path}"));
-        if let Some(token) = token {
-            request = request.bearer_auth(token);
-        }
-        async move {
-            let response = request.send().await.unwrap();
-            (response.status().as_u16(), response.text().await.unwrap())
-        }
-    };
+    (running, base)
+}
+
+/// GET `base + path` with optional headers; returns status and body.
+async fn call(base: &str, path: &str, headers: &[(&str, String)]) -> (u16, String) {
+    let mut request = reqwest::Client::new().get(format!("{base}{path}"));
+    for (name, value) in headers {
+        request = request.header(*name, value);
+    }
+    let response = request.send().await.unwrap();
+    (response.status().as_u16(), response.text().await.unwrap())
+}
+
+fn bearer(token: String) -> Vec<(&'static str, String)> {
+    vec![("authorization", format!("Bearer {token}"))]
+}
+
+#[tokio::test]
+async fn resource_server_serves_its_routes() {
+    let idp = TestIdp::start().await;
+    let (_server, base) = start(
+        "resource_server",
+        &[
+            ("AUTHKIT_ISSUER", idp.issuer()),
+            ("AUTHKIT_AUDIENCE", idp.audience()),
+            ("AUTHKIT_JWKS_TTL", "60"),
+            ("AUTHKIT_REFRESH_COOLDOWN", "5"),
+        ],
+    );
     let started = Instant::now();
-    assert_eq!(call("/health", None).await, (200, "ok".to_owned()));
-    assert_eq!(call("/me", None).await.0, 401);
+    assert_eq!(call(&base, "/health", &[]).await, (200, "ok".to_owned()));
+    assert_eq!(call(&base, "/me", &[]).await.0, 401);
     let user = idp
         .token()
         .sub("u1")
@@ -114,7 +131,7 @@ async fn resource_server_serves_its_routes() {
         .groups(["team-a"])
         .scope("reports:read")
         .sign();
-    let (status, body) = call("/me", Some(user.clone())).await;
+    let (status, body) = call(&base, "/me", &bearer(user.clone())).await;
     assert_eq!(status, 200, "{body}");
     let me: serde_json::Value = serde_json::from_str(&body).unwrap();
     assert_eq!(me["sub"], "u1");
@@ -122,13 +139,95 @@ async fn resource_server_serves_its_routes() {
     assert_eq!(me["roles"], serde_json::json!(["user"]));
     assert_eq!(me["groups"], serde_json::json!(["team-a"]));
     assert_eq!(me["scopes"], serde_json::json!(["reports:read"]));
-    assert_eq!(call("/admin", Some(user.clone())).await.0, 403);
-    assert_eq!(call("/team", Some(user.clone())).await.0, 200);
-    assert_eq!(call("/reports", Some(user)).await.0, 200);
+    assert_eq!(call(&base, "/admin", &bearer(user.clone())).await.0, 403);
+    assert_eq!(call(&base, "/team", &bearer(user.clone())).await.0, 200);
+    assert_eq!(call(&base, "/reports", &bearer(user)).await.0, 200);
     let admin = idp.token().roles(["admin"]).sign();
-    assert_eq!(call("/admin", Some(admin.clone())).await.0, 200);
-    assert_eq!(call("/team", Some(admin.clone())).await.0, 403);
-    assert_eq!(call("/reports", Some(admin)).await.0, 403);
+    assert_eq!(call(&base, "/admin", &bearer(admin.clone())).await.0, 200);
+    assert_eq!(call(&base, "/team", &bearer(admin.clone())).await.0, 403);
+    assert_eq!(call(&base, "/reports", &bearer(admin)).await.0, 403);
     assert!(started.elapsed() < Duration::from_secs(30));
-    drop(server);
+}
+
+#[cfg(feature = "cloudflare")]
+#[tokio::test]
+async fn cloudflare_access_example_serves_its_routes() {
+    let team = TestIdp::start().await;
+    let aud = "4714c1358e65fe4b408ad6d432a5f878f08194bdb4752441fd56faefa9b2b6f2";
+    let (_server, base) = start(
+        "cloudflare_access",
+        &[
+            ("AUTHKIT_CF_TEAM_DOMAIN", team.cf_team_domain()),
+            ("AUTHKIT_CF_AUD", &format!("other-tag,{aud}")),
+        ],
+    );
+    assert_eq!(call(&base, "/health", &[]).await, (200, "ok".to_owned()));
+    assert_eq!(call(&base, "/me", &[]).await.0, 401);
+    let user = team.cf_user_token(aud).sign();
+    let (status, body) = call(&base, "/me", &[("cf-access-jwt-assertion", user.clone())]).await;
+    assert_eq!(status, 200, "{body}");
+    let me: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(me["kind"], "user");
+    assert_eq!(me["email"], "user@example.com");
+    assert_eq!(me["country"], "NL");
+    assert_eq!(me["sub"], "7335d417-61da-459d-899c-0a01c76a2f94");
+    let service = team.cf_service_token(aud, "ci").sign();
+    let (_, body) = call(
+        &base,
+        "/me",
+        &[("cookie", format!("CF_Authorization={service}"))],
+    )
+    .await;
+    let me: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(
+        (me["kind"].as_str(), me["email"].is_null()),
+        (Some("service"), true)
+    );
+    let (status, body) = call(&base, "/identity", &[("cf-access-jwt-assertion", user)]).await;
+    assert_eq!(status, 200, "{body}");
+    let identity: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(identity["email"], "user@example.com");
+    assert_eq!(identity["x_unmodelled_field"]["kept"], true);
+}
+
+#[cfg(feature = "pomerium")]
+#[tokio::test]
+async fn pomerium_upstream_example_serves_its_routes() {
+    let pomerium = TestIdp::start().await;
+    let host = "app.example.com";
+    let jwks_url = pomerium.pomerium_jwks_url();
+    let (_server, base) = start(
+        "pomerium_upstream",
+        &[
+            ("AUTHKIT_POMERIUM_AUDIENCE", host),
+            ("AUTHKIT_POMERIUM_JWKS_URL", &jwks_url),
+        ],
+    );
+    assert_eq!(call(&base, "/health", &[]).await, (200, "ok".to_owned()));
+    assert_eq!(call(&base, "/me", &[]).await.0, 401);
+    let assertion = pomerium.pomerium_assertion(host).groups(["team-a"]).sign();
+    let (status, body) = call(
+        &base,
+        "/me",
+        &[("x-pomerium-jwt-assertion", assertion.clone())],
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let me: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(me["sub"], "user-123");
+    assert_eq!(me["email"], "user@example.com");
+    assert_eq!(me["groups"], serde_json::json!(["team-a"]));
+    assert_eq!(
+        call(&base, "/team", &[("x-pomerium-jwt-assertion", assertion)])
+            .await
+            .0,
+        200
+    );
+    let outsider = pomerium.pomerium_assertion(host).groups(["team-b"]).sign();
+    assert_eq!(
+        call(&base, "/team", &[("x-pomerium-jwt-assertion", outsider)])
+            .await
+            .0,
+        403
+    );
 }

@@ -112,16 +112,19 @@ pub(crate) struct CfAccessProfile {
 impl ClaimsProfile for CfAccessProfile {
     fn check(&self, claims: &RawClaims) -> Result<(), AuthError> {
         match claims.get("type").and_then(Value::as_str) {
-            Some("org") if !self.allow_org_tokens => {
-                Err(AuthError::invalid_token("organization tokens are not application tokens"))
-            }
+            Some("org") if !self.allow_org_tokens => Err(AuthError::invalid_token(
+                "organization tokens are not application tokens",
+            )),
             _ => Ok(()),
         }
     }
 
     fn principal(&self, claims: RawClaims, audiences: &[String]) -> Principal {
         let mut builder = mapped(PROVIDER, &claims, audiences);
-        let sub = claims.get("sub").and_then(Value::as_str).unwrap_or_default();
+        let sub = claims
+            .get("sub")
+            .and_then(Value::as_str)
+            .unwrap_or_default();
         if sub.is_empty()
             && let Some(common_name) = claims.get("common_name").and_then(Value::as_str)
         {
@@ -152,7 +155,10 @@ mod extract {
     impl<S: Send + Sync> FromRequestParts<S> for CfAccess {
         type Rejection = AuthRejection;
 
-        async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        async fn from_request_parts(
+            parts: &mut Parts,
+            _state: &S,
+        ) -> Result<Self, Self::Rejection> {
             identity(parts)
         }
     }
@@ -161,10 +167,16 @@ mod extract {
     impl<S: Send + Sync> FromRequestParts<S> for CfAccessUser {
         type Rejection = AuthRejection;
 
-        async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        async fn from_request_parts(
+            parts: &mut Parts,
+            _state: &S,
+        ) -> Result<Self, Self::Rejection> {
             match identity(parts)? {
                 CfAccess::User(user) => Ok(user),
-                CfAccess::Service(_) => Err(AuthRejection::new(parts, AuthError::forbidden("a user identity is required"))),
+                CfAccess::Service(_) => Err(AuthRejection::new(
+                    parts,
+                    AuthError::forbidden("a user identity is required"),
+                )),
             }
         }
     }
@@ -173,10 +185,16 @@ mod extract {
     impl<S: Send + Sync> FromRequestParts<S> for CfServiceToken {
         type Rejection = AuthRejection;
 
-        async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        async fn from_request_parts(
+            parts: &mut Parts,
+            _state: &S,
+        ) -> Result<Self, Self::Rejection> {
             match identity(parts)? {
                 CfAccess::Service(service) => Ok(service),
-                CfAccess::User(_) => Err(AuthRejection::new(parts, AuthError::forbidden("a service token is required"))),
+                CfAccess::User(_) => Err(AuthRejection::new(
+                    parts,
+                    AuthError::forbidden("a service token is required"),
+                )),
             }
         }
     }

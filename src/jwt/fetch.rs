@@ -118,7 +118,11 @@ impl Fetcher {
     }
 
     /// GETs `url` with extra request headers (never logged).
-    pub(crate) async fn get_with(&self, url: &Url, headers: &http::HeaderMap) -> Result<Vec<u8>, FetchError> {
+    pub(crate) async fn get_with(
+        &self,
+        url: &Url,
+        headers: &http::HeaderMap,
+    ) -> Result<Vec<u8>, FetchError> {
         let mut attempt = 0;
         loop {
             match self.get_once(url, headers).await {

@@ -43,6 +43,6 @@ mod verify;
 pub use algorithm::Algorithm;
 #[cfg(any(feature = "cloudflare", feature = "pomerium"))]
 pub(crate) use authenticator::ClaimsProfile;
+pub use authenticator::{JwksAuthBuilder, JwksAuthLayer, JwksAuthenticator, JwksFuture};
 #[cfg(feature = "cloudflare")]
 pub(crate) use fetch::{FetchError, FetchPolicy, Fetcher, parse_url};
-pub use authenticator::{JwksAuthBuilder, JwksAuthLayer, JwksAuthenticator, JwksFuture};

@@ -98,7 +98,12 @@ where
             Ok(Some(credential)) => credential,
             Ok(None) => match self.layer.authenticator.without_credential(&head) {
                 Some(authenticating) => {
-                    return ResponseFuture::authenticating(authenticating, inner, request, Arc::clone(config));
+                    return ResponseFuture::authenticating(
+                        authenticating,
+                        inner,
+                        request,
+                        Arc::clone(config),
+                    );
                 }
                 None => return fail(inner, request, config, AuthError::missing_credentials()),
             },

@@ -192,7 +192,10 @@ impl PomeriumBuilder {
 
     /// Checks the configuration and builds the layer.
     pub fn build(self) -> Result<PomeriumAssertionLayer, ConfigError> {
-        let host = self.audience.filter(|a| !a.is_empty()).ok_or(ConfigError::Missing("audience"))?;
+        let host = self
+            .audience
+            .filter(|a| !a.is_empty())
+            .ok_or(ConfigError::Missing("audience"))?;
         if self.leeway > MAX_LEEWAY {
             return Err(ConfigError::Invalid {
                 setting: "leeway",
@@ -216,8 +219,13 @@ impl PomeriumBuilder {
             .max_age(self.max_age)
             .profile(PomeriumProfile)
             .build_authenticator()?;
-        Ok(AuthLayer::new(PomeriumAuthenticator(authenticator))
-            .token_sources(TokenSources::new([TokenSource::Header(HeaderName::from_static(ASSERTION_HEADER))])))
+        Ok(
+            AuthLayer::new(PomeriumAuthenticator(authenticator)).token_sources(TokenSources::new(
+                [TokenSource::Header(HeaderName::from_static(
+                    ASSERTION_HEADER,
+                ))],
+            )),
+        )
     }
 }
 
@@ -225,7 +233,10 @@ impl PomeriumBuilder {
 impl<S: Send + Sync> axum_core::extract::FromRequestParts<S> for PomeriumUser {
     type Rejection = crate::extract::AuthRejection;
 
-    async fn from_request_parts(parts: &mut http::request::Parts, _state: &S) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(
+        parts: &mut http::request::Parts,
+        _state: &S,
+    ) -> Result<Self, Self::Rejection> {
         crate::layer::principal_in(&parts.extensions)
             .and_then(PomeriumUser::from_principal)
             .map_err(|error| crate::extract::AuthRejection::new(parts, error))

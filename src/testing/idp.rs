@@ -391,7 +391,13 @@ async fn jwks(State(state): State<Arc<IdpState>>) -> Response {
 }
 
 fn published_with(state: &IdpState, algs: &[Algorithm]) -> Vec<SigningKey> {
-    state.ring().published.iter().filter(|k| algs.contains(&k.alg)).cloned().collect()
+    state
+        .ring()
+        .published
+        .iter()
+        .filter(|k| algs.contains(&k.alg))
+        .cloned()
+        .collect()
 }
 
 /// Cloudflare's exact certs shape: `keys`, plus `public_cert` and `public_certs`.
@@ -416,7 +422,10 @@ async fn cloudflare_certs(State(state): State<Arc<IdpState>>) -> Response {
 /// An emulation of `get-identity`: reads the `CF_Authorization` cookie and
 /// answers with a profile built from the token's claims, plus fields this
 /// crate does not model (to prove they are kept).
-async fn cloudflare_identity(State(state): State<Arc<IdpState>>, headers: axum::http::HeaderMap) -> Response {
+async fn cloudflare_identity(
+    State(state): State<Arc<IdpState>>,
+    headers: axum::http::HeaderMap,
+) -> Response {
     state.identity_fetches.fetch_add(1, Ordering::SeqCst);
     if let Some(response) = misbehave(&state).await {
         return response;
@@ -431,7 +440,11 @@ async fn cloudflare_identity(State(state): State<Arc<IdpState>>, headers: axum::
         .map(str::to_owned);
     let claims = token.as_deref().and_then(super::token::insecure_claims);
     let Some(claims) = claims else {
-        return (StatusCode::UNAUTHORIZED, Json(json!({"err": "no valid CF_Authorization cookie"}))).into_response();
+        return (
+            StatusCode::UNAUTHORIZED,
+            Json(json!({"err": "no valid CF_Authorization cookie"})),
+        )
+            .into_response();
     };
     let text = |name: &str| claims.get(name).cloned().unwrap_or(Value::Null);
     Json(json!({

@@ -286,10 +286,7 @@ jx2r/I+Gdv2+zosxMjH74mWgXInuE2j+C8uDhvbK5bexp9ror+cGBPo=
 MC4CAQAwBQYDK2VwBCIEIOatdCDPu1NQn4XgCIAxruN4aC+dWQBHusAKx2cny/l5
 -----END PRIVATE KEY-----
 ",
-        public: (
-            "h5R1levZSMKIXCcQjzGayq4pKiSgjaurSxH2eeMW3s0",
-            "",
-        ),
+        public: ("h5R1levZSMKIXCcQjzGayq4pKiSgjaurSxH2eeMW3s0", ""),
         cert_pem: r"",
     },
     KeyMaterial {
@@ -298,10 +295,7 @@ MC4CAQAwBQYDK2VwBCIEIOatdCDPu1NQn4XgCIAxruN4aC+dWQBHusAKx2cny/l5
 MC4CAQAwBQYDK2VwBCIEIJ7s+9J2+flu5BTeh62RH3pdG9f8+M5yXOCSRpqHo8vd
 -----END PRIVATE KEY-----
 ",
-        public: (
-            "6BHfez0RXHq5W6CB97rvrOZmf9QCWjJVZoQ-XN0p3k0",
-            "",
-        ),
+        public: ("6BHfez0RXHq5W6CB97rvrOZmf9QCWjJVZoQ-XN0p3k0", ""),
         cert_pem: r"",
     },
 ];
