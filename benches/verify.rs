@@ -32,10 +32,7 @@ fn bench(c: &mut Criterion) {
     let idp = runtime.block_on(TestIdp::start());
     let plain: Router = Router::new().route("/me", get(|| async { "me" }));
     let protected: Router = Router::new()
-        .route(
-            "/me",
-            get(|p: Principal| async move { p.subject().len().to_string() }),
-        )
+        .route("/me", get(|p: Principal| async move { p.subject().len().to_string() }))
         .layer(runtime.block_on(async { idp.auth_builder().build().unwrap() }));
 
     let mut group = c.benchmark_group("router");
@@ -52,11 +49,7 @@ fn bench(c: &mut Criterion) {
         assert_eq!(warm.status(), 200);
         group.bench_function(format!("JwksAuthLayer {alg}"), |b| {
             b.to_async(&runtime).iter(|| async {
-                let response = protected
-                    .clone()
-                    .oneshot(request(Some(&token)))
-                    .await
-                    .unwrap();
+                let response = protected.clone().oneshot(request(Some(&token))).await.unwrap();
                 black_box(response)
             })
         });
@@ -65,16 +58,13 @@ fn bench(c: &mut Criterion) {
 
     // A bare jsonwebtoken::decode of the same RS256 token, key parsed from the JWK.
     let token = idp.token().sign();
-    let jwk: jsonwebtoken::jwk::Jwk =
-        serde_json::from_value(idp.jwks()["keys"][0].clone()).unwrap();
+    let jwk: jsonwebtoken::jwk::Jwk = serde_json::from_value(idp.jwks()["keys"][0].clone()).unwrap();
     let key = jsonwebtoken::DecodingKey::from_jwk(&jwk).unwrap();
     let mut validation = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::RS256);
     validation.set_issuer(&[idp.issuer()]);
     validation.set_audience(&[idp.audience()]);
     c.bench_function("jsonwebtoken::decode RS256", |b| {
-        b.iter(|| {
-            black_box(jsonwebtoken::decode::<serde_json::Value>(&token, &key, &validation).unwrap())
-        })
+        b.iter(|| black_box(jsonwebtoken::decode::<serde_json::Value>(&token, &key, &validation).unwrap()))
     });
 }
 

@@ -27,11 +27,7 @@ use tower_authkit::cloudflare::{CfAccess, CfAccessAssertion, CfAccessLayer, CfId
 
 async fn me(who: CfAccess) -> Json<Value> {
     let (sub, email, country) = match &who {
-        CfAccess::User(user) => (
-            user.sub.as_str(),
-            Some(user.email.as_str()),
-            user.country.as_deref(),
-        ),
+        CfAccess::User(user) => (user.sub.as_str(), Some(user.email.as_str()), user.country.as_deref()),
         CfAccess::Service(service) => (service.common_name.as_str(), None, None),
     };
     Json(json!({"sub": sub, "email": email, "country": country, "kind": who.kind()}))

@@ -31,8 +31,7 @@ async fn me(user: PomeriumUser) -> Json<Value> {
 }
 
 fn app() -> Result<Router, String> {
-    let mut builder =
-        PomeriumAssertionLayer::builder().audience(required("AUTHKIT_POMERIUM_AUDIENCE")?);
+    let mut builder = PomeriumAssertionLayer::builder().audience(required("AUTHKIT_POMERIUM_AUDIENCE")?);
     if let Ok(url) = std::env::var("AUTHKIT_POMERIUM_JWKS_URL") {
         builder = builder.jwks_url(url);
     }
@@ -45,8 +44,7 @@ fn app() -> Result<Router, String> {
         .route("/me", get(me))
         .route(
             "/team",
-            get(|| async { Json(json!({"team": "team-a"})) })
-                .route_layer(RequireGroup::new("team-a")),
+            get(|| async { Json(json!({"team": "team-a"})) }).route_layer(RequireGroup::new("team-a")),
         )
         .layer(auth))
 }

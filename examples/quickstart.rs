@@ -41,12 +41,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let steps = [
         ("no token", "/me", None, StatusCode::UNAUTHORIZED),
         ("user token", "/me", Some(&user), StatusCode::OK),
-        (
-            "user on /admin",
-            "/admin",
-            Some(&user),
-            StatusCode::FORBIDDEN,
-        ),
+        ("user on /admin", "/admin", Some(&user), StatusCode::FORBIDDEN),
         ("admin on /admin", "/admin", Some(&admin), StatusCode::OK),
     ];
     let mut surprises = 0;
@@ -63,8 +58,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             .and_then(|v| v.to_str().ok())
             .map(|v| format!(" [WWW-Authenticate: {v}]"))
             .unwrap_or_default();
-        let body =
-            String::from_utf8_lossy(&response.into_body().collect().await?.to_bytes()).into_owned();
+        let body = String::from_utf8_lossy(&response.into_body().collect().await?.to_bytes()).into_owned();
         let mark = if status == expected { "ok " } else { "BAD" };
         println!("{mark} {step:<16} GET {path:<7} -> {status} {body}{challenge}");
         if status != expected {

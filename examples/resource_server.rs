@@ -79,13 +79,11 @@ fn app() -> Result<Router, String> {
         )
         .route(
             "/team",
-            get(|| async { Json(json!({"team": "team-a"})) })
-                .route_layer(RequireGroup::new("team-a")),
+            get(|| async { Json(json!({"team": "team-a"})) }).route_layer(RequireGroup::new("team-a")),
         )
         .route(
             "/reports",
-            get(|| async { Json(json!({"reports": []})) })
-                .route_layer(RequireScope::new("reports:read")),
+            get(|| async { Json(json!({"reports": []})) }).route_layer(RequireScope::new("reports:read")),
         )
         .layer(auth_layer()?))
 }

@@ -287,9 +287,7 @@ where
                 Poll::Ready(Ok(response.map(AuthBody::inner)))
             }
             RequireStateProj::Rejected { response } => {
-                let response = response
-                    .take()
-                    .expect("RequireFuture polled after completion");
+                let response = response.take().expect("RequireFuture polled after completion");
                 Poll::Ready(Ok(crate::layer::rejection_response(response)))
             }
         }
@@ -309,44 +307,22 @@ mod tests {
 
     #[test]
     fn any_and_all_of() {
-        assert!(
-            RequireRole::any(["admin", "dev"])
-                .check(&principal())
-                .is_ok()
-        );
-        assert!(
-            RequireRole::all(["user", "dev"])
-                .check(&principal())
-                .is_ok()
-        );
-        assert!(
-            RequireRole::all(["user", "admin"])
-                .check(&principal())
-                .is_err()
-        );
+        assert!(RequireRole::any(["admin", "dev"]).check(&principal()).is_ok());
+        assert!(RequireRole::all(["user", "dev"]).check(&principal()).is_ok());
+        assert!(RequireRole::all(["user", "admin"]).check(&principal()).is_err());
         assert!(RequireGroup::new("g").check(&principal()).is_err());
     }
 
     #[test]
     fn scope_failures_name_the_scopes() {
-        let error = RequireScope::all(["read", "write"])
-            .check(&principal())
-            .unwrap_err();
+        let error = RequireScope::all(["read", "write"]).check(&principal()).unwrap_err();
         assert_eq!(error.status(), 403);
         assert_eq!(error.scope(), Some("read write"));
     }
 
     #[test]
     fn predicates() {
-        assert!(
-            require_fn(|p| p.subject() == "u1")
-                .check(&principal())
-                .is_ok()
-        );
-        assert!(
-            require_fn(|p| p.subject() == "u2")
-                .check(&principal())
-                .is_err()
-        );
+        assert!(require_fn(|p| p.subject() == "u1").check(&principal()).is_ok());
+        assert!(require_fn(|p| p.subject() == "u2").check(&principal()).is_err());
     }
 }

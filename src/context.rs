@@ -67,25 +67,17 @@ impl SecurityContext {
 
     /// The principal, or a 401 rejection.
     pub fn require(&self) -> Result<Principal, AuthError> {
-        self.principal
-            .clone()
-            .ok_or_else(AuthError::missing_credentials)
+        self.principal.clone().ok_or_else(AuthError::missing_credentials)
     }
 
     /// The principal's roles (empty when anonymous).
     pub fn roles(&self) -> &[String] {
-        self.principal
-            .as_ref()
-            .map(Principal::roles)
-            .unwrap_or_default()
+        self.principal.as_ref().map(Principal::roles).unwrap_or_default()
     }
 
     /// The principal's groups (empty when anonymous).
     pub fn groups(&self) -> &[String] {
-        self.principal
-            .as_ref()
-            .map(Principal::groups)
-            .unwrap_or_default()
+        self.principal.as_ref().map(Principal::groups).unwrap_or_default()
     }
 
     /// Whether the principal has `role`.
@@ -100,10 +92,7 @@ impl SecurityContext {
 
     /// Ok when the principal has `role`; 401 when anonymous, 403 otherwise.
     pub fn require_role(&self, role: &str) -> Result<(), AuthError> {
-        let principal = self
-            .principal
-            .as_ref()
-            .ok_or_else(AuthError::missing_credentials)?;
+        let principal = self.principal.as_ref().ok_or_else(AuthError::missing_credentials)?;
         if principal.has_role(role) {
             Ok(())
         } else {
@@ -113,10 +102,7 @@ impl SecurityContext {
 
     /// Ok when the principal is in `group`; 401 when anonymous, 403 otherwise.
     pub fn require_group(&self, group: &str) -> Result<(), AuthError> {
-        let principal = self
-            .principal
-            .as_ref()
-            .ok_or_else(AuthError::missing_credentials)?;
+        let principal = self.principal.as_ref().ok_or_else(AuthError::missing_credentials)?;
         if principal.has_group(group) {
             Ok(())
         } else {
@@ -131,9 +117,7 @@ mod tests {
 
     #[tokio::test]
     async fn current_is_set_inside_the_scope_and_empty_outside() {
-        let principal = Principal::builder("test", "u1")
-            .roles(vec!["admin".into()])
-            .build();
+        let principal = Principal::builder("test", "u1").roles(vec!["admin".into()]).build();
         let inside = SecurityContext::new(Some(principal))
             .scope(async {
                 let context = SecurityContext::current();

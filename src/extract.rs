@@ -26,6 +26,7 @@
 //! ```
 
 use std::marker::PhantomData;
+use std::sync::Arc;
 
 use axum_core::body::Body;
 use axum_core::extract::{FromRequestParts, OptionalFromRequestParts};
@@ -34,22 +35,25 @@ use http::request::Parts;
 
 use crate::authz::Policy;
 use crate::context::SecurityContext;
-use crate::layer::{principal_in, render_in};
+use crate::layer::{principal_in, renderer_in};
 use crate::principal::Principal;
 use crate::rejection::{AuthError, AuthErrorKind, DefaultRenderer, Protocol, Renderer};
 
-/// The rejection of the crate's extractors: a rendered [`AuthError`] (with the
-/// auth layer's renderer when it has a custom one).
-#[derive(Debug)]
+/// The rejection of the crate's extractors: an [`AuthError`], rendered with
+/// the auth layer's renderer when it has a custom one.
 pub struct AuthRejection {
     error: AuthError,
-    response: http::Response<bytes::Bytes>,
+    protocol: Protocol,
+    renderer: Option<Arc<dyn Renderer>>,
 }
 
 impl AuthRejection {
     pub(crate) fn new(parts: &Parts, error: AuthError) -> Self {
-        let response = render_in(&parts.extensions, &parts.headers, &error);
-        Self { error, response }
+        Self {
+            error,
+            protocol: Protocol::of(&parts.headers),
+            renderer: renderer_in(&parts.extensions),
+        }
     }
 
     /// The underlying error.
@@ -58,17 +62,28 @@ impl AuthRejection {
     }
 }
 
+impl std::fmt::Debug for AuthRejection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AuthRejection")
+            .field("error", &self.error)
+            .field("protocol", &self.protocol)
+            .finish_non_exhaustive()
+    }
+}
+
 impl IntoResponse for AuthRejection {
     fn into_response(self) -> Response {
-        self.response.map(Body::from)
+        let response = match &self.renderer {
+            Some(renderer) => renderer.render(&self.error, self.protocol),
+            None => DefaultRenderer::default().render(&self.error, self.protocol),
+        };
+        response.map(Body::from)
     }
 }
 
 impl IntoResponse for AuthError {
     fn into_response(self) -> Response {
-        DefaultRenderer::default()
-            .render(&self, Protocol::Http)
-            .map(Body::from)
+        DefaultRenderer::default().render(&self, Protocol::Http).map(Body::from)
     }
 }
 
@@ -87,18 +102,10 @@ impl<S: Send + Sync> FromRequestParts<S> for Principal {
 impl<S: Send + Sync> OptionalFromRequestParts<S> for Principal {
     type Rejection = AuthRejection;
 
-    async fn from_request_parts(
-        parts: &mut Parts,
-        _state: &S,
-    ) -> Result<Option<Self>, Self::Rejection> {
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Option<Self>, Self::Rejection> {
         match principal_in(&parts.extensions) {
             Ok(principal) => Ok(Some(principal.clone())),
-            Err(error)
-                if matches!(
-                    error.kind(),
-                    AuthErrorKind::Unavailable | AuthErrorKind::BadGateway
-                ) =>
-            {
+            Err(error) if matches!(error.kind(), AuthErrorKind::Unavailable | AuthErrorKind::BadGateway) => {
                 Err(AuthRejection::new(parts, error))
             }
             Err(_) => Ok(None),
@@ -110,9 +117,7 @@ impl<S: Send + Sync> FromRequestParts<S> for SecurityContext {
     type Rejection = std::convert::Infallible;
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
-        Ok(SecurityContext::new(
-            parts.extensions.get::<Principal>().cloned(),
-        ))
+        Ok(SecurityContext::new(parts.extensions.get::<Principal>().cloned()))
     }
 }
 

@@ -23,8 +23,7 @@ pub mod testing;
 pub mod token;
 
 pub use authz::{
-    Policy, RequireFn, RequireGroup, RequirePermission, RequireRole, RequireScope, Requirement,
-    require_fn,
+    Policy, RequireFn, RequireGroup, RequirePermission, RequireRole, RequireScope, Requirement, require_fn,
 };
 pub use context::SecurityContext;
 pub use crypto::install_crypto_provider;

@@ -237,20 +237,12 @@ impl PrincipalBuilder {
 ///   configured audience;
 /// - groups from `groups`; scopes from `scope` (space-separated) and `scp`
 ///   (array or string); permissions from `permissions`.
-pub fn principal_from_claims(
-    provider: &'static str,
-    claims: RawClaims,
-    audiences: &[String],
-) -> Principal {
+pub fn principal_from_claims(provider: &'static str, claims: RawClaims, audiences: &[String]) -> Principal {
     mapped(provider, &claims, audiences).claims(claims).build()
 }
 
 /// The default mapping, as a builder a preset can adjust before adding the claims.
-pub(crate) fn mapped(
-    provider: &'static str,
-    claims: &RawClaims,
-    audiences: &[String],
-) -> PrincipalBuilder {
+pub(crate) fn mapped(provider: &'static str, claims: &RawClaims, audiences: &[String]) -> PrincipalBuilder {
     let text = |name: &str| claims.get(name).and_then(Value::as_str).map(str::to_owned);
     let mut roles = strings(claims.get("roles"));
     if let Some(realm) = claims.get("realm_access") {
@@ -297,11 +289,7 @@ pub(crate) fn mapped(
 fn strings(value: Option<&Value>) -> Vec<String> {
     match value {
         Some(Value::String(s)) => s.split_whitespace().map(str::to_owned).collect(),
-        Some(Value::Array(items)) => items
-            .iter()
-            .filter_map(Value::as_str)
-            .map(str::to_owned)
-            .collect(),
+        Some(Value::Array(items)) => items.iter().filter_map(Value::as_str).map(str::to_owned).collect(),
         _ => Vec::new(),
     }
 }
@@ -341,10 +329,7 @@ pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 /// ```
 pub trait RoleResolver: Send + Sync + 'static {
     /// Returns the roles `principal` should have.
-    fn resolve<'a>(
-        &'a self,
-        principal: &'a Principal,
-    ) -> BoxFuture<'a, Result<Vec<String>, AuthError>>;
+    fn resolve<'a>(&'a self, principal: &'a Principal) -> BoxFuture<'a, Result<Vec<String>, AuthError>>;
 }
 
 #[cfg(test)]
@@ -378,9 +363,7 @@ mod tests {
     fn scopes_from_scope_and_scp() {
         let principal = principal_from_claims(
             "jwks",
-            claims(
-                json!({"sub": "u1", "scope": "read write", "scp": ["admin"], "groups": ["g"], "aud": "api"}),
-            ),
+            claims(json!({"sub": "u1", "scope": "read write", "scp": ["admin"], "groups": ["g"], "aud": "api"})),
             &[],
         );
         assert_eq!(principal.scopes(), ["read", "write", "admin"]);
@@ -392,11 +375,7 @@ mod tests {
 
     #[test]
     fn debug_hides_claims() {
-        let principal = principal_from_claims(
-            "jwks",
-            claims(json!({"sub": "u1", "secret": "hunter2"})),
-            &[],
-        );
+        let principal = principal_from_claims("jwks", claims(json!({"sub": "u1", "secret": "hunter2"})), &[]);
         assert!(!format!("{principal:?}").contains("hunter2"));
     }
 }

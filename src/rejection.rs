@@ -123,9 +123,7 @@ impl AuthError {
     /// The HTTP status this failure renders as.
     pub fn status(&self) -> StatusCode {
         match self.kind {
-            AuthErrorKind::MissingCredentials | AuthErrorKind::InvalidToken => {
-                StatusCode::UNAUTHORIZED
-            }
+            AuthErrorKind::MissingCredentials | AuthErrorKind::InvalidToken => StatusCode::UNAUTHORIZED,
             AuthErrorKind::InvalidRequest => StatusCode::BAD_REQUEST,
             AuthErrorKind::InsufficientScope => StatusCode::FORBIDDEN,
             AuthErrorKind::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
@@ -149,9 +147,7 @@ impl AuthError {
     /// The gRPC status code: 16 UNAUTHENTICATED, 7 PERMISSION_DENIED or 14 UNAVAILABLE.
     pub fn grpc_status(&self) -> u16 {
         match self.kind {
-            AuthErrorKind::MissingCredentials
-            | AuthErrorKind::InvalidRequest
-            | AuthErrorKind::InvalidToken => 16,
+            AuthErrorKind::MissingCredentials | AuthErrorKind::InvalidRequest | AuthErrorKind::InvalidToken => 16,
             AuthErrorKind::InsufficientScope => 7,
             AuthErrorKind::Unavailable | AuthErrorKind::BadGateway => 14,
         }
@@ -222,9 +218,7 @@ pub struct DefaultRenderer {
 impl DefaultRenderer {
     /// A renderer whose challenges name `realm`.
     pub fn new(realm: impl Into<Arc<str>>) -> Self {
-        Self {
-            realm: realm.into(),
-        }
+        Self { realm: realm.into() }
     }
 }
 
@@ -324,24 +318,18 @@ mod tests {
 
     #[test]
     fn missing_credentials_challenge_has_no_error_code() {
-        let response =
-            DefaultRenderer::new("r").render(&AuthError::missing_credentials(), Protocol::Http);
+        let response = DefaultRenderer::new("r").render(&AuthError::missing_credentials(), Protocol::Http);
         assert_eq!(response.status(), 401);
         assert_eq!(response.headers()[WWW_AUTHENTICATE], "Bearer realm=\"r\"");
     }
 
     #[test]
     fn insufficient_scope_names_the_scope() {
-        let response = DefaultRenderer::default().render(
-            &AuthError::insufficient_scope("reports:read"),
-            Protocol::Http,
-        );
+        let response =
+            DefaultRenderer::default().render(&AuthError::insufficient_scope("reports:read"), Protocol::Http);
         assert_eq!(response.status(), 403);
         let challenge = response.headers()[WWW_AUTHENTICATE].to_str().unwrap();
-        assert!(
-            challenge.contains("error=\"insufficient_scope\""),
-            "{challenge}"
-        );
+        assert!(challenge.contains("error=\"insufficient_scope\""), "{challenge}");
         assert!(challenge.contains("scope=\"reports:read\""), "{challenge}");
         let body: serde_json::Value = serde_json::from_slice(response.body()).unwrap();
         assert_eq!(body["error"], "insufficient_scope");

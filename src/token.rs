@@ -150,23 +150,18 @@ fn too_large() -> AuthError {
 fn is_b64token(token: &str) -> bool {
     let body = token.trim_end_matches('=');
     !body.is_empty()
-        && body.bytes().all(|b| {
-            b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~' | b'+' | b'/')
-        })
+        && body
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~' | b'+' | b'/'))
 }
 
-fn single_header<'a>(
-    headers: &'a HeaderMap,
-    name: &HeaderName,
-) -> Result<Option<&'a [u8]>, AuthError> {
+fn single_header<'a>(headers: &'a HeaderMap, name: &HeaderName) -> Result<Option<&'a [u8]>, AuthError> {
     let mut values = headers.get_all(name).iter();
     let Some(first) = values.next() else {
         return Ok(None);
     };
     if values.next().is_some() {
-        return Err(AuthError::invalid_request(format!(
-            "multiple {name} headers"
-        )));
+        return Err(AuthError::invalid_request(format!("multiple {name} headers")));
     }
     Ok(Some(first.as_bytes()))
 }
@@ -199,11 +194,7 @@ fn bearer(headers: &HeaderMap, max_len: usize) -> Result<Option<String>, AuthErr
     Ok(Some(token.to_owned()))
 }
 
-fn named_header(
-    headers: &HeaderMap,
-    name: &HeaderName,
-    max_len: usize,
-) -> Result<Option<String>, AuthError> {
+fn named_header(headers: &HeaderMap, name: &HeaderName, max_len: usize) -> Result<Option<String>, AuthError> {
     let Some(raw) = single_header(headers, name)? else {
         return Ok(None);
     };
@@ -215,9 +206,7 @@ fn named_header(
         return Ok(None);
     }
     if !is_b64token(token) {
-        return Err(AuthError::invalid_request(format!(
-            "malformed {name} header"
-        )));
+        return Err(AuthError::invalid_request(format!("malformed {name} header")));
     }
     Ok(Some(token.to_owned()))
 }
@@ -236,9 +225,7 @@ fn cookie(headers: &HeaderMap, name: &str, max_len: usize) -> Result<Option<Stri
                 continue;
             }
             if found.is_some() {
-                return Err(AuthError::invalid_request(format!(
-                    "multiple {name} cookies"
-                )));
+                return Err(AuthError::invalid_request(format!("multiple {name} cookies")));
             }
             let value = parsed.value();
             if value.len() > max_len {
@@ -249,9 +236,7 @@ fn cookie(headers: &HeaderMap, name: &str, max_len: usize) -> Result<Option<Stri
     }
     match found {
         Some(value) if value.is_empty() => Ok(None),
-        Some(value) if !is_b64token(&value) => Err(AuthError::invalid_request(format!(
-            "malformed {name} cookie"
-        ))),
+        Some(value) if !is_b64token(&value) => Err(AuthError::invalid_request(format!("malformed {name} cookie"))),
         other => Ok(other),
     }
 }
@@ -266,9 +251,7 @@ fn query(uri: &Uri, name: &str, max_len: usize) -> Result<Option<String>, AuthEr
             continue;
         }
         if found.is_some() {
-            return Err(AuthError::invalid_request(format!(
-                "multiple {name} parameters"
-            )));
+            return Err(AuthError::invalid_request(format!("multiple {name} parameters")));
         }
         if value.len() > max_len {
             return Err(too_large());
@@ -277,9 +260,7 @@ fn query(uri: &Uri, name: &str, max_len: usize) -> Result<Option<String>, AuthEr
     }
     match found {
         Some(value) if value.is_empty() => Ok(None),
-        Some(value) if !is_b64token(&value) => Err(AuthError::invalid_request(format!(
-            "malformed {name} parameter"
-        ))),
+        Some(value) if !is_b64token(&value) => Err(AuthError::invalid_request(format!("malformed {name} parameter"))),
         other => Ok(other),
     }
 }
@@ -297,10 +278,7 @@ mod tests {
         map
     }
 
-    fn extract(
-        sources: &TokenSources,
-        pairs: &[(&str, &str)],
-    ) -> Result<Option<String>, AuthError> {
+    fn extract(sources: &TokenSources, pairs: &[(&str, &str)]) -> Result<Option<String>, AuthError> {
         sources
             .extract(&headers(pairs), &Uri::from_static("/"))
             .map(|c| c.map(|c| c.expose().to_owned()))
@@ -312,9 +290,7 @@ mod tests {
         for scheme in ["Bearer", "bearer", "BEARER"] {
             let value = format!("{scheme} abc.def.ghi");
             assert_eq!(
-                extract(&sources, &[("authorization", &value)])
-                    .unwrap()
-                    .as_deref(),
+                extract(&sources, &[("authorization", &value)]).unwrap().as_deref(),
                 Some("abc.def.ghi")
             );
         }
@@ -335,10 +311,7 @@ mod tests {
         let sources = TokenSources::default();
         let error = extract(
             &sources,
-            &[
-                ("authorization", "Bearer a.b.c"),
-                ("authorization", "Bearer d.e.f"),
-            ],
+            &[("authorization", "Bearer a.b.c"), ("authorization", "Bearer d.e.f")],
         )
         .unwrap_err();
         assert_eq!(error.kind(), AuthErrorKind::InvalidRequest);
@@ -348,10 +321,7 @@ mod tests {
     fn tokens_with_spaces_or_empty_are_rejected() {
         let sources = TokenSources::default();
         for value in ["Bearer a.b c", "Bearer ", "Bearer a,b", "Bearer a\"b"] {
-            assert!(
-                extract(&sources, &[("authorization", value)]).is_err(),
-                "{value}"
-            );
+            assert!(extract(&sources, &[("authorization", value)]).is_err(), "{value}");
         }
     }
 
@@ -376,10 +346,7 @@ mod tests {
         assert_eq!(
             extract(
                 &sources,
-                &[
-                    ("cookie", "a=1; session=from-cookie"),
-                    ("x-token", "from-header")
-                ]
+                &[("cookie", "a=1; session=from-cookie"), ("x-token", "from-header")]
             )
             .unwrap()
             .as_deref(),
@@ -391,31 +358,16 @@ mod tests {
                 .as_deref(),
             Some("from-cookie")
         );
-        assert!(
-            extract(
-                &sources,
-                &[("cookie", "session=a"), ("cookie", "session=b")]
-            )
-            .is_err()
-        );
+        assert!(extract(&sources, &[("cookie", "session=a"), ("cookie", "session=b")]).is_err());
     }
 
     #[test]
     fn query_parameter_only_when_configured() {
         let uri = Uri::from_static("/x?access_token=abc.def&y=1");
-        assert_eq!(
-            TokenSources::default()
-                .extract(&HeaderMap::new(), &uri)
-                .unwrap(),
-            None
-        );
+        assert_eq!(TokenSources::default().extract(&HeaderMap::new(), &uri).unwrap(), None);
         let sources = TokenSources::default().with(TokenSource::Query("access_token".into()));
         assert_eq!(
-            sources
-                .extract(&HeaderMap::new(), &uri)
-                .unwrap()
-                .unwrap()
-                .expose(),
+            sources.extract(&HeaderMap::new(), &uri).unwrap().unwrap().expose(),
             "abc.def"
         );
     }

@@ -28,8 +28,14 @@ fn layer(team: &TestIdp) -> CfAccessLayer {
 fn app(layer: CfAccessLayer) -> Router {
     let auth: CfAccessAuthenticator = layer.authenticator().clone();
     Router::new()
-        .route("/kind", get(|who: CfAccess| async move { format!("{}:{}", who.kind(), who.email().unwrap_or("-")) }))
-        .route("/user", get(|user: CfAccessUser| async move { format!("{} {:?}", user.email, user.country) }))
+        .route(
+            "/kind",
+            get(|who: CfAccess| async move { format!("{}:{}", who.kind(), who.email().unwrap_or("-")) }),
+        )
+        .route(
+            "/user",
+            get(|user: CfAccessUser| async move { format!("{} {:?}", user.email, user.country) }),
+        )
         .route("/service", get(|svc: CfServiceToken| async move { svc.common_name }))
         .route(
             "/identity",
@@ -69,14 +75,8 @@ async fn user_and_service_tokens_are_accepted_with_their_kind() {
     );
     let service = team.cf_service_token(AUD, "f00d").sign();
     let reply = with_header(&app, "/kind", &service).await;
-    assert_eq!(
-        (reply.status.as_u16(), reply.body.as_str()),
-        (200, "service:-")
-    );
-    assert_eq!(
-        with_header(&app, "/service", &service).await.body,
-        "f00d.access"
-    );
+    assert_eq!((reply.status.as_u16(), reply.body.as_str()), (200, "service:-"));
+    assert_eq!(with_header(&app, "/service", &service).await.body, "f00d.access");
     // The typed extractors refuse the other kind.
     assert_eq!(with_header(&app, "/user", &service).await.status, 403);
     assert_eq!(
@@ -107,16 +107,12 @@ async fn wrong_team_aud_org_type_expired_and_foreign_keys_are_401() {
         ),
         (
             "expired",
-            team.cf_user_token(AUD)
-                .expired_for(Duration::from_secs(120))
-                .sign(),
+            team.cf_user_token(AUD).expired_for(Duration::from_secs(120)).sign(),
         ),
         ("foreign key", team.cf_user_token(AUD).foreign_key().sign()),
         (
             "not RS256",
-            team.cf_user_token(AUD)
-                .alg(tower_authkit::Algorithm::ES256)
-                .sign(),
+            team.cf_user_token(AUD).alg(tower_authkit::Algorithm::ES256).sign(),
         ),
     ];
     for (what, token) in cases {
@@ -124,9 +120,7 @@ async fn wrong_team_aud_org_type_expired_and_foreign_keys_are_401() {
         assert_eq!(reply.status, 401, "{what}: {reply:?}");
     }
     assert_eq!(
-        with_header(&app, "/kind", &team.cf_user_token(AUD).sign())
-            .await
-            .status,
+        with_header(&app, "/kind", &team.cf_user_token(AUD).sign()).await.status,
         200
     );
     // Opting in accepts organization tokens.
@@ -150,10 +144,7 @@ async fn header_is_preferred_over_cookie_and_cookie_alone_works() {
     let team = TestIdp::start().await;
     let app = app(layer(&team));
     let good = team.cf_user_token(AUD).sign();
-    let expired = team
-        .cf_user_token(AUD)
-        .expired_for(Duration::from_secs(120))
-        .sign();
+    let expired = team.cf_user_token(AUD).expired_for(Duration::from_secs(120)).sign();
     assert_eq!(with_cookie(&app, "/kind", &good).await.status, 200);
     // A bad header with a good cookie: the header decides.
     let request = Request::get("/kind")
@@ -186,11 +177,7 @@ async fn identity_is_parsed_keeping_unknown_fields_and_cached() {
     assert_eq!(identity["x_unmodelled_field"]["kept"], true);
     assert_eq!(team.identity_fetches(), 1);
     assert_eq!(with_cookie(&app, "/identity", &token).await.status, 200);
-    assert_eq!(
-        team.identity_fetches(),
-        1,
-        "the second lookup came from the cache"
-    );
+    assert_eq!(team.identity_fetches(), 1, "the second lookup came from the cache");
     let other = team.cf_user_token(AUD).email("other@example.com").sign();
     assert_eq!(
         with_header(&app, "/identity", &other).await.json()["email"],
@@ -226,16 +213,11 @@ async fn verify_helpers_work_outside_requests() {
     let team = TestIdp::start().await;
     let auth = layer(&team).authenticator().clone();
     assert_eq!(
-        auth.verify_email(&team.cf_user_token(AUD).sign())
-            .await
-            .unwrap(),
+        auth.verify_email(&team.cf_user_token(AUD).sign()).await.unwrap(),
         "user@example.com"
     );
     let service = team.cf_service_token(AUD, "c1").sign();
-    assert!(matches!(
-        auth.verify(&service).await.unwrap(),
-        CfAccess::Service(_)
-    ));
+    assert!(matches!(auth.verify(&service).await.unwrap(), CfAccess::Service(_)));
     assert_eq!(auth.verify_email(&service).await.unwrap_err().status(), 403);
 }
 

@@ -48,15 +48,10 @@ fn quickstart_walks_through_and_exits_zero() {
 fn resource_server_names_the_missing_variable() {
     for (set, missing) in [
         (None, "AUTHKIT_ISSUER"),
-        (
-            Some(("AUTHKIT_ISSUER", "https://idp.example")),
-            "AUTHKIT_AUDIENCE",
-        ),
+        (Some(("AUTHKIT_ISSUER", "https://idp.example")), "AUTHKIT_AUDIENCE"),
     ] {
         let mut command = Command::new(example("resource_server"));
-        command
-            .env_remove("AUTHKIT_ISSUER")
-            .env_remove("AUTHKIT_AUDIENCE");
+        command.env_remove("AUTHKIT_ISSUER").env_remove("AUTHKIT_AUDIENCE");
         if let Some((name, value)) = set {
             command.env(name, value);
         }
@@ -88,9 +83,7 @@ fn start(name: &str, envs: &[(&str, &str)]) -> (Running, String) {
             }
         }
     });
-    let base = receiver
-        .recv_timeout(Duration::from_secs(30))
-        .expect("readiness line");
+    let base = receiver.recv_timeout(Duration::from_secs(30)).expect("readiness line");
     (running, base)
 }
 
@@ -172,17 +165,9 @@ async fn cloudflare_access_example_serves_its_routes() {
     assert_eq!(me["country"], "NL");
     assert_eq!(me["sub"], "7335d417-61da-459d-899c-0a01c76a2f94");
     let service = team.cf_service_token(aud, "ci").sign();
-    let (_, body) = call(
-        &base,
-        "/me",
-        &[("cookie", format!("CF_Authorization={service}"))],
-    )
-    .await;
+    let (_, body) = call(&base, "/me", &[("cookie", format!("CF_Authorization={service}"))]).await;
     let me: serde_json::Value = serde_json::from_str(&body).unwrap();
-    assert_eq!(
-        (me["kind"].as_str(), me["email"].is_null()),
-        (Some("service"), true)
-    );
+    assert_eq!((me["kind"].as_str(), me["email"].is_null()), (Some("service"), true));
     let (status, body) = call(&base, "/identity", &[("cf-access-jwt-assertion", user)]).await;
     assert_eq!(status, 200, "{body}");
     let identity: serde_json::Value = serde_json::from_str(&body).unwrap();
@@ -206,28 +191,19 @@ async fn pomerium_upstream_example_serves_its_routes() {
     assert_eq!(call(&base, "/health", &[]).await, (200, "ok".to_owned()));
     assert_eq!(call(&base, "/me", &[]).await.0, 401);
     let assertion = pomerium.pomerium_assertion(host).groups(["team-a"]).sign();
-    let (status, body) = call(
-        &base,
-        "/me",
-        &[("x-pomerium-jwt-assertion", assertion.clone())],
-    )
-    .await;
+    let (status, body) = call(&base, "/me", &[("x-pomerium-jwt-assertion", assertion.clone())]).await;
     assert_eq!(status, 200, "{body}");
     let me: serde_json::Value = serde_json::from_str(&body).unwrap();
     assert_eq!(me["sub"], "user-123");
     assert_eq!(me["email"], "user@example.com");
     assert_eq!(me["groups"], serde_json::json!(["team-a"]));
     assert_eq!(
-        call(&base, "/team", &[("x-pomerium-jwt-assertion", assertion)])
-            .await
-            .0,
+        call(&base, "/team", &[("x-pomerium-jwt-assertion", assertion)]).await.0,
         200
     );
     let outsider = pomerium.pomerium_assertion(host).groups(["team-b"]).sign();
     assert_eq!(
-        call(&base, "/team", &[("x-pomerium-jwt-assertion", outsider)])
-            .await
-            .0,
+        call(&base, "/team", &[("x-pomerium-jwt-assertion", outsider)]).await.0,
         403
     );
 }

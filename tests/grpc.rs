@@ -22,9 +22,7 @@ async fn start_server(idp: &TestIdp) -> String {
     let (_reporter, health) = tonic_health::server::health_reporter();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
-    let layers = ServiceBuilder::new()
-        .layer(auth)
-        .layer(RequireRole::new("admin"));
+    let layers = ServiceBuilder::new().layer(auth).layer(RequireRole::new("admin"));
     tokio::spawn(async move {
         tonic::transport::Server::builder()
             .layer(layers)
@@ -43,9 +41,7 @@ async fn check(url: &str, token: Option<&str>) -> Result<(), tonic::Status> {
         .await
         .unwrap();
     let mut client = HealthClient::new(channel);
-    let mut request = Request::new(HealthCheckRequest {
-        service: String::new(),
-    });
+    let mut request = Request::new(HealthCheckRequest { service: String::new() });
     if let Some(token) = token {
         request
             .metadata_mut()
@@ -63,12 +59,9 @@ async fn grpc_statuses_for_missing_forbidden_and_allowed() {
     assert_eq!(missing.code(), Code::Unauthenticated);
     assert_eq!(missing.message(), "authentication required");
 
-    let invalid = check(
-        &url,
-        Some(&idp.token().expired_for(Duration::from_secs(600)).sign()),
-    )
-    .await
-    .unwrap_err();
+    let invalid = check(&url, Some(&idp.token().expired_for(Duration::from_secs(600)).sign()))
+        .await
+        .unwrap_err();
     assert_eq!(invalid.code(), Code::Unauthenticated);
     assert_eq!(invalid.message(), "token expired");
 

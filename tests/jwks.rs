@@ -18,10 +18,7 @@ use tower_authkit::{Algorithm, JwksAuthLayer, Principal};
 
 fn app(layer: JwksAuthLayer) -> Router {
     Router::new()
-        .route(
-            "/me",
-            get(|p: Principal| async move { p.subject().to_owned() }),
-        )
+        .route("/me", get(|p: Principal| async move { p.subject().to_owned() }))
         .layer(layer)
 }
 
@@ -115,11 +112,7 @@ async fn forged_and_invalid_tokens_are_rejected() {
     };
 
     // alg=none, signed with nothing.
-    let none = format!(
-        "{}.{}.",
-        b64(json!({"alg": "none", "kid": "rsa-1"})),
-        b64(claims(&idp))
-    );
+    let none = format!("{}.{}.", b64(json!({"alg": "none", "kid": "rsa-1"})), b64(claims(&idp)));
     // HS256 keyed with the RSA public key: the classic confusion attack.
     let public_n = idp.jwks()["keys"][0]["n"].as_str().unwrap().to_owned();
     let mut hs_header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256);
@@ -137,34 +130,22 @@ async fn forged_and_invalid_tokens_are_rejected() {
     let cases = [
         ("alg none", none),
         ("HS256 with the public key", hs256),
-        (
-            "foreign key with a known kid",
-            idp.token().foreign_key().sign(),
-        ),
+        ("foreign key with a known kid", idp.token().foreign_key().sign()),
         ("tampered payload", tampered),
         ("empty signature", empty_signature),
-        (
-            "expired",
-            idp.token().expired_for(Duration::from_secs(120)).sign(),
-        ),
+        ("expired", idp.token().expired_for(Duration::from_secs(120)).sign()),
         (
             "not yet valid",
             idp.token().not_before_in(Duration::from_secs(120)).sign(),
         ),
-        (
-            "wrong issuer",
-            idp.token().issuer("https://evil.example").sign(),
-        ),
+        ("wrong issuer", idp.token().issuer("https://evil.example").sign()),
         (
             "issuer with trailing slash",
             idp.token().issuer(&format!("{}/", idp.issuer())).sign(),
         ),
         ("wrong audience", idp.token().audience("other-api").sign()),
         ("missing exp", idp.token().without_claim("exp").sign()),
-        (
-            "exp as a string",
-            idp.token().claim("exp", "9999999999").sign(),
-        ),
+        ("exp as a string", idp.token().claim("exp", "9999999999").sign()),
         ("crit header", idp.token().header("crit", ["exp"]).sign()),
         (
             "algorithm not the key's",
@@ -207,26 +188,13 @@ async fn header_embedded_keys_are_ignored_and_never_fetched() {
         .kid("attacker")
         .header("jwk", &attacker_jwk)
         .sign();
-    let jku_token = idp
-        .token()
-        .foreign_key()
-        .kid("attacker")
-        .header("jku", &jku)
-        .sign();
+    let jku_token = idp.token().foreign_key().kid("attacker").header("jku", &jku).sign();
     let x5u_token = idp.token().foreign_key().header("x5u", &jku).sign();
-    for (what, token) in [
-        ("jwk", embedded_jwk),
-        ("jku", jku_token),
-        ("x5u", x5u_token),
-    ] {
+    for (what, token) in [("jwk", embedded_jwk), ("jku", jku_token), ("x5u", x5u_token)] {
         assert_invalid_token(&common::get(&app, "/me", Some(&token)).await, what);
     }
     tokio::time::sleep(Duration::from_millis(50)).await;
-    assert_eq!(
-        connections.load(Ordering::SeqCst),
-        0,
-        "a header URL was fetched"
-    );
+    assert_eq!(connections.load(Ordering::SeqCst), 0, "a header URL was fetched");
 }
 
 #[tokio::test]
@@ -237,12 +205,7 @@ async fn rotated_key_is_accepted_on_first_sight_with_one_fetch() {
         .refresh_cooldown(Duration::from_secs(60))
         .build()
         .unwrap());
-    assert_eq!(
-        common::get(&app, "/me", Some(&idp.token().sign()))
-            .await
-            .status,
-        200
-    );
+    assert_eq!(common::get(&app, "/me", Some(&idp.token().sign())).await.status, 200);
     assert_eq!(idp.jwks_fetches(), 1);
     let new_kid = idp.rotate();
     let token = idp.token().sign();
@@ -250,12 +213,7 @@ async fn rotated_key_is_accepted_on_first_sight_with_one_fetch() {
     assert_eq!(common::get(&app, "/me", Some(&token)).await.status, 200);
     assert_eq!(idp.jwks_fetches(), 2, "exactly one refetch for the new kid");
     // And the new key stays cached.
-    assert_eq!(
-        common::get(&app, "/me", Some(&idp.token().sign()))
-            .await
-            .status,
-        200
-    );
+    assert_eq!(common::get(&app, "/me", Some(&idp.token().sign())).await.status, 200);
     assert_eq!(idp.jwks_fetches(), 2);
 }
 
@@ -286,21 +244,12 @@ async fn unknown_kids_inside_the_cooldown_cause_at_most_one_fetch() {
         .refresh_cooldown(Duration::from_secs(60))
         .build()
         .unwrap());
-    assert_eq!(
-        common::get(&app, "/me", Some(&idp.token().sign()))
-            .await
-            .status,
-        200
-    );
+    assert_eq!(common::get(&app, "/me", Some(&idp.token().sign())).await.status, 200);
     let before = idp.jwks_fetches();
     let mut tasks = Vec::new();
     for i in 0..500 {
         let app = app.clone();
-        let token = idp
-            .token()
-            .foreign_key()
-            .kid(&format!("unknown-{i}"))
-            .sign();
+        let token = idp.token().foreign_key().kid(&format!("unknown-{i}")).sign();
         tasks.push(tokio::spawn(async move {
             common::get(&app, "/me", Some(&token)).await.status
         }));
@@ -325,10 +274,7 @@ fn fast_failing(idp: &TestIdp) -> tower_authkit::JwksAuthBuilder {
 #[tokio::test]
 async fn known_keys_outlive_max_age_while_the_provider_is_down() {
     let idp = TestIdp::start().await;
-    let app = app(fast_failing(&idp)
-        .max_age(Duration::from_millis(300))
-        .build()
-        .unwrap());
+    let app = app(fast_failing(&idp).max_age(Duration::from_millis(300)).build().unwrap());
     let token = idp.token().sign();
     assert_eq!(common::get(&app, "/me", Some(&token)).await.status, 200);
     for failure in [IdpFailure::Error, IdpFailure::Hang] {
@@ -337,10 +283,7 @@ async fn known_keys_outlive_max_age_while_the_provider_is_down() {
         let fetches = idp.jwks_fetches();
         let reply = common::get(&app, "/me", Some(&token)).await;
         assert_eq!(reply.status, 200, "{failure:?}: {reply:?}");
-        assert!(
-            idp.jwks_fetches() > fetches,
-            "{failure:?}: a refresh was attempted"
-        );
+        assert!(idp.jwks_fetches() > fetches, "{failure:?}: a refresh was attempted");
     }
     idp.set_failure(IdpFailure::None);
 }
@@ -382,11 +325,7 @@ async fn oversized_tokens_are_rejected_before_parsing() {
 #[tokio::test]
 async fn keys_are_refreshed_ahead_of_expiry_without_making_requests_wait() {
     let idp = TestIdp::start().await;
-    let app = app(idp
-        .auth_builder()
-        .max_age(Duration::from_millis(400))
-        .build()
-        .unwrap());
+    let app = app(idp.auth_builder().max_age(Duration::from_millis(400)).build().unwrap());
     let token = idp.token().sign();
     assert_eq!(common::get(&app, "/me", Some(&token)).await.status, 200);
     assert_eq!(idp.jwks_fetches(), 1);
@@ -426,12 +365,7 @@ async fn kidless_tokens_need_exactly_one_fitting_key() {
     // Two RS256 keys after a rotation: ambiguous, rejected.
     idp.rotate();
     tokio::time::sleep(Duration::from_millis(5)).await;
-    assert_eq!(
-        common::get(&app, "/me", Some(&idp.token().sign()))
-            .await
-            .status,
-        200
-    );
+    assert_eq!(common::get(&app, "/me", Some(&idp.token().sign())).await.status, 200);
     assert_invalid_token(
         &common::get(&app, "/me", Some(&idp.token().without_kid().sign())).await,
         "ambiguous kid-less",
@@ -442,10 +376,7 @@ async fn kidless_tokens_need_exactly_one_fitting_key() {
 async fn oversized_key_sets_are_refused() {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}/jwks", listener.local_addr().unwrap());
-    let huge = format!(
-        "{{\"keys\": [], \"padding\": \"{}\"}}",
-        "x".repeat(2 * 1024 * 1024)
-    );
+    let huge = format!("{{\"keys\": [], \"padding\": \"{}\"}}", "x".repeat(2 * 1024 * 1024));
     let server = Router::new().route(
         "/jwks",
         get(move || {
@@ -455,12 +386,7 @@ async fn oversized_key_sets_are_refused() {
     );
     tokio::spawn(async move { axum::serve(listener, server).await.unwrap() });
     let idp = TestIdp::start().await;
-    let layer = idp
-        .auth_builder()
-        .jwks_url(url)
-        .http_retries(0)
-        .build()
-        .unwrap();
+    let layer = idp.auth_builder().jwks_url(url).http_retries(0).build().unwrap();
     let reply = common::get(&app(layer), "/me", Some(&idp.token().sign())).await;
     assert_eq!(reply.status, 503, "{reply:?}");
 }

@@ -14,9 +14,8 @@ use http::{Request, Response, StatusCode};
 use serde::Deserialize;
 use tower_authkit::testing::{IdpFailure, TestIdp};
 use tower_authkit::{
-    AuthError, Authorized, BoxFuture, Claims, JwksAuthLayer, Principal, Protocol,
-    RecordedRejection, RequireGroup, RequireRole, RequireScope, RoleResolver, SecurityContext,
-    policy, require_fn,
+    AuthError, Authorized, BoxFuture, Claims, JwksAuthLayer, Principal, Protocol, RecordedRejection, RequireGroup,
+    RequireRole, RequireScope, RoleResolver, SecurityContext, policy, require_fn,
 };
 
 policy!(Admin = RequireRole::new("admin"));
@@ -42,14 +41,36 @@ fn who_is_calling() -> String {
 fn routes() -> Router {
     Router::new()
         .route("/me", get(|p: Principal| async move { p.subject().to_owned() }))
-        .route("/maybe", get(|p: Option<Principal>| async move { p.map_or("anonymous".to_owned(), |p| p.subject().to_owned()) }))
+        .route(
+            "/maybe",
+            get(|p: Option<Principal>| async move { p.map_or("anonymous".to_owned(), |p| p.subject().to_owned()) }),
+        )
         .route("/context", get(|| async { who_is_calling() }))
-        .route("/tenant", get(|Claims(c): Claims<TenantClaims>| async move { format!("{}:{}", c.tenant, c.seats) }))
-        .route("/admin-extractor", get(|Authorized(p, _): Authorized<Admin>| async move { p.subject().to_owned() }))
-        .route("/admin", get(|| async { "admin area" }).route_layer(RequireRole::new("admin")))
-        .route("/team", get(|| async { "team area" }).route_layer(RequireGroup::any(["team-a", "team-b"])))
-        .route("/reports", get(|| async { "reports" }).route_layer(RequireScope::all(["reports:read", "reports:list"])))
-        .route("/corp", get(|| async { "corp" }).route_layer(require_fn(|p| p.email().is_some_and(|e| e.ends_with("@corp.example")))))
+        .route(
+            "/tenant",
+            get(|Claims(c): Claims<TenantClaims>| async move { format!("{}:{}", c.tenant, c.seats) }),
+        )
+        .route(
+            "/admin-extractor",
+            get(|Authorized(p, _): Authorized<Admin>| async move { p.subject().to_owned() }),
+        )
+        .route(
+            "/admin",
+            get(|| async { "admin area" }).route_layer(RequireRole::new("admin")),
+        )
+        .route(
+            "/team",
+            get(|| async { "team area" }).route_layer(RequireGroup::any(["team-a", "team-b"])),
+        )
+        .route(
+            "/reports",
+            get(|| async { "reports" }).route_layer(RequireScope::all(["reports:read", "reports:list"])),
+        )
+        .route(
+            "/corp",
+            get(|| async { "corp" })
+                .route_layer(require_fn(|p| p.email().is_some_and(|e| e.ends_with("@corp.example")))),
+        )
         .route("/health", get(|| async { "ok" }))
 }
 
@@ -74,14 +95,8 @@ async fn required_mode_rejects_missing_tokens_with_a_bare_challenge() {
     .await;
     let response = server.get("/me").expect_failure().await;
     response.assert_status(StatusCode::UNAUTHORIZED);
-    assert_eq!(
-        response.header("www-authenticate"),
-        "Bearer realm=\"orders\""
-    );
-    assert_eq!(
-        response.json::<serde_json::Value>()["error"],
-        "missing_token"
-    );
+    assert_eq!(response.header("www-authenticate"), "Bearer realm=\"orders\"");
+    assert_eq!(response.json::<serde_json::Value>()["error"], "missing_token");
     // Public paths skip authentication.
     server.get("/health").await.assert_text("ok");
 }
@@ -121,10 +136,7 @@ async fn duplicate_authorization_headers_are_a_bad_request() {
         .unwrap();
     let reply = common::send(&app, request).await;
     assert_eq!(reply.status, 400);
-    assert!(
-        reply.challenge().contains("error=\"invalid_request\""),
-        "{reply:?}"
-    );
+    assert!(reply.challenge().contains("error=\"invalid_request\""), "{reply:?}");
 }
 
 #[tokio::test]
@@ -147,11 +159,7 @@ async fn roles_groups_scopes_and_predicates_give_403_or_200() {
         .email("a1@corp.example")
         .sign();
     for path in ["/admin", "/team", "/reports", "/corp", "/admin-extractor"] {
-        let denied = server
-            .get(path)
-            .authorization(bearer(&user))
-            .expect_failure()
-            .await;
+        let denied = server.get(path).authorization(bearer(&user)).expect_failure().await;
         denied.assert_status_forbidden();
         assert!(
             denied
@@ -160,11 +168,7 @@ async fn roles_groups_scopes_and_predicates_give_403_or_200() {
                 .unwrap()
                 .contains("insufficient_scope")
         );
-        server
-            .get(path)
-            .authorization(bearer(&admin))
-            .await
-            .assert_status_ok();
+        server.get(path).authorization(bearer(&admin)).await.assert_status_ok();
     }
     let scope_denied = server
         .get("/reports")
@@ -207,10 +211,7 @@ async fn keycloak_roles_are_mapped() {
         .assert_status_ok();
     let other_client = idp
         .token()
-        .claim(
-            "resource_access",
-            serde_json::json!({"other": {"roles": ["admin"]}}),
-        )
+        .claim("resource_access", serde_json::json!({"other": {"roles": ["admin"]}}))
         .sign();
     server
         .get("/admin")
@@ -238,11 +239,7 @@ async fn security_context_is_readable_from_functions_the_handler_calls() {
 async fn typed_claims_are_deserialized() {
     let idp = TestIdp::start().await;
     let server = server(idp.auth_builder().build().unwrap()).await;
-    let token = idp
-        .token()
-        .claim("tenant", "acme")
-        .claim("seats", 12)
-        .sign();
+    let token = idp.token().claim("tenant", "acme").claim("seats", 12).sign();
     server
         .get("/tenant")
         .authorization(bearer(&token))
@@ -262,11 +259,7 @@ async fn optional_mode_lets_anonymous_requests_through() {
     let idp = TestIdp::start().await;
     let server = server(idp.auth_builder().build().unwrap().optional()).await;
     server.get("/maybe").await.assert_text("anonymous");
-    server
-        .get("/me")
-        .expect_failure()
-        .await
-        .assert_status_unauthorized();
+    server.get("/me").expect_failure().await.assert_status_unauthorized();
     server
         .get("/maybe")
         .authorization(bearer(&idp.token().sub("dave").sign()))
@@ -324,11 +317,7 @@ async fn enrich_only_mode_records_the_outcome_for_extractors() {
         .await
         .assert_text("authenticated");
     // The extractors enforce what the layer recorded.
-    let rejected = server
-        .get("/me")
-        .authorization(bearer(&expired))
-        .expect_failure()
-        .await;
+    let rejected = server.get("/me").authorization(bearer(&expired)).expect_failure().await;
     rejected.assert_status_unauthorized();
     assert!(
         rejected
@@ -354,12 +343,7 @@ async fn enrich_only_mode_records_the_outcome_for_extractors() {
 async fn optional_principal_surfaces_upstream_failures() {
     let idp = TestIdp::start().await;
     idp.set_failure(IdpFailure::Error);
-    let layer = idp
-        .auth_builder()
-        .http_retries(0)
-        .build()
-        .unwrap()
-        .enrich_only();
+    let layer = idp.auth_builder().http_retries(0).build().unwrap().enrich_only();
     let server = server(layer).await;
     let response = server
         .get("/maybe")
@@ -395,10 +379,7 @@ async fn custom_renderer_is_used_by_the_layer_and_inner_checks() {
 struct FinanceRoles;
 
 impl RoleResolver for FinanceRoles {
-    fn resolve<'a>(
-        &'a self,
-        principal: &'a Principal,
-    ) -> BoxFuture<'a, Result<Vec<String>, AuthError>> {
+    fn resolve<'a>(&'a self, principal: &'a Principal) -> BoxFuture<'a, Result<Vec<String>, AuthError>> {
         Box::pin(async move {
             let mut roles = principal.roles().to_vec();
             if principal.claim("department").and_then(|d| d.as_str()) == Some("finance") {
@@ -412,13 +393,7 @@ impl RoleResolver for FinanceRoles {
 #[tokio::test]
 async fn role_resolver_extends_the_mapping() {
     let idp = TestIdp::start().await;
-    let server = server(
-        idp.auth_builder()
-            .role_resolver(FinanceRoles)
-            .build()
-            .unwrap(),
-    )
-    .await;
+    let server = server(idp.auth_builder().role_resolver(FinanceRoles).build().unwrap()).await;
     let finance = idp.token().claim("department", "finance").sign();
     server
         .get("/admin")
@@ -451,17 +426,11 @@ async fn bad_input_never_yields_a_500() {
         "Bearer \u{7f}",
     ];
     for value in nasty {
-        let Ok(request) = Request::get("/me")
-            .header("authorization", value)
-            .body(Body::empty())
-        else {
+        let Ok(request) = Request::get("/me").header("authorization", value).body(Body::empty()) else {
             continue;
         };
         let reply = common::send(&app, request).await;
-        assert!(
-            matches!(reply.status.as_u16(), 400 | 401),
-            "{value:?} -> {reply:?}"
-        );
+        assert!(matches!(reply.status.as_u16(), 400 | 401), "{value:?} -> {reply:?}");
     }
     let request = Request::get("/me")
         .header("authorization", &b"Bearer \xff\xfe"[..])

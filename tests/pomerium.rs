@@ -19,9 +19,7 @@ fn app(layer: PomeriumAssertionLayer) -> Router {
     Router::new()
         .route(
             "/me",
-            get(|user: PomeriumUser| async move {
-                format!("{} {} {:?}", user.sub, user.email, user.groups)
-            }),
+            get(|user: PomeriumUser| async move { format!("{} {} {:?}", user.sub, user.email, user.groups) }),
         )
         .route(
             "/team",
@@ -54,21 +52,14 @@ async fn assertions_verify_with_es256_and_rs256() {
         let reply = call(
             &app,
             "/me",
-            &pomerium
-                .pomerium_assertion(HOST)
-                .alg(alg)
-                .groups(["g1"])
-                .sign(),
+            &pomerium.pomerium_assertion(HOST).alg(alg).groups(["g1"]).sign(),
         )
         .await;
         assert_eq!(reply.status, 200, "{alg}: {reply:?}");
         assert_eq!(reply.body, "user-123 user@example.com [\"g1\"]");
     }
     // Other algorithms are not Pomerium's.
-    let eddsa = pomerium
-        .pomerium_assertion(HOST)
-        .alg(Algorithm::EdDSA)
-        .sign();
+    let eddsa = pomerium.pomerium_assertion(HOST).alg(Algorithm::EdDSA).sign();
     assert_eq!(call(&app, "/me", &eddsa).await.status, 401);
 }
 
@@ -79,10 +70,7 @@ async fn wrong_audience_issuer_expiry_or_key_is_401() {
     let cases = [
         (
             "wrong audience",
-            pomerium
-                .pomerium_assertion(HOST)
-                .audience("other.example.com")
-                .sign(),
+            pomerium.pomerium_assertion(HOST).audience("other.example.com").sign(),
         ),
         (
             "audience as an array without the host",
@@ -90,10 +78,7 @@ async fn wrong_audience_issuer_expiry_or_key_is_401() {
         ),
         (
             "wrong issuer",
-            pomerium
-                .pomerium_assertion(HOST)
-                .issuer("evil.example.com")
-                .sign(),
+            pomerium.pomerium_assertion(HOST).issuer("evil.example.com").sign(),
         ),
         (
             "expired past the leeway",
@@ -102,10 +87,7 @@ async fn wrong_audience_issuer_expiry_or_key_is_401() {
                 .expired_for(Duration::from_secs(90))
                 .sign(),
         ),
-        (
-            "foreign key",
-            pomerium.pomerium_assertion(HOST).foreign_key().sign(),
-        ),
+        ("foreign key", pomerium.pomerium_assertion(HOST).foreign_key().sign()),
     ];
     for (what, assertion) in cases {
         assert_eq!(call(&app, "/me", &assertion).await.status, 401, "{what}");
@@ -166,10 +148,7 @@ async fn uri_issuer_format_and_leeway_bound() {
         .build();
     assert!(matches!(
         too_lenient.unwrap_err(),
-        ConfigError::Invalid {
-            setting: "leeway",
-            ..
-        }
+        ConfigError::Invalid { setting: "leeway", .. }
     ));
     assert_eq!(
         PomeriumAssertionLayer::builder().build().unwrap_err(),

@@ -89,11 +89,7 @@ pub struct CfIdentity {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub device_sessions: Option<Value>,
     /// Device posture results.
-    #[serde(
-        default,
-        rename = "devicePosture",
-        skip_serializing_if = "Option::is_none"
-    )]
+    #[serde(default, rename = "devicePosture", skip_serializing_if = "Option::is_none")]
     pub device_posture: Option<Value>,
     /// mTLS authentication details.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -128,10 +124,7 @@ impl CfIdentityClient {
         Self {
             fetcher,
             url,
-            cache: Cache::builder()
-                .max_capacity(capacity)
-                .time_to_live(ttl)
-                .build(),
+            cache: Cache::builder().max_capacity(capacity).time_to_live(ttl).build(),
         }
     }
 
@@ -151,20 +144,15 @@ impl CfIdentityClient {
         cookie.set_sensitive(true);
         let mut headers = HeaderMap::new();
         headers.insert(COOKIE, cookie);
-        let body = self
-            .fetcher
-            .get_with(&self.url, &headers)
-            .await
-            .map_err(|error| {
-                tracing::warn!(%error, "Cloudflare Access get-identity failed");
-                match error {
-                    FetchError::Transport(_) => AuthError::unavailable(
-                        "identity service unreachable",
-                        Duration::from_secs(5),
-                    ),
-                    _ => AuthError::bad_gateway("identity lookup failed"),
+        let body = self.fetcher.get_with(&self.url, &headers).await.map_err(|error| {
+            tracing::warn!(%error, "Cloudflare Access get-identity failed");
+            match error {
+                FetchError::Transport(_) => {
+                    AuthError::unavailable("identity service unreachable", Duration::from_secs(5))
                 }
-            })?;
+                _ => AuthError::bad_gateway("identity lookup failed"),
+            }
+        })?;
         serde_json::from_slice::<CfIdentity>(&body)
             .map(Arc::new)
             .map_err(|_| AuthError::bad_gateway("identity lookup returned an unusable body"))

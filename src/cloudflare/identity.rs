@@ -121,10 +121,7 @@ impl ClaimsProfile for CfAccessProfile {
 
     fn principal(&self, claims: RawClaims, audiences: &[String]) -> Principal {
         let mut builder = mapped(PROVIDER, &claims, audiences);
-        let sub = claims
-            .get("sub")
-            .and_then(Value::as_str)
-            .unwrap_or_default();
+        let sub = claims.get("sub").and_then(Value::as_str).unwrap_or_default();
         if sub.is_empty()
             && let Some(common_name) = claims.get("common_name").and_then(Value::as_str)
         {
@@ -155,10 +152,7 @@ mod extract {
     impl<S: Send + Sync> FromRequestParts<S> for CfAccess {
         type Rejection = AuthRejection;
 
-        async fn from_request_parts(
-            parts: &mut Parts,
-            _state: &S,
-        ) -> Result<Self, Self::Rejection> {
+        async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
             identity(parts)
         }
     }
@@ -167,10 +161,7 @@ mod extract {
     impl<S: Send + Sync> FromRequestParts<S> for CfAccessUser {
         type Rejection = AuthRejection;
 
-        async fn from_request_parts(
-            parts: &mut Parts,
-            _state: &S,
-        ) -> Result<Self, Self::Rejection> {
+        async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
             match identity(parts)? {
                 CfAccess::User(user) => Ok(user),
                 CfAccess::Service(_) => Err(AuthRejection::new(
@@ -185,10 +176,7 @@ mod extract {
     impl<S: Send + Sync> FromRequestParts<S> for CfServiceToken {
         type Rejection = AuthRejection;
 
-        async fn from_request_parts(
-            parts: &mut Parts,
-            _state: &S,
-        ) -> Result<Self, Self::Rejection> {
+        async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
             match identity(parts)? {
                 CfAccess::Service(service) => Ok(service),
                 CfAccess::User(_) => Err(AuthRejection::new(

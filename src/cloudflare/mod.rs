@@ -46,9 +46,7 @@ pub use client::{CfGeo, CfIdentity, CfIdentityClient, CfIdentityProvider};
 pub use identity::{CfAccess, CfAccessUser, CfServiceToken};
 
 use crate::error::ConfigError;
-use crate::jwt::{
-    Algorithm, FetchPolicy, Fetcher, JwksAuthBuilder, JwksAuthenticator, JwksFuture, parse_url,
-};
+use crate::jwt::{Algorithm, FetchPolicy, Fetcher, JwksAuthBuilder, JwksAuthenticator, JwksFuture, parse_url};
 use crate::layer::{AuthLayer, Authenticator, RequestHead};
 use crate::principal::Principal;
 use crate::rejection::AuthError;
@@ -105,16 +103,12 @@ impl Authenticator for CfAccessAuthenticator {
         match (&self.dev, &self.verifier) {
             (Some(dev), _) => JwksFuture::ready(Ok(dev.principal())),
             (None, Some(verifier)) => verifier.verify_credential(credential),
-            (None, None) => {
-                JwksFuture::ready(Err(AuthError::invalid_token("no verifier configured")))
-            }
+            (None, None) => JwksFuture::ready(Err(AuthError::invalid_token("no verifier configured"))),
         }
     }
 
     fn without_credential(&self, _request: &RequestHead<'_>) -> Option<JwksFuture> {
-        self.dev
-            .as_ref()
-            .map(|dev| JwksFuture::ready(Ok(dev.principal())))
+        self.dev.as_ref().map(|dev| JwksFuture::ready(Ok(dev.principal())))
     }
 }
 
@@ -262,15 +256,12 @@ impl CfAccessBuilder {
         let dev = match self.dev_user.as_ref() {
             None => None,
             Some(user) => {
-                let denied = std::env::var(DENY_DEV_BYPASS_ENV).is_ok_and(|v| {
-                    matches!(v.trim().to_ascii_lowercase().as_str(), "1" | "true" | "yes")
-                });
+                let denied = std::env::var(DENY_DEV_BYPASS_ENV)
+                    .is_ok_and(|v| matches!(v.trim().to_ascii_lowercase().as_str(), "1" | "true" | "yes"));
                 if denied {
                     return Err(ConfigError::Invalid {
                         setting: "dev_user",
-                        reason: format!(
-                            "the dev bypass is refused because {DENY_DEV_BYPASS_ENV} is set"
-                        ),
+                        reason: format!("the dev bypass is refused because {DENY_DEV_BYPASS_ENV} is set"),
                     });
                 }
                 tracing::warn!(email = %user.email, "Cloudflare Access dev bypass configured: tokens will NOT be verified");
@@ -316,21 +307,13 @@ impl CfAccessBuilder {
             jwks = jwks.audience(audience);
         }
         let verifier = jwks.build_authenticator()?;
-        let identity_url = parse_url(
-            "team_domain",
-            &format!("{team}/cdn-cgi/access/get-identity"),
-        )?;
+        let identity_url = parse_url("team_domain", &format!("{team}/cdn-cgi/access/get-identity"))?;
         let fetcher = Fetcher::new(FetchPolicy {
             timeout: self.http_timeout,
             retries: 1,
             ..FetchPolicy::default()
         })?;
-        let identity = CfIdentityClient::new(
-            fetcher,
-            identity_url,
-            self.identity_ttl,
-            self.identity_capacity,
-        );
+        let identity = CfIdentityClient::new(fetcher, identity_url, self.identity_ttl, self.identity_capacity);
         Ok((verifier, identity))
     }
 }
@@ -357,10 +340,7 @@ impl std::fmt::Debug for CfAccessAssertion {
 impl<S: Send + Sync> axum_core::extract::FromRequestParts<S> for CfAccessAssertion {
     type Rejection = crate::extract::AuthRejection;
 
-    async fn from_request_parts(
-        parts: &mut http::request::Parts,
-        _state: &S,
-    ) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(parts: &mut http::request::Parts, _state: &S) -> Result<Self, Self::Rejection> {
         match token_sources().extract(&parts.headers, &parts.uri) {
             Ok(Some(credential)) => Ok(CfAccessAssertion(credential)),
             Ok(None) => Err(crate::extract::AuthRejection::new(
@@ -392,12 +372,6 @@ mod tests {
             .audience("a")
             .build();
         assert!(matches!(insecure.unwrap_err(), ConfigError::InsecureUrl(_)));
-        assert!(
-            CfAccessLayer::builder()
-                .team("acme")
-                .audience("a")
-                .build()
-                .is_ok()
-        );
+        assert!(CfAccessLayer::builder().team("acme").audience("a").build().is_ok());
     }
 }

@@ -108,9 +108,7 @@ impl AlgorithmSet {
 
     #[cfg(test)]
     pub(crate) fn iter(self) -> impl Iterator<Item = Algorithm> {
-        Algorithm::ALL
-            .into_iter()
-            .filter(move |alg| self.contains(*alg))
+        Algorithm::ALL.into_iter().filter(move |alg| self.contains(*alg))
     }
 }
 

@@ -370,9 +370,7 @@ impl JwksAuthBuilder {
                     reason: e.to_string(),
                 })?;
                 check_url(&url)?;
-                KeySource::Discovery {
-                    issuer: issuer.clone(),
-                }
+                KeySource::Discovery { issuer: issuer.clone() }
             }
         };
         let fetcher = Fetcher::new(self.fetch)?;

@@ -118,11 +118,7 @@ impl Fetcher {
     }
 
     /// GETs `url` with extra request headers (never logged).
-    pub(crate) async fn get_with(
-        &self,
-        url: &Url,
-        headers: &http::HeaderMap,
-    ) -> Result<Vec<u8>, FetchError> {
+    pub(crate) async fn get_with(&self, url: &Url, headers: &http::HeaderMap) -> Result<Vec<u8>, FetchError> {
         let mut attempt = 0;
         loop {
             match self.get_once(url, headers).await {
@@ -151,10 +147,7 @@ impl Fetcher {
             return Err(FetchError::Status(status.as_u16()));
         }
         let max = self.policy.max_body;
-        if response
-            .content_length()
-            .is_some_and(|len| len > max as u64)
-        {
+        if response.content_length().is_some_and(|len| len > max as u64) {
             return Err(FetchError::TooLarge);
         }
         let mut body = Vec::new();
@@ -192,13 +185,12 @@ pub(crate) async fn discover_jwks_uri(fetcher: &Fetcher, issuer: &str) -> Result
         issuer: String,
         jwks_uri: String,
     }
-    let document: Discovery = serde_json::from_slice(&body)
-        .map_err(|_| FetchError::Invalid("malformed discovery document"))?;
+    let document: Discovery =
+        serde_json::from_slice(&body).map_err(|_| FetchError::Invalid("malformed discovery document"))?;
     if document.issuer != issuer {
         return Err(FetchError::IssuerMismatch);
     }
-    let jwks_uri =
-        Url::parse(&document.jwks_uri).map_err(|_| FetchError::Invalid("malformed jwks_uri"))?;
+    let jwks_uri = Url::parse(&document.jwks_uri).map_err(|_| FetchError::Invalid("malformed jwks_uri"))?;
     check_url(&jwks_uri).map_err(|_| FetchError::InsecureUrl)?;
     Ok(jwks_uri)
 }
@@ -239,9 +231,7 @@ mod tests {
     #[test]
     fn discovery_url_keeps_the_issuer_path() {
         assert_eq!(
-            discovery_url("https://idp.example/realms/a/")
-                .unwrap()
-                .as_str(),
+            discovery_url("https://idp.example/realms/a/").unwrap().as_str(),
             "https://idp.example/realms/a/.well-known/openid-configuration"
         );
     }

@@ -51,10 +51,7 @@ impl KeySet {
                 Some(key) => {
                     let key = Arc::new(key);
                     if let Some(kid) = &key.kid {
-                        set.by_kid
-                            .entry(kid.clone())
-                            .or_default()
-                            .push(Arc::clone(&key));
+                        set.by_kid.entry(kid.clone()).or_default().push(Arc::clone(&key));
                     }
                     set.all.push(key);
                 }
@@ -136,10 +133,7 @@ fn usable_key(entry: &Value, allowed: AlgorithmSet) -> Option<VerifyingKey> {
             if !coordinate_has_size(x, size) || !coordinate_has_size(y, size) {
                 return None;
             }
-            (
-                AlgorithmSet::from(alg),
-                DecodingKey::from_ec_components(x, y).ok()?,
-            )
+            (AlgorithmSet::from(alg), DecodingKey::from_ec_components(x, y).ok()?)
         }
         "OKP" => {
             if text(entry, "crv")? != "Ed25519" {
@@ -229,31 +223,13 @@ mod tests {
             {"kty": "RSA", "kid": "rs", "alg": "RS256", "n": N, "e": "AQAB"},
             {"kty": "RSA", "kid": "any-rsa", "n": N, "e": "AQAB"},
         ]));
-        assert!(matches!(
-            set.find(Some("rs"), Algorithm::RS256),
-            Lookup::Found(_)
-        ));
-        assert!(matches!(
-            set.find(Some("rs"), Algorithm::PS256),
-            Lookup::WrongAlgorithm
-        ));
-        assert!(matches!(
-            set.find(Some("rs"), Algorithm::ES256),
-            Lookup::WrongAlgorithm
-        ));
-        assert!(matches!(
-            set.find(Some("any-rsa"), Algorithm::PS384),
-            Lookup::Found(_)
-        ));
-        assert!(matches!(
-            set.find(Some("other"), Algorithm::RS256),
-            Lookup::Unknown
-        ));
+        assert!(matches!(set.find(Some("rs"), Algorithm::RS256), Lookup::Found(_)));
+        assert!(matches!(set.find(Some("rs"), Algorithm::PS256), Lookup::WrongAlgorithm));
+        assert!(matches!(set.find(Some("rs"), Algorithm::ES256), Lookup::WrongAlgorithm));
+        assert!(matches!(set.find(Some("any-rsa"), Algorithm::PS384), Lookup::Found(_)));
+        assert!(matches!(set.find(Some("other"), Algorithm::RS256), Lookup::Unknown));
         // No kid: two RSA keys fit RS256, one fits PS256.
-        assert!(matches!(
-            set.find(None, Algorithm::RS256),
-            Lookup::Ambiguous
-        ));
+        assert!(matches!(set.find(None, Algorithm::RS256), Lookup::Ambiguous));
         assert!(matches!(set.find(None, Algorithm::PS256), Lookup::Found(_)));
     }
 }

@@ -87,30 +87,17 @@ fn unknown_key() -> AuthError {
     AuthError::invalid_token("unknown signing key")
 }
 
-fn lookup(
-    snapshot: &Snapshot,
-    kid: Option<&str>,
-    alg: Algorithm,
-) -> Result<Arc<VerifyingKey>, AuthError> {
+fn lookup(snapshot: &Snapshot, kid: Option<&str>, alg: Algorithm) -> Result<Arc<VerifyingKey>, AuthError> {
     match snapshot.keys.find(kid, alg) {
         Lookup::Found(key) => Ok(key),
         Lookup::Unknown => Err(unknown_key()),
-        Lookup::WrongAlgorithm => Err(AuthError::invalid_token(
-            "token algorithm does not match its key",
-        )),
-        Lookup::Ambiguous => Err(AuthError::invalid_token(
-            "token has no key id and several keys match",
-        )),
+        Lookup::WrongAlgorithm => Err(AuthError::invalid_token("token algorithm does not match its key")),
+        Lookup::Ambiguous => Err(AuthError::invalid_token("token has no key id and several keys match")),
     }
 }
 
 impl KeyStore {
-    pub(crate) fn new(
-        source: KeySource,
-        fetcher: Fetcher,
-        allowed: AlgorithmSet,
-        policy: CachePolicy,
-    ) -> Self {
+    pub(crate) fn new(source: KeySource, fetcher: Fetcher, allowed: AlgorithmSet, policy: CachePolicy) -> Self {
         Self {
             source,
             fetcher,
@@ -125,9 +112,7 @@ impl KeyStore {
     fn state(&self) -> MutexGuard<'_, RefreshState> {
         // The lock only guards a few fields and is never held across I/O; a
         // poisoned lock still holds consistent data.
-        self.refresh
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.refresh.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
     /// Starts fetching keys in the background (at build time), if a Tokio
@@ -162,12 +147,7 @@ impl KeyStore {
 
     /// An unknown kid may mean the provider rotated: refetch, at most once
     /// per cooldown for everyone, sharing an in-flight refresh.
-    fn on_unknown_kid(
-        self: &Arc<Self>,
-        now: Instant,
-        kid: Option<&str>,
-        alg: Algorithm,
-    ) -> KeyAnswer {
+    fn on_unknown_kid(self: &Arc<Self>, now: Instant, kid: Option<&str>, alg: Algorithm) -> KeyAnswer {
         let mut state = self.state();
         let refresh = match &state.inflight {
             Some(inflight) => inflight.clone(),
@@ -209,10 +189,8 @@ impl KeyStore {
             let mut state = self.state();
             self.refresh_locked(&mut state, now)
         };
-        let usable_stale = stale.filter(|s| {
-            now.saturating_duration_since(s.fetched_at)
-                < self.policy.max_age + self.policy.max_staleness
-        });
+        let usable_stale = stale
+            .filter(|s| now.saturating_duration_since(s.fetched_at) < self.policy.max_age + self.policy.max_staleness);
         let Some(refresh) = refresh else {
             // In failure backoff: no fetch now.
             return KeyAnswer::Ready(match &usable_stale {
@@ -240,19 +218,12 @@ impl KeyStore {
                 .failure_backoff
                 .saturating_sub(now.saturating_duration_since(at))
         });
-        AuthError::unavailable(
-            "signing keys are unavailable",
-            wait.max(Duration::from_secs(1)),
-        )
+        AuthError::unavailable("signing keys are unavailable", wait.max(Duration::from_secs(1)))
     }
 
     /// The in-flight refresh, or a new one; `None` while backing off after a
     /// failure. Called with the state lock held; spawns, never awaits.
-    fn refresh_locked(
-        self: &Arc<Self>,
-        state: &mut RefreshState,
-        now: Instant,
-    ) -> Option<SharedRefresh> {
+    fn refresh_locked(self: &Arc<Self>, state: &mut RefreshState, now: Instant) -> Option<SharedRefresh> {
         if let Some(inflight) = &state.inflight {
             return Some(inflight.clone());
         }
@@ -267,9 +238,8 @@ impl KeyStore {
             Ok(runtime) => {
                 let task = runtime.spawn(async move { store.fetch_and_install().await });
                 Box::pin(async move {
-                    task.await.unwrap_or_else(|_| {
-                        Err(FetchError::Transport("refresh task ended".to_owned()))
-                    })
+                    task.await
+                        .unwrap_or_else(|_| Err(FetchError::Transport("refresh task ended".to_owned())))
                 })
             }
             Err(_) => Box::pin(async { Err(FetchError::Transport("no Tokio runtime".to_owned())) }),

@@ -41,8 +41,7 @@ fn invalid(reason: &'static str) -> AuthError {
 /// `alg` (never `none` or `HS*`), no `crit`.
 pub(crate) fn parse(token: &str, allowed: AlgorithmSet) -> Result<Jws<'_>, AuthError> {
     let mut parts = token.split('.');
-    let (Some(header), Some(payload), Some(signature), None) =
-        (parts.next(), parts.next(), parts.next(), parts.next())
+    let (Some(header), Some(payload), Some(signature), None) = (parts.next(), parts.next(), parts.next(), parts.next())
     else {
         return Err(invalid("malformed token"));
     };
@@ -55,13 +54,11 @@ pub(crate) fn parse(token: &str, allowed: AlgorithmSet) -> Result<Jws<'_>, AuthE
     let header_json = URL_SAFE_NO_PAD
         .decode(header)
         .map_err(|_| invalid("malformed token header"))?;
-    let parsed: Header =
-        serde_json::from_slice(&header_json).map_err(|_| invalid("malformed token header"))?;
+    let parsed: Header = serde_json::from_slice(&header_json).map_err(|_| invalid("malformed token header"))?;
     if parsed.crit.is_some() {
         return Err(invalid("unsupported critical header parameters"));
     }
-    let alg =
-        Algorithm::from_name(&parsed.alg).ok_or_else(|| invalid("unsupported token algorithm"))?;
+    let alg = Algorithm::from_name(&parsed.alg).ok_or_else(|| invalid("unsupported token algorithm"))?;
     if !allowed.contains(alg) {
         return Err(invalid("token algorithm not allowed"));
     }
@@ -138,8 +135,7 @@ impl ClaimRules {
             let ok = match claims.get("aud") {
                 Some(Value::String(aud)) => accepted(aud),
                 Some(Value::Array(auds)) => {
-                    auds.iter().all(Value::is_string)
-                        && auds.iter().filter_map(Value::as_str).any(accepted)
+                    auds.iter().all(Value::is_string) && auds.iter().filter_map(Value::as_str).any(accepted)
                 }
                 _ => false,
             };
@@ -229,10 +225,7 @@ mod tests {
     }
 
     fn now() -> f64 {
-        SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .unwrap()
-            .as_secs_f64()
+        SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs_f64()
     }
 
     #[test]
@@ -246,17 +239,13 @@ mod tests {
         );
         assert!(
             rules()
-                .check(&claims(
-                    json!({"iss": iss, "aud": ["x", "api"], "exp": exp})
-                ))
+                .check(&claims(json!({"iss": iss, "aud": ["x", "api"], "exp": exp})))
                 .is_ok()
         );
         // Within leeway.
         assert!(
             rules()
-                .check(&claims(
-                    json!({"iss": iss, "aud": "api", "exp": now() - 10.0})
-                ))
+                .check(&claims(json!({"iss": iss, "aud": "api", "exp": now() - 10.0})))
                 .is_ok()
         );
         let bad = [
@@ -274,10 +263,7 @@ mod tests {
             json!({"iss": iss, "aud": "api", "exp": exp, "sub": 42}),
         ];
         for claims_value in bad {
-            assert!(
-                rules().check(&claims(claims_value.clone())).is_err(),
-                "{claims_value}"
-            );
+            assert!(rules().check(&claims(claims_value.clone())).is_err(), "{claims_value}");
         }
     }
 }

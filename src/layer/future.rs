@@ -52,11 +52,7 @@ impl<S, F, ReqBody> ResponseFuture<S, F, ReqBody>
 where
     S: Service<Request<ReqBody>>,
 {
-    pub(crate) fn call_inner(
-        mut inner: S,
-        request: Request<ReqBody>,
-        context: SecurityContext,
-    ) -> Self {
+    pub(crate) fn call_inner(mut inner: S, request: Request<ReqBody>, context: SecurityContext) -> Self {
         let future = context.scope(inner.call(request));
         Self {
             state: State::Calling { future },
@@ -104,9 +100,7 @@ where
                     return Poll::Ready(Ok(response.map(AuthBody::inner)));
                 }
                 StateProj::Rejected { response } => {
-                    let response = response
-                        .take()
-                        .expect("ResponseFuture polled after completion");
+                    let response = response.take().expect("ResponseFuture polled after completion");
                     return Poll::Ready(Ok(rejection_response(response)));
                 }
                 StateProj::Authenticating {
@@ -116,8 +110,7 @@ where
                     config,
                 } => {
                     let outcome = ready!(authenticating.poll(cx));
-                    let (Some(mut service), Some(mut request)) = (inner.take(), request.take())
-                    else {
+                    let (Some(mut service), Some(mut request)) = (inner.take(), request.take()) else {
                         unreachable!("ResponseFuture polled after completion")
                     };
                     let context = match outcome {
@@ -125,28 +118,20 @@ where
                             request.extensions_mut().insert(principal.clone());
                             SecurityContext::new(Some(principal))
                         }
-                        Err(error) => {
-                            match on_failure(config.mode, config.invalid_as_anonymous, error) {
-                                Failure::Reject(error) => {
-                                    tracing::debug!(
-                                        code = error.code(),
-                                        reason = error.description(),
-                                        "request rejected"
-                                    );
-                                    let response = config
-                                        .renderer
-                                        .render(&error, Protocol::of(request.headers()));
-                                    state.set(State::Rejected {
-                                        response: Some(response),
-                                    });
-                                    continue;
-                                }
-                                Failure::PassRecorded(error) => {
-                                    request.extensions_mut().insert(RecordedRejection(error));
-                                    SecurityContext::default()
-                                }
+                        Err(error) => match on_failure(config.mode, config.invalid_as_anonymous, error) {
+                            Failure::Reject(error) => {
+                                tracing::debug!(code = error.code(), reason = error.description(), "request rejected");
+                                let response = config.renderer.render(&error, Protocol::of(request.headers()));
+                                state.set(State::Rejected {
+                                    response: Some(response),
+                                });
+                                continue;
                             }
-                        }
+                            Failure::PassRecorded(error) => {
+                                request.extensions_mut().insert(RecordedRejection(error));
+                                SecurityContext::default()
+                            }
+                        },
                     };
                     let future = context.scope(service.call(request));
                     state.set(State::Calling { future });

@@ -130,10 +130,7 @@ impl LayerConfig {
     pub(crate) fn is_public(&self, head: &RequestHead<'_>) -> bool {
         let path = head.uri.path();
         self.public_paths.iter().any(|p| p == path)
-            || self
-                .public_prefixes
-                .iter()
-                .any(|p| path.starts_with(p.as_str()))
+            || self.public_prefixes.iter().any(|p| path.starts_with(p.as_str()))
             || self.skip.as_ref().is_some_and(|skip| skip(head))
     }
 }
@@ -201,10 +198,7 @@ impl<A: Authenticator> AuthLayer<A> {
     /// URLs end up in logs).
     pub fn allow_query_token(mut self, parameter: impl Into<String>) -> Self {
         let config = self.config_mut();
-        config.sources = config
-            .sources
-            .clone()
-            .with(TokenSource::Query(parameter.into()));
+        config.sources = config.sources.clone().with(TokenSource::Query(parameter.into()));
         self
     }
 
@@ -244,10 +238,7 @@ impl<A: Authenticator> AuthLayer<A> {
     }
 
     /// Skips authentication for requests matching `predicate`.
-    pub fn skip_if(
-        mut self,
-        predicate: impl Fn(&RequestHead<'_>) -> bool + Send + Sync + 'static,
-    ) -> Self {
+    pub fn skip_if(mut self, predicate: impl Fn(&RequestHead<'_>) -> bool + Send + Sync + 'static) -> Self {
         self.config_mut().skip = Some(Arc::new(predicate));
         self
     }
@@ -288,6 +279,13 @@ pub(crate) fn principal_in(extensions: &Extensions) -> Result<&Principal, AuthEr
     }
 }
 
+/// The auth layer's renderer, when it set a custom one.
+pub(crate) fn renderer_in(extensions: &Extensions) -> Option<Arc<dyn Renderer>> {
+    extensions
+        .get::<RendererHandle>()
+        .map(|RendererHandle(renderer)| Arc::clone(renderer))
+}
+
 /// Renders `error` with the auth layer's renderer when it set one.
 pub(crate) fn render_in(
     extensions: &Extensions,
@@ -295,8 +293,8 @@ pub(crate) fn render_in(
     error: &AuthError,
 ) -> http::Response<bytes::Bytes> {
     let protocol = crate::rejection::Protocol::of(headers);
-    match extensions.get::<RendererHandle>() {
-        Some(RendererHandle(renderer)) => renderer.render(error, protocol),
+    match renderer_in(extensions) {
+        Some(renderer) => renderer.render(error, protocol),
         None => DefaultRenderer::default().render(error, protocol),
     }
 }

@@ -98,12 +98,7 @@ where
             Ok(Some(credential)) => credential,
             Ok(None) => match self.layer.authenticator.without_credential(&head) {
                 Some(authenticating) => {
-                    return ResponseFuture::authenticating(
-                        authenticating,
-                        inner,
-                        request,
-                        Arc::clone(config),
-                    );
+                    return ResponseFuture::authenticating(authenticating, inner, request, Arc::clone(config));
                 }
                 None => return fail(inner, request, config, AuthError::missing_credentials()),
             },
@@ -124,11 +119,9 @@ where
     S: Service<Request<ReqBody>, Response = Response<ResBody>>,
 {
     match on_failure(config.mode, config.invalid_as_anonymous, error) {
-        Failure::Reject(error) => ResponseFuture::rejected(
-            config
-                .renderer
-                .render(&error, Protocol::of(request.headers())),
-        ),
+        Failure::Reject(error) => {
+            ResponseFuture::rejected(config.renderer.render(&error, Protocol::of(request.headers())))
+        }
         Failure::PassRecorded(error) => {
             request.extensions_mut().insert(RecordedRejection(error));
             ResponseFuture::call_inner(inner, request, SecurityContext::default())

@@ -220,11 +220,9 @@ impl PomeriumBuilder {
             .profile(PomeriumProfile)
             .build_authenticator()?;
         Ok(
-            AuthLayer::new(PomeriumAuthenticator(authenticator)).token_sources(TokenSources::new(
-                [TokenSource::Header(HeaderName::from_static(
-                    ASSERTION_HEADER,
-                ))],
-            )),
+            AuthLayer::new(PomeriumAuthenticator(authenticator)).token_sources(TokenSources::new([
+                TokenSource::Header(HeaderName::from_static(ASSERTION_HEADER)),
+            ])),
         )
     }
 }
@@ -233,10 +231,7 @@ impl PomeriumBuilder {
 impl<S: Send + Sync> axum_core::extract::FromRequestParts<S> for PomeriumUser {
     type Rejection = crate::extract::AuthRejection;
 
-    async fn from_request_parts(
-        parts: &mut http::request::Parts,
-        _state: &S,
-    ) -> Result<Self, Self::Rejection> {
+    async fn from_request_parts(parts: &mut http::request::Parts, _state: &S) -> Result<Self, Self::Rejection> {
         crate::layer::principal_in(&parts.extensions)
             .and_then(PomeriumUser::from_principal)
             .map_err(|error| crate::extract::AuthRejection::new(parts, error))

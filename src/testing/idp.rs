@@ -131,9 +131,7 @@ pub struct TestIdp {
 
 impl std::fmt::Debug for TestIdp {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("TestIdp")
-            .field("issuer", &self.state.issuer)
-            .finish()
+        f.debug_struct("TestIdp").field("issuer", &self.state.issuer).finish()
     }
 }
 
@@ -186,11 +184,7 @@ impl TestIdp {
         let server = tokio::spawn(async move {
             let _ = axum::serve(listener, app).await;
         });
-        TestIdp {
-            state,
-            addr,
-            server,
-        }
+        TestIdp { state, addr, server }
     }
 
     /// The issuer, `http://127.0.0.1:<port>`.
@@ -215,9 +209,7 @@ impl TestIdp {
 
     /// A [`JwksAuthLayer`] builder preset with this provider's issuer and audience.
     pub fn auth_builder(&self) -> JwksAuthBuilder {
-        JwksAuthLayer::builder()
-            .issuer(self.issuer())
-            .audience(self.audience())
+        JwksAuthLayer::builder().issuer(self.issuer()).audience(self.audience())
     }
 
     /// Starts a token: `sub` = `test-user`, this issuer and audience, `iat`
@@ -232,11 +224,7 @@ impl TestIdp {
         let mut ring = self.state.ring();
         ring.rotations += 1;
         let kid = format!("rsa-{}", ring.rotations + 1);
-        let material = if ring.rotations % 2 == 1 {
-            &KEYS[2]
-        } else {
-            &KEYS[0]
-        };
+        let material = if ring.rotations % 2 == 1 { &KEYS[2] } else { &KEYS[0] };
         ring.published
             .push(SigningKey::new(kid.clone(), Algorithm::RS256, material));
         kid
@@ -249,12 +237,7 @@ impl TestIdp {
 
     /// The kids currently published.
     pub fn kids(&self) -> Vec<String> {
-        self.state
-            .ring()
-            .published
-            .iter()
-            .map(|k| k.kid.clone())
-            .collect()
+        self.state.ring().published.iter().map(|k| k.kid.clone()).collect()
     }
 
     /// The JWKS document as served.
@@ -354,9 +337,7 @@ async fn misbehave(state: &IdpState) -> Option<Response> {
         match state.failure() {
             IdpFailure::None => return None,
             IdpFailure::Error => {
-                return Some(
-                    (StatusCode::INTERNAL_SERVER_ERROR, "injected failure").into_response(),
-                );
+                return Some((StatusCode::INTERNAL_SERVER_ERROR, "injected failure").into_response());
             }
             IdpFailure::Hang if started.elapsed() > Duration::from_secs(60) => {
                 return Some(StatusCode::GATEWAY_TIMEOUT.into_response());
@@ -422,10 +403,7 @@ async fn cloudflare_certs(State(state): State<Arc<IdpState>>) -> Response {
 /// An emulation of `get-identity`: reads the `CF_Authorization` cookie and
 /// answers with a profile built from the token's claims, plus fields this
 /// crate does not model (to prove they are kept).
-async fn cloudflare_identity(
-    State(state): State<Arc<IdpState>>,
-    headers: axum::http::HeaderMap,
-) -> Response {
+async fn cloudflare_identity(State(state): State<Arc<IdpState>>, headers: axum::http::HeaderMap) -> Response {
     state.identity_fetches.fetch_add(1, Ordering::SeqCst);
     if let Some(response) = misbehave(&state).await {
         return response;

@@ -61,10 +61,8 @@ impl TokenBuilder {
 
     /// Sets any claim.
     pub fn claim(mut self, name: &str, value: impl serde::Serialize) -> Self {
-        self.claims.insert(
-            name.to_owned(),
-            serde_json::to_value(value).unwrap_or(Value::Null),
-        );
+        self.claims
+            .insert(name.to_owned(), serde_json::to_value(value).unwrap_or(Value::Null));
         self
     }
 
@@ -92,18 +90,12 @@ impl TokenBuilder {
 
     /// Sets `roles` (an array).
     pub fn roles<I: IntoIterator<Item = S>, S: Into<String>>(self, roles: I) -> Self {
-        self.claim(
-            "roles",
-            roles.into_iter().map(Into::into).collect::<Vec<String>>(),
-        )
+        self.claim("roles", roles.into_iter().map(Into::into).collect::<Vec<String>>())
     }
 
     /// Sets `groups` (an array).
     pub fn groups<I: IntoIterator<Item = S>, S: Into<String>>(self, groups: I) -> Self {
-        self.claim(
-            "groups",
-            groups.into_iter().map(Into::into).collect::<Vec<String>>(),
-        )
+        self.claim("groups", groups.into_iter().map(Into::into).collect::<Vec<String>>())
     }
 
     /// Sets `scope` (space-separated).
@@ -156,10 +148,8 @@ impl TokenBuilder {
 
     /// Sets any header parameter (e.g. `jku`, `jwk`, `crit`).
     pub fn header(mut self, name: &str, value: impl serde::Serialize) -> Self {
-        self.header.insert(
-            name.to_owned(),
-            serde_json::to_value(value).unwrap_or(Value::Null),
-        );
+        self.header
+            .insert(name.to_owned(), serde_json::to_value(value).unwrap_or(Value::Null));
         self
     }
 
@@ -195,12 +185,8 @@ impl TokenBuilder {
             URL_SAFE_NO_PAD.encode(Value::Object(header).to_string()),
             URL_SAFE_NO_PAD.encode(Value::Object(self.claims).to_string())
         );
-        let signature = jsonwebtoken::crypto::sign(
-            signing_input.as_bytes(),
-            &key.encoding,
-            self.alg.to_jsonwebtoken(),
-        )
-        .expect("signing with a bundled test key");
+        let signature = jsonwebtoken::crypto::sign(signing_input.as_bytes(), &key.encoding, self.alg.to_jsonwebtoken())
+            .expect("signing with a bundled test key");
         format!("{signing_input}.{signature}")
     }
 }
