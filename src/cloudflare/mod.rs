@@ -158,12 +158,11 @@ impl AuthLayer<CfAccessAuthenticator> {
 /// Configures a [`CfAccessLayer`].
 #[derive(Clone, Debug)]
 pub struct CfAccessBuilder {
+    /// Key-set and claim settings shared with every JWKS preset (one set of defaults).
+    jwks: JwksAuthBuilder,
     team_domain: Option<String>,
     audiences: Vec<String>,
     allow_org_tokens: bool,
-    leeway: Duration,
-    max_age: Duration,
-    refresh_cooldown: Duration,
     http_timeout: Duration,
     identity_ttl: Duration,
     identity_capacity: u64,
@@ -173,12 +172,10 @@ pub struct CfAccessBuilder {
 impl Default for CfAccessBuilder {
     fn default() -> Self {
         Self {
+            jwks: JwksAuthBuilder::default().algorithms([Algorithm::RS256]),
             team_domain: None,
             audiences: Vec::new(),
             allow_org_tokens: false,
-            leeway: Duration::from_secs(30),
-            max_age: Duration::from_secs(600),
-            refresh_cooldown: Duration::from_secs(30),
             http_timeout: Duration::from_secs(5),
             identity_ttl: Duration::from_secs(60),
             identity_capacity: 10_000,
@@ -215,19 +212,19 @@ impl CfAccessBuilder {
 
     /// Clock-skew tolerance (default 30 s, as the seed).
     pub fn leeway(mut self, leeway: Duration) -> Self {
-        self.leeway = leeway;
+        self.jwks = self.jwks.leeway(leeway);
         self
     }
 
     /// How long keys stay fresh (default 10 min, refreshed ahead in the background).
     pub fn max_age(mut self, max_age: Duration) -> Self {
-        self.max_age = max_age;
+        self.jwks = self.jwks.max_age(max_age);
         self
     }
 
     /// Minimum time between unknown-`kid` refetches (default 30 s).
     pub fn refresh_cooldown(mut self, cooldown: Duration) -> Self {
-        self.refresh_cooldown = cooldown;
+        self.jwks = self.jwks.refresh_cooldown(cooldown);
         self
     }
 
@@ -292,13 +289,11 @@ impl CfAccessBuilder {
         if self.audiences.is_empty() {
             return Err(ConfigError::Missing("audience"));
         }
-        let mut jwks = JwksAuthBuilder::default()
+        let mut jwks = self
+            .jwks
+            .clone()
             .issuer(team)
             .jwks_url(format!("{team}/cdn-cgi/access/certs"))
-            .algorithms([Algorithm::RS256])
-            .leeway(self.leeway)
-            .max_age(self.max_age)
-            .refresh_cooldown(self.refresh_cooldown)
             .http_timeout(self.http_timeout)
             .profile(identity::CfAccessProfile {
                 allow_org_tokens: self.allow_org_tokens,

@@ -133,21 +133,22 @@ pub enum IssuerFormat {
 /// Configures a [`PomeriumAssertionLayer`].
 #[derive(Clone, Debug)]
 pub struct PomeriumBuilder {
+    /// Key-set and claim settings shared with every JWKS preset (one set of defaults).
+    jwks: JwksAuthBuilder,
     audience: Option<String>,
     jwks_url: Option<String>,
     issuer: IssuerFormat,
-    leeway: Duration,
-    max_age: Duration,
+    leeway_over_limit: bool,
 }
 
 impl Default for PomeriumBuilder {
     fn default() -> Self {
         Self {
+            jwks: JwksAuthBuilder::default().algorithms([Algorithm::ES256, Algorithm::RS256]),
             audience: None,
             jwks_url: None,
             issuer: IssuerFormat::Host,
-            leeway: Duration::from_secs(30),
-            max_age: Duration::from_secs(600),
+            leeway_over_limit: false,
         }
     }
 }
@@ -180,13 +181,14 @@ impl PomeriumBuilder {
 
     /// Clock-skew tolerance for `exp` (default 30 s, at most 60 s).
     pub fn leeway(mut self, leeway: Duration) -> Self {
-        self.leeway = leeway;
+        self.leeway_over_limit = leeway > MAX_LEEWAY;
+        self.jwks = self.jwks.leeway(leeway);
         self
     }
 
     /// How long keys stay fresh (default 10 min).
     pub fn max_age(mut self, max_age: Duration) -> Self {
-        self.max_age = max_age;
+        self.jwks = self.jwks.max_age(max_age);
         self
     }
 
@@ -196,7 +198,7 @@ impl PomeriumBuilder {
             .audience
             .filter(|a| !a.is_empty())
             .ok_or(ConfigError::Missing("audience"))?;
-        if self.leeway > MAX_LEEWAY {
+        if self.leeway_over_limit {
             return Err(ConfigError::Invalid {
                 setting: "leeway",
                 reason: "Pomerium assertions allow at most 60 s".into(),
@@ -210,13 +212,11 @@ impl PomeriumBuilder {
         let jwks_url = self
             .jwks_url
             .unwrap_or_else(|| format!("https://{host}/.well-known/pomerium/jwks.json"));
-        let authenticator = JwksAuthBuilder::default()
+        let authenticator = self
+            .jwks
             .issuer(issuer)
             .audience(host)
             .jwks_url(jwks_url)
-            .algorithms([Algorithm::ES256, Algorithm::RS256])
-            .leeway(self.leeway)
-            .max_age(self.max_age)
             .profile(PomeriumProfile)
             .build_authenticator()?;
         Ok(
