@@ -11,12 +11,18 @@ mod crypto;
 mod error;
 #[cfg(feature = "axum")]
 pub mod extract;
+#[cfg(feature = "http-client")]
+mod fetch;
+#[cfg(feature = "introspection")]
+pub mod introspection;
 #[cfg(feature = "jwks")]
 pub mod jwt;
 pub mod layer;
 #[cfg(feature = "pomerium")]
 pub mod pomerium;
 pub mod principal;
+#[cfg(feature = "proxy-user")]
+pub mod proxy_user;
 pub mod rejection;
 #[cfg(feature = "testing")]
 pub mod testing;

@@ -1,5 +1,6 @@
 //! The authenticated identity every layer inserts into request extensions.
 
+use std::any::Any;
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
@@ -37,6 +38,7 @@ struct Inner {
     permissions: Vec<String>,
     expires_at: Option<SystemTime>,
     claims: Arc<Value>,
+    attachment: Option<Arc<dyn Any + Send + Sync>>,
 }
 
 impl Principal {
@@ -101,6 +103,11 @@ impl Principal {
     pub fn claims(&self) -> &Value {
         &self.inner.claims
     }
+    /// Provider-specific data the authenticator attached (e.g. the proxy
+    /// user's session), by type.
+    pub fn attachment<T: Any>(&self) -> Option<&T> {
+        self.inner.attachment.as_deref().and_then(|a| a.downcast_ref())
+    }
     /// One raw claim.
     pub fn claim(&self, name: &str) -> Option<&Value> {
         self.inner.claims.get(name)
@@ -141,6 +148,7 @@ impl Principal {
                 scopes: inner.scopes.clone(),
                 permissions: inner.permissions.clone(),
                 claims: Arc::clone(&inner.claims),
+                attachment: inner.attachment.clone(),
                 ..**inner
             }),
         }
@@ -220,6 +228,11 @@ impl PrincipalBuilder {
     /// Sets the raw claims (a JSON object).
     pub fn claims(mut self, claims: RawClaims) -> Self {
         self.inner.claims = Arc::new(Value::Object(claims));
+        self
+    }
+    /// Attaches provider-specific data, read back with [`Principal::attachment`].
+    pub fn attach<T: Any + Send + Sync>(mut self, data: T) -> Self {
+        self.inner.attachment = Some(Arc::new(data));
         self
     }
     /// Finishes the principal.

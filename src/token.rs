@@ -142,6 +142,18 @@ impl TokenSources {
     }
 }
 
+/// SHA-256 of a credential, with a context (e.g. the upstream URL) mixed in:
+/// caches key on this, never on the token itself.
+#[cfg(any(feature = "cloudflare", feature = "proxy-user", feature = "introspection"))]
+pub(crate) fn digest(context: &str, token: &str) -> [u8; 32] {
+    use sha2::{Digest, Sha256};
+    let mut hasher = Sha256::new();
+    hasher.update(context.as_bytes());
+    hasher.update([0u8]);
+    hasher.update(token.as_bytes());
+    hasher.finalize().into()
+}
+
 fn too_large() -> AuthError {
     AuthError::invalid_token("token too large")
 }

@@ -8,10 +8,9 @@ use http::header::{COOKIE, HeaderValue};
 use moka::future::Cache;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
-use sha2::{Digest, Sha256};
 use url::Url;
 
-use crate::jwt::{FetchError, Fetcher};
+use crate::fetch::{FetchError, Fetcher};
 use crate::rejection::AuthError;
 
 /// The identity-provider part of a [`CfIdentity`].
@@ -133,7 +132,7 @@ impl CfIdentityClient {
     pub async fn get(&self, token: &str) -> Result<Arc<CfIdentity>, AuthError> {
         let cookie = HeaderValue::try_from(format!("CF_Authorization={token}"))
             .map_err(|_| AuthError::invalid_request("malformed Cloudflare Access token"))?;
-        let key: [u8; 32] = Sha256::digest(token.as_bytes()).into();
+        let key = crate::token::digest(self.url.as_str(), token);
         self.cache
             .try_get_with(key, self.fetch(cookie))
             .await

@@ -46,7 +46,8 @@ pub use client::{CfGeo, CfIdentity, CfIdentityClient, CfIdentityProvider};
 pub use identity::{CfAccess, CfAccessUser, CfServiceToken};
 
 use crate::error::ConfigError;
-use crate::jwt::{Algorithm, FetchPolicy, Fetcher, JwksAuthBuilder, JwksAuthenticator, JwksFuture, parse_url};
+use crate::fetch::{FetchPolicy, Fetcher, parse_url};
+use crate::jwt::{Algorithm, JwksAuthBuilder, JwksAuthenticator, JwksFuture};
 use crate::layer::{AuthLayer, Authenticator, RequestHead};
 use crate::principal::Principal;
 use crate::rejection::AuthError;

@@ -9,11 +9,11 @@ use std::time::Duration;
 use futures_util::future::{BoxFuture, Either, Ready, ready};
 
 use super::algorithm::{Algorithm, AlgorithmSet};
-use super::fetch::{FetchPolicy, Fetcher, check_url, discovery_url, parse_url};
 use super::jwk::VerifyingKey;
 use super::keys::{CachePolicy, KeyAnswer, KeySource, KeyStore};
 use super::verify::{self, ClaimRules, Jws};
 use crate::error::ConfigError;
+use crate::fetch::{FetchPolicy, Fetcher, check_url, discovery_url, parse_url};
 use crate::layer::{AuthLayer, Authenticator, RequestHead};
 use crate::principal::{Principal, RawClaims, RoleResolver, principal_from_claims};
 use crate::rejection::AuthError;

@@ -14,8 +14,8 @@ use futures_util::future::{BoxFuture, Shared};
 use url::Url;
 
 use super::algorithm::{Algorithm, AlgorithmSet};
-use super::fetch::{FetchError, Fetcher, discover_jwks_uri};
 use super::jwk::{KeySet, Lookup, VerifyingKey};
+use crate::fetch::{FetchError, Fetcher, discover_document};
 use crate::rejection::AuthError;
 
 /// Timing rules of the key cache.
@@ -273,7 +273,7 @@ impl KeyStore {
             KeySource::Discovery { issuer } => match self.jwks_uri.load_full() {
                 Some(url) => (*url).clone(),
                 None => {
-                    let url = discover_jwks_uri(&self.fetcher, issuer).await?;
+                    let url = discover_document(&self.fetcher, issuer, "jwks_uri").await?;
                     self.jwks_uri.store(Some(Arc::new(url.clone())));
                     url
                 }

@@ -35,7 +35,6 @@
 
 mod algorithm;
 mod authenticator;
-mod fetch;
 mod jwk;
 mod keys;
 mod verify;
@@ -44,5 +43,3 @@ pub use algorithm::Algorithm;
 #[cfg(any(feature = "cloudflare", feature = "pomerium"))]
 pub(crate) use authenticator::ClaimsProfile;
 pub use authenticator::{JwksAuthBuilder, JwksAuthLayer, JwksAuthenticator, JwksFuture};
-#[cfg(feature = "cloudflare")]
-pub(crate) use fetch::{FetchError, FetchPolicy, Fetcher, parse_url};

@@ -1,6 +1,8 @@
-//! HTTP fetching of discovery documents and key sets: one client per layer,
-//! a timeout per attempt, a small retry with backoff, a body size cap, and
-//! https-only URLs (http allowed on loopback).
+//! Server-to-server HTTP for every authenticator that calls out (key sets,
+//! discovery, identity lookups, user-info, introspection): one client per
+//! layer, a timeout per attempt, a small retry with backoff for idempotent
+//! GETs, a body size cap, no redirects, and https-only URLs (http allowed on
+//! loopback).
 
 use std::fmt;
 use std::net::IpAddr;
@@ -29,7 +31,7 @@ impl fmt::Display for FetchError {
             FetchError::TooLarge => write!(f, "response body too large"),
             FetchError::Invalid(reason) => f.write_str(reason),
             FetchError::IssuerMismatch => write!(f, "discovery document names a different issuer"),
-            FetchError::InsecureUrl => write!(f, "jwks_uri is not https (or loopback http)"),
+            FetchError::InsecureUrl => write!(f, "discovered endpoint is not https (or loopback http)"),
         }
     }
 }
@@ -134,18 +136,35 @@ impl Fetcher {
     }
 
     async fn get_once(&self, url: &Url, headers: &http::HeaderMap) -> Result<Vec<u8>, FetchError> {
-        let mut response = self
+        let (status, body) = self.exchange(http::Method::GET, url, headers, None).await?;
+        if !status.is_success() {
+            return Err(FetchError::Status(status.as_u16()));
+        }
+        Ok(body)
+    }
+
+    /// One request, no retry: the status and the (size-capped) body, whatever
+    /// the status. Callers that must tell 401 from 403 from 5xx use this.
+    pub(crate) async fn exchange(
+        &self,
+        method: http::Method,
+        url: &Url,
+        headers: &http::HeaderMap,
+        body: Option<Vec<u8>>,
+    ) -> Result<(http::StatusCode, Vec<u8>), FetchError> {
+        let mut request = self
             .client
-            .get(url.clone())
+            .request(method, url.clone())
             .header(http::header::ACCEPT, "application/json")
-            .headers(headers.clone())
+            .headers(headers.clone());
+        if let Some(body) = body {
+            request = request.body(body);
+        }
+        let mut response = request
             .send()
             .await
             .map_err(|e| FetchError::Transport(transport_reason(&e)))?;
         let status = response.status();
-        if !status.is_success() {
-            return Err(FetchError::Status(status.as_u16()));
-        }
         let max = self.policy.max_body;
         if response.content_length().is_some_and(|len| len > max as u64) {
             return Err(FetchError::TooLarge);
@@ -161,7 +180,7 @@ impl Fetcher {
             }
             body.extend_from_slice(&chunk);
         }
-        Ok(body)
+        Ok((status, body))
     }
 }
 
@@ -175,24 +194,25 @@ fn transport_reason(error: &reqwest::Error) -> String {
     }
 }
 
-/// Fetches `{issuer}/.well-known/openid-configuration` and returns its
-/// `jwks_uri`, after checking the document names exactly our issuer.
-pub(crate) async fn discover_jwks_uri(fetcher: &Fetcher, issuer: &str) -> Result<Url, FetchError> {
+/// Fetches `{issuer}/.well-known/openid-configuration` and returns the
+/// endpoint named `field` (`jwks_uri`, `introspection_endpoint`, ...), after
+/// checking the document names exactly our issuer and the endpoint is https
+/// (or loopback http).
+pub(crate) async fn discover_document(fetcher: &Fetcher, issuer: &str, field: &'static str) -> Result<Url, FetchError> {
     let url = discovery_url(issuer).map_err(|_| FetchError::Invalid("issuer is not a URL"))?;
     let body = fetcher.get(&url).await?;
-    #[derive(serde::Deserialize)]
-    struct Discovery {
-        issuer: String,
-        jwks_uri: String,
-    }
-    let document: Discovery =
+    let document: serde_json::Value =
         serde_json::from_slice(&body).map_err(|_| FetchError::Invalid("malformed discovery document"))?;
-    if document.issuer != issuer {
+    if document.get("issuer").and_then(serde_json::Value::as_str) != Some(issuer) {
         return Err(FetchError::IssuerMismatch);
     }
-    let jwks_uri = Url::parse(&document.jwks_uri).map_err(|_| FetchError::Invalid("malformed jwks_uri"))?;
-    check_url(&jwks_uri).map_err(|_| FetchError::InsecureUrl)?;
-    Ok(jwks_uri)
+    let endpoint = document
+        .get(field)
+        .and_then(serde_json::Value::as_str)
+        .ok_or(FetchError::Invalid("discovery document lacks a needed endpoint"))?;
+    let endpoint = Url::parse(endpoint).map_err(|_| FetchError::Invalid("malformed endpoint URL in discovery"))?;
+    check_url(&endpoint).map_err(|_| FetchError::InsecureUrl)?;
+    Ok(endpoint)
 }
 
 pub(crate) fn discovery_url(issuer: &str) -> Result<Url, url::ParseError> {
