@@ -1,3 +1,4 @@
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -9,9 +10,10 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use jsonwebtoken::EncodingKey;
-use serde_json::{Value, json};
+use serde_json::{Map, Value, json};
 
 use super::keys::{KEYS, KeyKind, KeyMaterial};
+use super::proxy_mock::ProxyMock;
 use super::token::TokenBuilder;
 use crate::jwt::{Algorithm, JwksAuthBuilder, JwksAuthLayer};
 
@@ -31,7 +33,7 @@ pub(crate) struct SigningKey {
     pub(crate) kid: String,
     pub(crate) alg: Algorithm,
     pub(crate) encoding: EncodingKey,
-    material: &'static KeyMaterial,
+    pub(crate) material: &'static KeyMaterial,
 }
 
 impl SigningKey {
@@ -80,6 +82,12 @@ pub(crate) struct IdpState {
     discovery_fetches: AtomicUsize,
     identity_fetches: AtomicUsize,
     failure: AtomicU8,
+    pub(crate) proxy: ProxyMock,
+    pub(crate) proxy_me_calls: AtomicUsize,
+    pub(crate) proxy_permission_calls: AtomicUsize,
+    pub(crate) introspections: AtomicUsize,
+    /// Opaque tokens and their introspection answers.
+    pub(crate) opaque: Mutex<HashMap<String, Map<String, Value>>>,
 }
 
 impl IdpState {
@@ -106,6 +114,25 @@ impl IdpState {
             Algorithm::EdDSA => SigningKey::new(String::new(), alg, &KEYS[8]),
             other => SigningKey::new(String::new(), other, &KEYS[3]),
         }
+    }
+
+    /// The published keys usable for `alg`, for verifying tokens it issued.
+    pub(crate) fn verifying_keys(&self, alg: Algorithm) -> Vec<jsonwebtoken::DecodingKey> {
+        published_with(self, &[alg])
+            .iter()
+            .filter_map(|k| {
+                let (a, b) = k.material.public;
+                match k.material.kind {
+                    KeyKind::Rsa => jsonwebtoken::DecodingKey::from_rsa_components(a, b).ok(),
+                    KeyKind::P256 | KeyKind::P384 => jsonwebtoken::DecodingKey::from_ec_components(a, b).ok(),
+                    KeyKind::Ed25519 => jsonwebtoken::DecodingKey::from_ed_components(a).ok(),
+                }
+            })
+            .collect()
+    }
+
+    pub(crate) fn opaque(&self) -> MutexGuard<'_, HashMap<String, Map<String, Value>>> {
+        self.opaque.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     fn failure(&self) -> IdpFailure {
@@ -142,18 +169,70 @@ impl Drop for TestIdp {
 }
 
 impl TestIdp {
-    /// Starts a provider with audience `test-api`.
+    /// Starts a provider on an ephemeral loopback port with audience `test-api`.
     pub async fn start() -> TestIdp {
-        Self::start_with_audience("test-api").await
+        TestIdpBuilder::default().start().await
     }
 
     /// Starts a provider whose tokens carry `audience`.
     pub async fn start_with_audience(audience: &str) -> TestIdp {
-        crate::crypto::ensure_provider().expect("the test kit needs a crypto backend feature");
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind a loopback port");
-        let addr = listener.local_addr().expect("local address");
+        TestIdp::builder().audience(audience).start().await
+    }
+
+    /// Configures a provider (bind address, audience, the proxy mock's users).
+    pub fn builder() -> TestIdpBuilder {
+        TestIdpBuilder::default()
+    }
+}
+
+/// Configures a [`TestIdp`].
+#[derive(Clone, Debug)]
+pub struct TestIdpBuilder {
+    bind: SocketAddr,
+    audience: String,
+    proxy: ProxyMock,
+}
+
+impl Default for TestIdpBuilder {
+    fn default() -> Self {
+        Self {
+            bind: SocketAddr::from(([127, 0, 0, 1], 0)),
+            audience: "test-api".to_owned(),
+            proxy: ProxyMock::default(),
+        }
+    }
+}
+
+impl TestIdpBuilder {
+    /// Where to listen (default `127.0.0.1:0`).
+    pub fn bind(mut self, addr: SocketAddr) -> Self {
+        self.bind = addr;
+        self
+    }
+
+    /// The audience of minted tokens (default `test-api`).
+    pub fn audience(mut self, audience: &str) -> Self {
+        self.audience = audience.to_owned();
+        self
+    }
+
+    /// The auth-proxy emulation's users, tokens and permissions.
+    pub fn proxy(mut self, proxy: ProxyMock) -> Self {
+        self.proxy = proxy;
+        self
+    }
+
+    /// Starts the provider; panics when the address cannot be bound (tests).
+    pub async fn start(self) -> TestIdp {
+        self.try_start().await.expect("bind the test provider's address")
+    }
+
+    /// Starts the provider.
+    pub async fn try_start(self) -> std::io::Result<TestIdp> {
+        crate::crypto::ensure_provider().map_err(std::io::Error::other)?;
+        let listener = tokio::net::TcpListener::bind(self.bind).await?;
+        let addr = listener.local_addr()?;
+        let audience = self.audience.as_str();
         let published = vec![
             SigningKey::new("rsa-1".into(), Algorithm::RS256, &KEYS[0]),
             SigningKey::new("ps-1".into(), Algorithm::PS256, &KEYS[1]),
@@ -173,6 +252,11 @@ impl TestIdp {
             discovery_fetches: AtomicUsize::new(0),
             identity_fetches: AtomicUsize::new(0),
             failure: AtomicU8::new(0),
+            proxy: self.proxy,
+            proxy_me_calls: AtomicUsize::new(0),
+            proxy_permission_calls: AtomicUsize::new(0),
+            introspections: AtomicUsize::new(0),
+            opaque: Mutex::new(HashMap::new()),
         });
         let app = Router::new()
             .route("/.well-known/openid-configuration", get(discovery))
@@ -180,13 +264,17 @@ impl TestIdp {
             .route("/cdn-cgi/access/certs", get(cloudflare_certs))
             .route("/cdn-cgi/access/get-identity", get(cloudflare_identity))
             .route("/.well-known/pomerium/jwks.json", get(pomerium_jwks))
+            .merge(super::proxy_mock::routes())
+            .merge(super::oauth::routes())
             .with_state(Arc::clone(&state));
         let server = tokio::spawn(async move {
             let _ = axum::serve(listener, app).await;
         });
-        TestIdp { state, addr, server }
+        Ok(TestIdp { state, addr, server })
     }
+}
 
+impl TestIdp {
     /// The issuer, `http://127.0.0.1:<port>`.
     pub fn issuer(&self) -> &str {
         &self.state.issuer
@@ -314,6 +402,44 @@ impl TestIdp {
             .claim("exp", now + 300)
     }
 
+    /// How many `get-me` calls the auth-proxy emulation received.
+    pub fn proxy_me_calls(&self) -> usize {
+        self.state.proxy_me_calls.load(Ordering::SeqCst)
+    }
+
+    /// How many permission checks the auth-proxy emulation received.
+    pub fn proxy_permission_calls(&self) -> usize {
+        self.state.proxy_permission_calls.load(Ordering::SeqCst)
+    }
+
+    /// How many introspection requests arrived.
+    pub fn introspections(&self) -> usize {
+        self.state.introspections.load(Ordering::SeqCst)
+    }
+
+    /// Registers an opaque access token whose introspection answer is
+    /// `active: true` with this issuer, client `dev-client`, `exp` in one hour,
+    /// and `fields` on top (use `"exp"` to shorten it).
+    pub fn issue_opaque_token(&self, fields: Value) -> String {
+        let token = format!("opaque-{}", self.state.opaque().len() + 1);
+        let mut answer = Map::new();
+        answer.insert("active".into(), json!(true));
+        answer.insert("iss".into(), json!(self.state.issuer));
+        answer.insert("client_id".into(), json!(super::oauth::DEV_CLIENT_ID));
+        answer.insert("token_type".into(), json!("Bearer"));
+        answer.insert("exp".into(), json!(super::token::now() + 3600));
+        if let Value::Object(fields) = fields {
+            answer.extend(fields);
+        }
+        self.state.opaque().insert(token.clone(), answer);
+        token
+    }
+
+    /// Makes an opaque token inactive.
+    pub fn revoke(&self, token: &str) {
+        self.state.opaque().remove(token);
+    }
+
     /// Makes the provider fail or hang, or recover with [`IdpFailure::None`].
     pub fn set_failure(&self, failure: IdpFailure) {
         let code = match failure {
@@ -331,7 +457,7 @@ fn jwks_document(state: &IdpState) -> Value {
 }
 
 /// Applies the failure mode; `Some(response)` short-circuits the handler.
-async fn misbehave(state: &IdpState) -> Option<Response> {
+pub(crate) async fn misbehave(state: &IdpState) -> Option<Response> {
     let started = Instant::now();
     loop {
         match state.failure() {
@@ -356,6 +482,8 @@ async fn discovery(State(state): State<Arc<IdpState>>) -> Response {
         "issuer": state.issuer,
         "jwks_uri": format!("{}/jwks", state.issuer),
         "token_endpoint": format!("{}/token", state.issuer),
+        "introspection_endpoint": format!("{}/introspect", state.issuer),
+        "grant_types_supported": ["client_credentials"],
         "response_types_supported": ["code"],
         "subject_types_supported": ["public"],
         "id_token_signing_alg_values_supported": ["RS256", "PS256", "ES256", "ES384", "EdDSA"],

@@ -16,7 +16,11 @@
 
 mod idp;
 mod keys;
+mod oauth;
+mod proxy_mock;
 mod token;
 
-pub use idp::{IdpFailure, TestIdp};
+pub use idp::{IdpFailure, TestIdp, TestIdpBuilder};
+pub use oauth::{DEV_CLIENT_ID, DEV_CLIENT_SECRET};
+pub use proxy_mock::ProxyMock;
 pub use token::TokenBuilder;

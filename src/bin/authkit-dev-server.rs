@@ -1,0 +1,92 @@
+//! `authkit-dev-server`: one local server that emulates every upstream
+//! tower-authkit talks to, for development with two terminals.
+//!
+//! ```sh
+//! cargo run --features dev-server --bin authkit-dev-server
+//! ```
+//!
+//! Serves OIDC discovery, a JWKS, a client-credentials token endpoint and RFC
+//! 7662 introspection; the auth proxy's `/_oxa_auth/*` surface; a Cloudflare
+//! Access team (`/cdn-cgi/access/*`); and a Pomerium route JWKS.
+//!
+//! Settings (environment, all optional): `AUTHKIT_DEV_HOST` (127.0.0.1),
+//! `AUTHKIT_DEV_PORT` (8765), `AUTHKIT_DEV_AUDIENCE` (test-api), and the
+//! proxy emulation's `AUTHKIT_DEV_TOKENS`, `AUTHKIT_DEV_ACCESS_TOKEN_VALUE`,
+//! `AUTHKIT_DEV_REFRESH_TOKEN_VALUE`, `AUTHKIT_DEV_ACCESS_COOKIE_NAME`,
+//! `AUTHKIT_DEV_REFRESH_COOKIE_NAME`, `AUTHKIT_DEV_EXPIRES_IN`,
+//! `AUTHKIT_DEV_REFRESH_EXPIRES_IN`, `AUTHKIT_DEV_RETURN_TO`,
+//! `AUTHKIT_DEV_AUTHORIZE_PATH`, `AUTHKIT_DEV_AUTH_CODE`,
+//! `AUTHKIT_DEV_LOGIN_AUTHORIZE_URL`, `AUTHKIT_DEV_EMAIL`,
+//! `AUTHKIT_DEV_USER_NAME`, `AUTHKIT_DEV_FIRST_NAME`, `AUTHKIT_DEV_LAST_NAME`,
+//! `AUTHKIT_DEV_USER_ID`, `AUTHKIT_DEV_ACCOUNT_TYPE`, `AUTHKIT_DEV_WORKSPACE_ID`,
+//! `AUTHKIT_DEV_WORKSPACE_NAME`, `AUTHKIT_DEV_ROLE_NAMES`,
+//! `AUTHKIT_DEV_PERMISSIONS`, `AUTHKIT_DEV_FORBIDDEN_TOKEN`.
+
+use std::net::{IpAddr, SocketAddr};
+use std::process::ExitCode;
+
+use tower_authkit::testing::{DEV_CLIENT_ID, DEV_CLIENT_SECRET, ProxyMock, TestIdp};
+
+fn setting(name: &str, default: &str) -> String {
+    std::env::var(name)
+        .ok()
+        .filter(|v| !v.trim().is_empty())
+        .unwrap_or_else(|| default.to_owned())
+}
+
+fn address() -> Result<SocketAddr, String> {
+    let host = setting("AUTHKIT_DEV_HOST", "127.0.0.1");
+    let port = setting("AUTHKIT_DEV_PORT", "8765");
+    let ip: IpAddr = host
+        .parse()
+        .map_err(|_| format!("AUTHKIT_DEV_HOST must be an IP address, got {host:?}"))?;
+    let port: u16 = port
+        .parse()
+        .map_err(|_| format!("AUTHKIT_DEV_PORT must be a port number, got {port:?}"))?;
+    Ok(SocketAddr::new(ip, port))
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let addr = match address() {
+        Ok(addr) => addr,
+        Err(message) => {
+            eprintln!("authkit-dev-server: {message}");
+            return ExitCode::from(2);
+        }
+    };
+    let proxy = ProxyMock::from_env();
+    let token = proxy.access_token.clone();
+    let audience = setting("AUTHKIT_DEV_AUDIENCE", "test-api");
+    let idp = match TestIdp::builder()
+        .bind(addr)
+        .audience(&audience)
+        .proxy(proxy)
+        .try_start()
+        .await
+    {
+        Ok(idp) => idp,
+        Err(e) => {
+            eprintln!("authkit-dev-server: cannot listen on {addr}: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let base = idp.issuer();
+    println!("authkit-dev-server: development only, every key here is public");
+    println!(
+        "  OIDC issuer        {base}  (discovery, /jwks, /token, /introspect; client {DEV_CLIENT_ID}:{DEV_CLIENT_SECRET}, audience {audience})"
+    );
+    println!("  auth proxy         {base}/_oxa_auth/*  (valid token {token})");
+    println!("  Cloudflare team    {base}/cdn-cgi/access/certs and /get-identity");
+    println!("  Pomerium JWKS      {}", idp.pomerium_jwks_url());
+    println!("try:");
+    println!("  curl -H 'Authorization: Bearer {token}' {base}/_oxa_auth/get-me");
+    println!("listening on {base}");
+    match tokio::signal::ctrl_c().await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("authkit-dev-server: {e}");
+            ExitCode::from(1)
+        }
+    }
+}

@@ -1,0 +1,126 @@
+//! RFC 7662 introspection against the test provider's `/introspect`.
+
+mod common;
+
+use std::time::Duration;
+
+use axum::Router;
+use axum::routing::get;
+use serde_json::json;
+use tower_authkit::Principal;
+use tower_authkit::introspection::IntrospectionLayer;
+use tower_authkit::testing::{DEV_CLIENT_ID, DEV_CLIENT_SECRET, IdpFailure, TestIdp};
+
+fn app(layer: IntrospectionLayer) -> Router {
+    Router::new()
+        .route(
+            "/me",
+            get(|p: Principal| async move { format!("{} {:?}", p.subject(), p.scopes()) }),
+        )
+        .layer(layer)
+}
+
+fn layer(idp: &TestIdp) -> IntrospectionLayer {
+    IntrospectionLayer::builder()
+        .endpoint(format!("{}/introspect", idp.issuer()))
+        .client_credentials(DEV_CLIENT_ID, DEV_CLIENT_SECRET)
+        .build()
+        .unwrap()
+}
+
+#[tokio::test]
+async fn active_tokens_become_principals_and_are_cached() {
+    let idp = TestIdp::start().await;
+    let app = app(layer(&idp));
+    let token = idp.issue_opaque_token(json!({"sub": "u1", "scope": "read write"}));
+    let reply = common::get(&app, "/me", Some(&token)).await;
+    assert_eq!(
+        (reply.status.as_u16(), reply.body.as_str()),
+        (200, "u1 [\"read\", \"write\"]")
+    );
+    assert_eq!(common::get(&app, "/me", Some(&token)).await.status, 200);
+    assert_eq!(idp.introspections(), 1, "the second request used the cache");
+}
+
+#[tokio::test]
+async fn inactive_and_expired_tokens_are_401() {
+    let idp = TestIdp::start().await;
+    let app = app(layer(&idp));
+    let reply = common::get(&app, "/me", Some("never-issued")).await;
+    assert_eq!(reply.status, 401);
+    assert!(reply.challenge().contains("invalid_token"));
+    let expired = idp.issue_opaque_token(json!({"sub": "u1", "exp": 1_000_000_000}));
+    assert_eq!(common::get(&app, "/me", Some(&expired)).await.status, 401);
+    // Cached, but never past exp.
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let short = idp.issue_opaque_token(json!({"sub": "u2", "exp": now + 2}));
+    assert_eq!(common::get(&app, "/me", Some(&short)).await.status, 200);
+    let calls = idp.introspections();
+    assert_eq!(common::get(&app, "/me", Some(&short)).await.status, 200);
+    assert_eq!(idp.introspections(), calls);
+    tokio::time::sleep(Duration::from_millis(2600)).await;
+    assert_eq!(common::get(&app, "/me", Some(&short)).await.status, 401);
+}
+
+#[tokio::test]
+async fn upstream_failures_are_503_and_not_cached() {
+    let idp = TestIdp::start().await;
+    let app = app(layer(&idp));
+    let token = idp.issue_opaque_token(json!({"sub": "u1"}));
+    idp.set_failure(IdpFailure::Error);
+    let reply = common::get(&app, "/me", Some(&token)).await;
+    assert_eq!(reply.status, 503, "{reply:?}");
+    assert!(reply.headers.contains_key("retry-after"));
+    idp.set_failure(IdpFailure::None);
+    assert_eq!(common::get(&app, "/me", Some(&token)).await.status, 200);
+    // Wrong client credentials are an upstream problem, not the caller's.
+    let wrong_client = IntrospectionLayer::builder()
+        .endpoint(format!("{}/introspect", idp.issuer()))
+        .client_credentials(DEV_CLIENT_ID, "wrong")
+        .build()
+        .unwrap();
+    assert_eq!(
+        common::get(&self::app(wrong_client), "/me", Some(&token)).await.status,
+        503
+    );
+}
+
+#[tokio::test]
+async fn discovery_audience_and_client_credentials_tokens() {
+    let idp = TestIdp::start().await;
+    let discovered = IntrospectionLayer::builder()
+        .issuer(idp.issuer())
+        .check_issuer(true)
+        .client_credentials(DEV_CLIENT_ID, DEV_CLIENT_SECRET)
+        .audience(idp.audience())
+        .build()
+        .unwrap();
+    let app = app(discovered);
+    // A JWT access token from the client-credentials grant.
+    let response = reqwest::Client::new()
+        .post(format!("{}/token", idp.issuer()))
+        .basic_auth(DEV_CLIENT_ID, Some(DEV_CLIENT_SECRET))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body("grant_type=client_credentials&scope=reports%3Aread")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 200);
+    let body: serde_json::Value = serde_json::from_str(&response.text().await.unwrap()).unwrap_or_default();
+    let access_token = body["access_token"].as_str().unwrap_or_default().to_owned();
+    let reply = common::get(&app, "/me", Some(&access_token)).await;
+    assert_eq!(
+        (reply.status.as_u16(), reply.body.as_str()),
+        (200, "dev-client [\"reports:read\"]")
+    );
+    // Audience and issuer checks.
+    let other_aud = idp.issue_opaque_token(json!({"sub": "u1", "aud": "other-api"}));
+    assert_eq!(common::get(&app, "/me", Some(&other_aud)).await.status, 401);
+    let other_iss = idp.issue_opaque_token(json!({"sub": "u1", "aud": idp.audience(), "iss": "https://evil.example"}));
+    assert_eq!(common::get(&app, "/me", Some(&other_iss)).await.status, 401);
+    let good = idp.issue_opaque_token(json!({"sub": "u1", "aud": [idp.audience()]}));
+    assert_eq!(common::get(&app, "/me", Some(&good)).await.status, 200);
+}
