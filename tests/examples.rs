@@ -63,7 +63,11 @@ fn resource_server_names_the_missing_variable() {
 
 /// Starts an example with `envs`, waits for its readiness line, returns its base URL.
 fn start(name: &str, envs: &[(&str, &str)]) -> (Running, String) {
-    let mut command = Command::new(example(name));
+    start_program(example(name), envs)
+}
+
+fn start_program(program: PathBuf, envs: &[(&str, &str)]) -> (Running, String) {
+    let mut command = Command::new(program);
     command
         .env("AUTHKIT_BIND", "127.0.0.1:0")
         .stdout(Stdio::piped())
@@ -206,4 +210,78 @@ async fn pomerium_upstream_example_serves_its_routes() {
         call(&base, "/team", &[("x-pomerium-jwt-assertion", outsider)]).await.0,
         403
     );
+}
+
+#[cfg(feature = "proxy-user")]
+const DEV_TOKEN: &str = "mock-dev-token";
+
+/// The README's two-terminal flow: the dev server, the example in dev mode, curl.
+#[cfg(all(feature = "dev-server", feature = "proxy-user"))]
+#[tokio::test]
+async fn proxy_user_app_two_terminal_flow_with_the_dev_server() {
+    let dev_server = PathBuf::from(env!("CARGO_BIN_EXE_authkit-dev-server"));
+    let (_dev, dev_url) = start_program(dev_server, &[("AUTHKIT_DEV_PORT", "0")]);
+    for envs in [
+        vec![
+            ("AUTHKIT_PROXY_DEV_MODE", "1"),
+            ("AUTHKIT_PROXY_DEV_URL", dev_url.as_str()),
+        ],
+        vec![("AUTHKIT_PROXY_URL", dev_url.as_str())],
+    ] {
+        let (_app, base) = start("proxy_user_app", &envs);
+        assert_eq!(call(&base, "/health", &[]).await, (200, "ok".to_owned()));
+        assert_eq!(call(&base, "/v1/me", &[]).await.0, 401);
+        let (status, body) = call(&base, "/v1/me", &bearer(DEV_TOKEN.to_owned())).await;
+        assert_eq!(status, 200, "{body}");
+        let me: serde_json::Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(me["email"], "mock.user@example.com");
+        assert_eq!(me["x_unmodelled_field"]["kept"], true);
+        let (_, body) = call(&base, "/v1/maybe-public", &[]).await;
+        assert_eq!(
+            serde_json::from_str::<serde_json::Value>(&body).unwrap()["signed_in"],
+            false
+        );
+        let (_, body) = call(
+            &base,
+            "/v1/maybe-public",
+            &[("cookie", format!("OxaigenPlatformAuthAccessToken={DEV_TOKEN}"))],
+        )
+        .await;
+        let maybe: serde_json::Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(
+            (maybe["signed_in"].as_bool(), maybe["email"].as_str()),
+            (Some(true), Some("mock.user@example.com"))
+        );
+        assert_eq!(call(&base, "/v1/audit", &bearer(DEV_TOKEN.to_owned())).await.0, 200);
+        assert_eq!(
+            call(&base, "/v1/audit", &bearer("mock-forbidden-token".to_owned()))
+                .await
+                .0,
+            403
+        );
+    }
+}
+
+#[cfg(feature = "proxy-user")]
+#[tokio::test]
+async fn proxy_user_app_derives_the_upstream_only_for_allowed_hosts() {
+    let proxy = TestIdp::start().await;
+    let allowed = proxy.addr().to_string();
+    let (_app, base) = start(
+        "proxy_user_app",
+        &[
+            ("AUTHKIT_PROXY_ALLOWED_HOSTS", allowed.as_str()),
+            ("AUTHKIT_PROXY_SCHEME", "http"),
+        ],
+    );
+    let mut headers = bearer(DEV_TOKEN.to_owned());
+    headers.push(("host", allowed.clone()));
+    assert_eq!(call(&base, "/v1/me", &headers).await.0, 200);
+    let evil = vec![
+        ("authorization", format!("Bearer {DEV_TOKEN}")),
+        ("host", "evil.example".to_owned()),
+    ];
+    let (status, _) = call(&base, "/v1/me", &evil).await;
+    assert_eq!(status, 400);
+    assert_eq!(proxy.proxy_me_calls(), 1, "the evil host caused no upstream call");
 }
