@@ -54,7 +54,7 @@ impl BaseSource {
             .or_else(|| head.uri.authority().map(|a| a.as_str()))
             .map(str::to_ascii_lowercase)
             .ok_or_else(|| AuthError::invalid_request("request has no host"))?;
-        if !allowed.iter().any(|a| *a == host) {
+        if !allowed.contains(&host) {
             tracing::warn!(host = %host, "refusing to derive the auth upstream from a host outside the allowlist");
             return Err(AuthError::invalid_request("host is not served by this auth proxy"));
         }
