@@ -150,14 +150,14 @@ macro_rules! proxy_permission {
         #[derive(Clone, Copy, Debug, Default)]
         $vis struct $name;
 
+        // Evaluated where the macro is used, so a bad name fails the build.
+        const _: () = assert!(
+            $crate::proxy_user::is_valid_permission_name($permission),
+            "permission names must match [A-Za-z0-9_-]+"
+        );
+
         impl $crate::proxy_user::PermissionName for $name {
-            const NAME: &'static str = {
-                assert!(
-                    $crate::proxy_user::is_valid_permission_name($permission),
-                    "permission names must match [A-Za-z0-9_-]+"
-                );
-                $permission
-            };
+            const NAME: &'static str = $permission;
         }
     };
 }
