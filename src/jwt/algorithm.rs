@@ -106,7 +106,6 @@ impl AlgorithmSet {
         self.0 == 0
     }
 
-    #[cfg(test)]
     pub(crate) fn iter(self) -> impl Iterator<Item = Algorithm> {
         Algorithm::ALL.into_iter().filter(move |alg| self.contains(*alg))
     }

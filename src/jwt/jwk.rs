@@ -14,7 +14,76 @@ pub(crate) struct VerifyingKey {
     /// What this key may verify: its `alg`, else what its kty/crv allow,
     /// intersected with the configured allowlist.
     pub(crate) algorithms: AlgorithmSet,
-    pub(crate) key: DecodingKey,
+    pub(crate) verifier: Verifier,
+}
+
+/// Parsed key material, decoded once per key-set version.
+pub(crate) enum Verifier {
+    /// aws-lc-rs keys parsed up front, one per algorithm the key allows:
+    /// verification then skips key parsing entirely.
+    #[cfg(feature = "aws-lc-rs")]
+    Parsed(Vec<(Algorithm, aws_lc_rs::signature::ParsedPublicKey)>),
+    /// Through jsonwebtoken's installed crypto provider (RustCrypto, or a
+    /// provider the application installed).
+    #[cfg_attr(feature = "aws-lc-rs", allow(dead_code))]
+    Provider(DecodingKey),
+}
+
+impl Verifier {
+    /// Checks `signature` (raw bytes) over `message` for `alg`.
+    pub(crate) fn verify(&self, alg: Algorithm, message: &[u8], signature: &[u8], signature_b64: &str) -> bool {
+        match self {
+            #[cfg(feature = "aws-lc-rs")]
+            Verifier::Parsed(keys) => keys
+                .iter()
+                .find(|(a, _)| *a == alg)
+                .is_some_and(|(_, key)| key.verify_sig(message, signature).is_ok()),
+            Verifier::Provider(key) => {
+                let _ = signature;
+                matches!(jsonwebtoken::crypto::verify(signature_b64, message, key, alg.to_jsonwebtoken()), Ok(true))
+            }
+        }
+    }
+}
+
+#[cfg(feature = "aws-lc-rs")]
+mod parsed {
+    use aws_lc_rs::signature::{self, ParsedPublicKey, RsaParameters, RsaPublicKeyComponents};
+
+    use super::{Algorithm, AlgorithmSet};
+
+    fn rsa_parameters(alg: Algorithm) -> Option<&'static RsaParameters> {
+        Some(match alg {
+            Algorithm::RS256 => &signature::RSA_PKCS1_2048_8192_SHA256,
+            Algorithm::RS384 => &signature::RSA_PKCS1_2048_8192_SHA384,
+            Algorithm::RS512 => &signature::RSA_PKCS1_2048_8192_SHA512,
+            Algorithm::PS256 => &signature::RSA_PSS_2048_8192_SHA256,
+            Algorithm::PS384 => &signature::RSA_PSS_2048_8192_SHA384,
+            Algorithm::PS512 => &signature::RSA_PSS_2048_8192_SHA512,
+            _ => return None,
+        })
+    }
+
+    pub(super) fn rsa(n: &[u8], e: &[u8], algorithms: AlgorithmSet) -> Option<Vec<(Algorithm, ParsedPublicKey)>> {
+        let components = RsaPublicKeyComponents { n, e };
+        algorithms
+            .iter()
+            .map(|alg| Some((alg, components.to_parsed_public_key(rsa_parameters(alg)?).ok()?)))
+            .collect()
+    }
+
+    pub(super) fn ec(alg: Algorithm, point: &[u8]) -> Option<Vec<(Algorithm, ParsedPublicKey)>> {
+        let algorithm = match alg {
+            Algorithm::ES256 => &signature::ECDSA_P256_SHA256_FIXED,
+            Algorithm::ES384 => &signature::ECDSA_P384_SHA384_FIXED,
+            _ => return None,
+        };
+        Some(vec![(alg, ParsedPublicKey::new(algorithm, point).ok()?)])
+    }
+
+    pub(super) fn ed25519(x: &[u8]) -> Option<Vec<(Algorithm, ParsedPublicKey)>> {
+        Some(vec![(Algorithm::EdDSA, ParsedPublicKey::new(&signature::ED25519, x).ok()?)])
+    }
 }
 
 /// The usable keys of one JWKS document.
@@ -117,41 +186,39 @@ fn usable_key(entry: &Value, allowed: AlgorithmSet) -> Option<VerifyingKey> {
         None => None,
         Some(alg) => Some(Algorithm::from_name(alg.as_str()?)?),
     };
-    let (family, key) = match text(entry, "kty")? {
-        "RSA" => (
-            AlgorithmSet::RSA,
-            DecodingKey::from_rsa_components(text(entry, "n")?, text(entry, "e")?).ok()?,
-        ),
+    let material = match text(entry, "kty")? {
+        "RSA" => Material::Rsa {
+            n: decode(text(entry, "n")?)?,
+            e: decode(text(entry, "e")?)?,
+        },
         "EC" => {
             let alg = match text(entry, "crv")? {
                 "P-256" => Algorithm::ES256,
                 "P-384" => Algorithm::ES384,
                 _ => return None,
             };
-            let (x, y) = (text(entry, "x")?, text(entry, "y")?);
             let size = if alg == Algorithm::ES256 { 32 } else { 48 };
-            if !coordinate_has_size(x, size) || !coordinate_has_size(y, size) {
+            let (x, y) = (decode(text(entry, "x")?)?, decode(text(entry, "y")?)?);
+            if x.len() != size || y.len() != size {
                 return None;
             }
-            (AlgorithmSet::from(alg), DecodingKey::from_ec_components(x, y).ok()?)
+            Material::Ec { alg, x, y }
         }
         "OKP" => {
             if text(entry, "crv")? != "Ed25519" {
                 return None;
             }
-            let x = text(entry, "x")?;
-            if !coordinate_has_size(x, 32) {
+            let x = decode(text(entry, "x")?)?;
+            if x.len() != 32 {
                 return None;
             }
-            (
-                AlgorithmSet::from(Algorithm::EdDSA),
-                DecodingKey::from_ed_components(x).ok()?,
-            )
+            Material::Ed25519 { x }
         }
         _ => return None,
     };
     // The key decides: its declared alg must fit its type; without one, its
     // type decides. Either way, only allowlisted algorithms remain.
+    let family = material.family();
     let algorithms = match declared {
         Some(alg) if family.contains(alg) => AlgorithmSet::from(alg),
         Some(_) => return None,
@@ -164,17 +231,55 @@ fn usable_key(entry: &Value, allowed: AlgorithmSet) -> Option<VerifyingKey> {
     Some(VerifyingKey {
         kid: text(entry, "kid").map(str::to_owned),
         algorithms,
-        key,
+        verifier: material.verifier(algorithms)?,
     })
 }
 
-/// Checks a base64url coordinate decodes to exactly `size` bytes, so a
-/// malformed point is skipped at parse time rather than failing per request.
-fn coordinate_has_size(b64: &str, size: usize) -> bool {
+/// Decoded public key material of one JWK.
+enum Material {
+    Rsa { n: Vec<u8>, e: Vec<u8> },
+    Ec { alg: Algorithm, x: Vec<u8>, y: Vec<u8> },
+    Ed25519 { x: Vec<u8> },
+}
+
+impl Material {
+    fn family(&self) -> AlgorithmSet {
+        match self {
+            Material::Rsa { .. } => AlgorithmSet::RSA,
+            Material::Ec { alg, .. } => AlgorithmSet::from(*alg),
+            Material::Ed25519 { .. } => AlgorithmSet::from(Algorithm::EdDSA),
+        }
+    }
+
+    /// Parses the key once for every algorithm it may verify; `None` when the
+    /// material is unusable (e.g. an RSA modulus under 2048 bits).
+    #[cfg(feature = "aws-lc-rs")]
+    fn verifier(&self, algorithms: AlgorithmSet) -> Option<Verifier> {
+        let keys = match self {
+            Material::Rsa { n, e } => parsed::rsa(n, e, algorithms)?,
+            Material::Ec { alg, x, y } => {
+                let point: Vec<u8> = [&[0x04][..], x, y].concat();
+                parsed::ec(*alg, &point)?
+            }
+            Material::Ed25519 { x } => parsed::ed25519(x)?,
+        };
+        Some(Verifier::Parsed(keys))
+    }
+
+    #[cfg(not(feature = "aws-lc-rs"))]
+    fn verifier(&self, _algorithms: AlgorithmSet) -> Option<Verifier> {
+        let key = match self {
+            Material::Rsa { n, e } => DecodingKey::from_rsa_raw_components(n, e),
+            Material::Ec { x, y, .. } => DecodingKey::from_ec_der(&[&[0x04][..], x, y].concat()),
+            Material::Ed25519 { x } => DecodingKey::from_ed_der(x),
+        };
+        Some(Verifier::Provider(key))
+    }
+}
+
+fn decode(b64: &str) -> Option<Vec<u8>> {
     use base64::Engine;
-    base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .decode(b64)
-        .is_ok_and(|bytes| bytes.len() == size)
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(b64).ok()
 }
 
 #[cfg(test)]
