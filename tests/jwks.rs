@@ -274,7 +274,12 @@ fn fast_failing(idp: &TestIdp) -> tower_authkit::JwksAuthBuilder {
 #[tokio::test]
 async fn known_keys_outlive_max_age_while_the_provider_is_down() {
     let idp = TestIdp::start().await;
-    let app = app(fast_failing(&idp).max_age(Duration::from_millis(300)).build().unwrap());
+    // The token cache off: this exercises the key cache's own fallback.
+    let app = app(fast_failing(&idp)
+        .max_age(Duration::from_millis(300))
+        .token_cache(0)
+        .build()
+        .unwrap());
     let token = idp.token().sign();
     assert_eq!(common::get(&app, "/me", Some(&token)).await.status, 200);
     for failure in [IdpFailure::Error, IdpFailure::Hang] {
@@ -389,4 +394,64 @@ async fn oversized_key_sets_are_refused() {
     let layer = idp.auth_builder().jwks_url(url).http_retries(0).build().unwrap();
     let reply = common::get(&app(layer), "/me", Some(&idp.token().sign())).await;
     assert_eq!(reply.status, 503, "{reply:?}");
+}
+
+#[tokio::test]
+async fn repeated_tokens_come_from_the_cache_until_their_key_leaves() {
+    let idp = TestIdp::start().await;
+    let layer = idp
+        .auth_builder()
+        .refresh_cooldown(Duration::from_millis(1))
+        .build()
+        .unwrap();
+    let auth = layer.authenticator().clone();
+    let app = app(layer);
+    let old = idp.token().sub("old").sign();
+    assert_eq!(common::get(&app, "/me", Some(&old)).await.status, 200);
+    assert_eq!(common::get(&app, "/me", Some(&old)).await.status, 200);
+    assert_eq!(auth.cached_tokens(), 1);
+    // The provider rotates and retires the old key; a new-kid token refetches.
+    idp.rotate();
+    idp.retire("rsa-1");
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    assert_eq!(common::get(&app, "/me", Some(&idp.token().sign())).await.status, 200);
+    assert_invalid_token(
+        &common::get(&app, "/me", Some(&old)).await,
+        "cached token whose key left",
+    );
+}
+
+#[tokio::test]
+async fn cached_tokens_never_outlive_exp() {
+    let idp = TestIdp::start().await;
+    let app = app(idp.auth_builder().leeway(Duration::ZERO).build().unwrap());
+    let token = idp.token().expires_in(Duration::from_secs(2)).sign();
+    assert_eq!(common::get(&app, "/me", Some(&token)).await.status, 200);
+    tokio::time::sleep(Duration::from_millis(3100)).await;
+    assert_invalid_token(&common::get(&app, "/me", Some(&token)).await, "expired while cached");
+}
+
+#[tokio::test]
+async fn the_token_cache_stays_bounded_and_can_be_turned_off() {
+    let idp = TestIdp::start().await;
+    let bounded = idp.auth_builder().token_cache(50).build().unwrap();
+    let auth = bounded.authenticator().clone();
+    let app = app(bounded);
+    for i in 0..300 {
+        let token = idp.token().sub(&format!("user-{i}")).sign();
+        assert_eq!(common::get(&app, "/me", Some(&token)).await.status, 200);
+    }
+    assert!(auth.cached_tokens() <= 50, "{} cached", auth.cached_tokens());
+    // Rejected tokens (unknown kids, bad signatures) are never cached.
+    let before = auth.cached_tokens();
+    for i in 0..200 {
+        let token = idp.token().foreign_key().kid(&format!("flood-{i}")).sign();
+        assert_eq!(common::get(&app, "/me", Some(&token)).await.status, 401);
+    }
+    assert!(auth.cached_tokens() <= before);
+    let off = idp.auth_builder().token_cache(0).build().unwrap();
+    let auth = off.authenticator().clone();
+    let app = self::app(off);
+    assert_eq!(common::get(&app, "/me", Some(&idp.token().sign())).await.status, 200);
+    assert_eq!(auth.cached_tokens(), 0);
 }

@@ -11,6 +11,7 @@ use futures_util::future::{BoxFuture, Either, Ready, ready};
 use super::algorithm::{Algorithm, AlgorithmSet};
 use super::jwk::VerifyingKey;
 use super::keys::{CachePolicy, KeyAnswer, KeySource, KeyStore};
+use super::token_cache::TokenCache;
 use super::verify::{self, ClaimRules, Jws};
 use crate::error::ConfigError;
 use crate::fetch::{FetchPolicy, Fetcher, check_url, discovery_url, parse_url};
@@ -31,6 +32,9 @@ pub struct JwksAuthenticator {
 
 struct Inner {
     store: Arc<KeyStore>,
+    /// `None` when turned off.
+    tokens: Option<TokenCache>,
+    leeway: Duration,
     rules: ClaimRules,
     allowed: AlgorithmSet,
     profile: Arc<dyn ClaimsProfile>,
@@ -76,6 +80,21 @@ impl Inner {
         self.rules.check(&claims)?;
         self.profile.check(&claims)?;
         Ok(self.profile.principal(claims, &self.rules.audiences))
+    }
+
+    /// Verifies, maps and resolves roles, then caches the outcome.
+    async fn verify_with(&self, token: &str, key: Arc<VerifyingKey>) -> Result<Principal, AuthError> {
+        let jws = verify::parse(token, self.allowed)?;
+        let principal = self.finish(&jws, &key)?;
+        let principal = self.resolve(principal).await?;
+        self.remember(token, &principal, key);
+        Ok(principal)
+    }
+
+    fn remember(&self, token: &str, principal: &Principal, key: Arc<VerifyingKey>) {
+        if let Some(tokens) = &self.tokens {
+            tokens.insert(token, principal, key, self.leeway);
+        }
     }
 
     async fn resolve(&self, principal: Principal) -> Result<Principal, AuthError> {
@@ -128,32 +147,39 @@ impl JwksAuthenticator {
             .await
     }
 
+    /// How many verified tokens are cached (0 when the cache is off).
+    pub fn cached_tokens(&self) -> u64 {
+        self.inner.tokens.as_ref().map_or(0, TokenCache::len)
+    }
+
     pub(crate) fn verify_credential(&self, credential: Credential) -> JwksFuture {
         let inner = &self.inner;
-        let jws = match verify::parse(credential.expose(), inner.allowed) {
+        let token = credential.expose();
+        if let Some(principal) = inner.tokens.as_ref().and_then(|cache| cache.get(token, &inner.store)) {
+            return JwksFuture::ready(Ok(principal));
+        }
+        let jws = match verify::parse(token, inner.allowed) {
             Ok(jws) => jws,
             Err(error) => return JwksFuture::ready(Err(error)),
         };
         match inner.store.key_for(jws.kid.as_deref(), jws.alg) {
             KeyAnswer::Ready(Err(error)) => JwksFuture::ready(Err(error)),
-            KeyAnswer::Ready(Ok(key)) => {
+            KeyAnswer::Ready(Ok(key)) if inner.resolver.is_none() => {
                 let principal = inner.finish(&jws, &key);
-                match (&inner.resolver, principal) {
-                    (Some(_), Ok(principal)) => {
-                        let inner = Arc::clone(inner);
-                        JwksFuture::boxed(async move { inner.resolve(principal).await })
-                    }
-                    (_, result) => JwksFuture::ready(result),
+                if let Ok(principal) = &principal {
+                    inner.remember(token, principal, key);
                 }
+                JwksFuture::ready(principal)
+            }
+            KeyAnswer::Ready(Ok(key)) => {
+                let inner = Arc::clone(inner);
+                JwksFuture::boxed(async move { inner.verify_with(credential.expose(), key).await })
             }
             KeyAnswer::Wait(key) => {
                 let inner = Arc::clone(inner);
                 JwksFuture::boxed(async move {
                     let key = key.await?;
-                    // Re-split the token we own now; it is cheap and parsed the same way.
-                    let jws = verify::parse(credential.expose(), inner.allowed)?;
-                    let principal = inner.finish(&jws, &key)?;
-                    inner.resolve(principal).await
+                    inner.verify_with(credential.expose(), key).await
                 })
             }
         }
@@ -204,6 +230,7 @@ pub struct JwksAuthBuilder {
     resolver: Option<Arc<dyn RoleResolver>>,
     prefetch: bool,
     profile: Option<Arc<dyn ClaimsProfile>>,
+    token_cache: u64,
 }
 
 impl Default for JwksAuthBuilder {
@@ -220,6 +247,7 @@ impl Default for JwksAuthBuilder {
             resolver: None,
             prefetch: true,
             profile: None,
+            token_cache: 10_000,
         }
     }
 }
@@ -321,6 +349,14 @@ impl JwksAuthBuilder {
         self
     }
 
+    /// How many verified tokens to remember (default 10 000; 0 turns the
+    /// cache off). A cached token skips signature verification until its
+    /// `exp`, or until its key leaves the key set.
+    pub fn token_cache(mut self, capacity: u64) -> Self {
+        self.token_cache = capacity;
+        self
+    }
+
     /// Replaces or extends the default role mapping.
     pub fn role_resolver(mut self, resolver: impl RoleResolver) -> Self {
         self.resolver = Some(Arc::new(resolver));
@@ -386,6 +422,8 @@ impl JwksAuthBuilder {
         Ok(JwksAuthenticator {
             inner: Arc::new(Inner {
                 store,
+                tokens: (self.token_cache > 0).then(|| TokenCache::new(self.token_cache)),
+                leeway: self.leeway,
                 rules: ClaimRules {
                     issuer,
                     audiences,

@@ -15,6 +15,9 @@ pub(crate) struct VerifyingKey {
     /// intersected with the configured allowlist.
     pub(crate) algorithms: AlgorithmSet,
     pub(crate) verifier: Verifier,
+    /// Identifies the key material across key-set versions (a kid could be
+    /// reused for new material; cached tokens must not survive that).
+    pub(crate) material_id: u64,
 }
 
 /// Parsed key material, decoded once per key-set version.
@@ -40,7 +43,10 @@ impl Verifier {
                 .is_some_and(|(_, key)| key.verify_sig(message, signature).is_ok()),
             Verifier::Provider(key) => {
                 let _ = signature;
-                matches!(jsonwebtoken::crypto::verify(signature_b64, message, key, alg.to_jsonwebtoken()), Ok(true))
+                matches!(
+                    jsonwebtoken::crypto::verify(signature_b64, message, key, alg.to_jsonwebtoken()),
+                    Ok(true)
+                )
             }
         }
     }
@@ -82,7 +88,10 @@ mod parsed {
     }
 
     pub(super) fn ed25519(x: &[u8]) -> Option<Vec<(Algorithm, ParsedPublicKey)>> {
-        Some(vec![(Algorithm::EdDSA, ParsedPublicKey::new(&signature::ED25519, x).ok()?)])
+        Some(vec![(
+            Algorithm::EdDSA,
+            ParsedPublicKey::new(&signature::ED25519, x).ok()?,
+        )])
     }
 }
 
@@ -142,6 +151,15 @@ impl KeySet {
     #[cfg(test)]
     pub(crate) fn contains_kid(&self, kid: &str) -> bool {
         self.by_kid.contains_key(kid)
+    }
+
+    /// Whether `key` (same kid, same material) is still in the set.
+    pub(crate) fn still_has(&self, key: &VerifyingKey) -> bool {
+        let same = |k: &Arc<VerifyingKey>| k.material_id == key.material_id;
+        match &key.kid {
+            Some(kid) => self.by_kid.get(kid).is_some_and(|keys| keys.iter().any(same)),
+            None => self.all.iter().any(same),
+        }
     }
 
     pub(crate) fn find(&self, kid: Option<&str>, alg: Algorithm) -> Lookup {
@@ -232,6 +250,7 @@ fn usable_key(entry: &Value, allowed: AlgorithmSet) -> Option<VerifyingKey> {
         kid: text(entry, "kid").map(str::to_owned),
         algorithms,
         verifier: material.verifier(algorithms)?,
+        material_id: material.id(),
     })
 }
 
@@ -243,6 +262,18 @@ enum Material {
 }
 
 impl Material {
+    /// A stable hash of the public key bytes (fixed-key SipHash).
+    fn id(&self) -> u64 {
+        use std::hash::{DefaultHasher, Hash, Hasher};
+        let mut hasher = DefaultHasher::new();
+        match self {
+            Material::Rsa { n, e } => (0u8, n, e).hash(&mut hasher),
+            Material::Ec { x, y, .. } => (1u8, x, y).hash(&mut hasher),
+            Material::Ed25519 { x } => (2u8, x).hash(&mut hasher),
+        }
+        hasher.finish()
+    }
+
     fn family(&self) -> AlgorithmSet {
         match self {
             Material::Rsa { .. } => AlgorithmSet::RSA,

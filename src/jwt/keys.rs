@@ -124,6 +124,22 @@ impl KeyStore {
         }
     }
 
+    /// Whether `key` is still in the current key set (for cached tokens).
+    /// Cached tokens skip `key_for`, so this also keeps the key set fresh:
+    /// past ¾ of `max_age` it starts a background refresh (never waits).
+    pub(crate) fn still_trusts(self: &Arc<Self>, key: &VerifyingKey) -> bool {
+        let current = self.current.load();
+        let Some(snapshot) = current.as_ref() else {
+            return false;
+        };
+        let now = Instant::now();
+        if now.saturating_duration_since(snapshot.fetched_at) >= self.policy.max_age / 4 * 3 {
+            let mut state = self.state();
+            drop(self.refresh_locked(&mut state, now));
+        }
+        snapshot.keys.still_has(key)
+    }
+
     /// Finds the key for a token's `kid` and `alg`.
     pub(crate) fn key_for(self: &Arc<Self>, kid: Option<&str>, alg: Algorithm) -> KeyAnswer {
         let now = Instant::now();

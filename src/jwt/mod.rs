@@ -37,6 +37,7 @@ mod algorithm;
 mod authenticator;
 mod jwk;
 mod keys;
+mod token_cache;
 mod verify;
 
 pub use algorithm::Algorithm;

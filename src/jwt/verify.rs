@@ -80,10 +80,12 @@ impl Jws<'_> {
         let length = URL_SAFE_NO_PAD
             .decode_slice(self.signature, &mut buffer)
             .map_err(|_| invalid("invalid signature"))?;
-        if key
-            .verifier
-            .verify(self.alg, self.signing_input.as_bytes(), &buffer[..length], self.signature)
-        {
+        if key.verifier.verify(
+            self.alg,
+            self.signing_input.as_bytes(),
+            &buffer[..length],
+            self.signature,
+        ) {
             Ok(())
         } else {
             Err(invalid("invalid signature"))
