@@ -18,6 +18,8 @@ pub(crate) struct VerifyingKey {
     /// Identifies the key material across key-set versions (a kid could be
     /// reused for new material; cached tokens must not survive that).
     pub(crate) material_id: u64,
+    /// The key-set version this key was parsed in.
+    pub(crate) generation: u64,
 }
 
 /// Parsed key material, decoded once per key-set version.
@@ -117,7 +119,7 @@ pub(crate) enum Lookup {
 impl KeySet {
     /// Parses a JWKS document. Unusable entries are skipped, never fatal; a
     /// document without a `keys` array is an error.
-    pub(crate) fn parse(body: &[u8], allowed: AlgorithmSet) -> Result<KeySet, &'static str> {
+    pub(crate) fn parse(body: &[u8], allowed: AlgorithmSet, generation: u64) -> Result<KeySet, &'static str> {
         let document: Value = serde_json::from_slice(body).map_err(|_| "JWKS is not valid JSON")?;
         let entries = document
             .get("keys")
@@ -125,7 +127,7 @@ impl KeySet {
             .ok_or("JWKS has no `keys` array")?;
         let mut set = KeySet::default();
         for entry in entries {
-            match usable_key(entry, allowed) {
+            match usable_key(entry, allowed, generation) {
                 Some(key) => {
                     let key = Arc::new(key);
                     if let Some(kid) = &key.kid {
@@ -190,7 +192,7 @@ fn text<'a>(entry: &'a Value, name: &str) -> Option<&'a str> {
 /// Decides whether a JWKS entry can verify signatures, and for which
 /// algorithms. `None` for encryption keys, symmetric keys, unknown key types
 /// and curves, and malformed material.
-fn usable_key(entry: &Value, allowed: AlgorithmSet) -> Option<VerifyingKey> {
+fn usable_key(entry: &Value, allowed: AlgorithmSet, generation: u64) -> Option<VerifyingKey> {
     if entry.get("use").is_some_and(|u| u.as_str() != Some("sig")) {
         return None;
     }
@@ -251,6 +253,7 @@ fn usable_key(entry: &Value, allowed: AlgorithmSet) -> Option<VerifyingKey> {
         algorithms,
         verifier: material.verifier(algorithms)?,
         material_id: material.id(),
+        generation,
     })
 }
 
@@ -324,6 +327,7 @@ mod tests {
         KeySet::parse(
             json!({ "keys": keys }).to_string().as_bytes(),
             Algorithm::ALL.into_iter().collect(),
+            0,
         )
         .unwrap()
     }
@@ -348,9 +352,9 @@ mod tests {
 
     #[test]
     fn documents_without_keys_are_errors() {
-        assert!(KeySet::parse(b"{}", AlgorithmSet::RSA).is_err());
-        assert!(KeySet::parse(b"not json", AlgorithmSet::RSA).is_err());
-        assert!(KeySet::parse(b"{\"keys\": {}}", AlgorithmSet::RSA).is_err());
+        assert!(KeySet::parse(b"{}", AlgorithmSet::RSA, 0).is_err());
+        assert!(KeySet::parse(b"not json", AlgorithmSet::RSA, 0).is_err());
+        assert!(KeySet::parse(b"{\"keys\": {}}", AlgorithmSet::RSA, 0).is_err());
     }
 
     #[test]

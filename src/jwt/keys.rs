@@ -55,6 +55,7 @@ pub(crate) enum KeySource {
 pub(crate) struct Snapshot {
     pub(crate) keys: KeySet,
     fetched_at: Instant,
+    generation: u64,
 }
 
 type SharedRefresh = Shared<BoxFuture<'static, Result<Arc<Snapshot>, FetchError>>>;
@@ -81,6 +82,7 @@ pub(crate) struct KeyStore {
     current: ArcSwapOption<Snapshot>,
     jwks_uri: ArcSwapOption<Url>,
     refresh: Mutex<RefreshState>,
+    generations: std::sync::atomic::AtomicU64,
 }
 
 fn unknown_key() -> AuthError {
@@ -106,6 +108,7 @@ impl KeyStore {
             current: ArcSwapOption::empty(),
             jwks_uri: ArcSwapOption::empty(),
             refresh: Mutex::new(RefreshState::default()),
+            generations: std::sync::atomic::AtomicU64::new(1),
         }
     }
 
@@ -137,7 +140,8 @@ impl KeyStore {
             let mut state = self.state();
             drop(self.refresh_locked(&mut state, now));
         }
-        snapshot.keys.still_has(key)
+        // Same version: the key is in it by construction.
+        key.generation == snapshot.generation || snapshot.keys.still_has(key)
     }
 
     /// Finds the key for a token's `kid` and `alg`.
@@ -296,13 +300,15 @@ impl KeyStore {
             },
         };
         let body = self.fetcher.get(&url).await?;
-        let keys = KeySet::parse(&body, self.allowed).map_err(FetchError::Invalid)?;
+        let generation = self.generations.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let keys = KeySet::parse(&body, self.allowed, generation).map_err(FetchError::Invalid)?;
         if keys.len() == 0 {
             tracing::warn!(%url, "key set has no usable signing keys");
         }
         Ok(Snapshot {
             keys,
             fetched_at: Instant::now(),
+            generation,
         })
     }
 }
