@@ -38,7 +38,7 @@ use url::Url;
 
 use crate::error::ConfigError;
 use crate::fetch::{FetchPolicy, Fetcher, check_url, discover_document, parse_url};
-use crate::layer::{AuthLayer, Authenticator, RequestHead};
+use crate::layer::{AuthLayer, Authentication, Authenticator, RequestHead};
 use crate::principal::{BoxFuture, Principal, mapped};
 use crate::rejection::AuthError;
 use crate::token::{Credential, digest};
@@ -223,9 +223,9 @@ impl Inner {
 impl Authenticator for IntrospectionAuthenticator {
     type Future = BoxFuture<'static, Result<Principal, AuthError>>;
 
-    fn authenticate(&self, credential: Credential, _request: &RequestHead<'_>) -> Self::Future {
+    fn authenticate(&self, credential: Credential, _request: &RequestHead<'_>) -> Authentication<Self::Future> {
         let inner = Arc::clone(&self.inner);
-        Box::pin(async move { inner.authenticate(credential).await })
+        Authentication::Pending(Box::pin(async move { inner.authenticate(credential).await }))
     }
 }
 

@@ -47,8 +47,8 @@ pub use identity::{CfAccess, CfAccessUser, CfServiceToken};
 
 use crate::error::ConfigError;
 use crate::fetch::{FetchPolicy, Fetcher, parse_url};
-use crate::jwt::{Algorithm, JwksAuthBuilder, JwksAuthenticator, JwksFuture};
-use crate::layer::{AuthLayer, Authenticator, RequestHead};
+use crate::jwt::{Algorithm, JwksAuthBuilder, JwksAuthenticator, JwksFuture, settle};
+use crate::layer::{AuthLayer, Authentication, Authenticator, RequestHead};
 use crate::principal::Principal;
 use crate::rejection::AuthError;
 use crate::token::{Credential, SourceKind, TokenSource, TokenSources};
@@ -100,16 +100,16 @@ impl DevBypass {
 impl Authenticator for CfAccessAuthenticator {
     type Future = JwksFuture;
 
-    fn authenticate(&self, credential: Credential, _request: &RequestHead<'_>) -> JwksFuture {
+    fn authenticate(&self, credential: Credential, _request: &RequestHead<'_>) -> Authentication<JwksFuture> {
         match (&self.dev, &self.verifier) {
-            (Some(dev), _) => JwksFuture::ready(Ok(dev.principal())),
+            (Some(dev), _) => Authentication::Ready(Ok(dev.principal())),
             (None, Some(verifier)) => verifier.verify_credential(credential),
-            (None, None) => JwksFuture::ready(Err(AuthError::invalid_token("no verifier configured"))),
+            (None, None) => Authentication::Ready(Err(AuthError::invalid_token("no verifier configured"))),
         }
     }
 
-    fn without_credential(&self, _request: &RequestHead<'_>) -> Option<JwksFuture> {
-        self.dev.as_ref().map(|dev| JwksFuture::ready(Ok(dev.principal())))
+    fn without_credential(&self, _request: &RequestHead<'_>) -> Option<Authentication<JwksFuture>> {
+        self.dev.as_ref().map(|dev| Authentication::Ready(Ok(dev.principal())))
     }
 }
 
@@ -119,9 +119,7 @@ impl CfAccessAuthenticator {
         let principal = match (&self.dev, &self.verifier) {
             (Some(dev), _) => dev.principal(),
             (None, Some(verifier)) => {
-                verifier
-                    .verify_credential(Credential::new(token, SourceKind::Header))
-                    .await?
+                settle(verifier.verify_credential(Credential::new(token, SourceKind::Header))).await?
             }
             (None, None) => return Err(AuthError::invalid_token("no verifier configured")),
         };

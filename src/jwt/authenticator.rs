@@ -1,12 +1,9 @@
 //! [`JwksAuthenticator`] and its builder.
 
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll};
 use std::time::Duration;
 
-use futures_util::future::{BoxFuture, Either, Ready, ready};
+use futures_util::future::BoxFuture;
 
 use super::algorithm::{Algorithm, AlgorithmSet};
 use super::jwk::VerifyingKey;
@@ -15,7 +12,7 @@ use super::token_cache::TokenCache;
 use super::verify::{self, ClaimRules, Jws};
 use crate::error::ConfigError;
 use crate::fetch::{FetchPolicy, Fetcher, check_url, discovery_url, parse_url};
-use crate::layer::{AuthLayer, Authenticator, RequestHead};
+use crate::layer::{AuthLayer, Authentication, Authenticator, RequestHead};
 use crate::principal::{Principal, RawClaims, RoleResolver, principal_from_claims};
 use crate::rejection::AuthError;
 use crate::token::Credential;
@@ -108,43 +105,15 @@ impl Inner {
     }
 }
 
-/// The future of [`JwksAuthenticator::authenticate`]: ready at once when the
-/// key is cached (the common case), boxed only when a fetch or a
-/// [`RoleResolver`] is involved.
-pub struct JwksFuture {
-    inner: Either<Ready<Verdict>, BoxFuture<'static, Verdict>>,
-}
-
-type Verdict = Result<Principal, AuthError>;
-
-impl Future for JwksFuture {
-    type Output = Result<Principal, AuthError>;
-
-    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        Pin::new(&mut self.inner).poll(cx)
-    }
-}
-
-impl JwksFuture {
-    pub(crate) fn ready(result: Result<Principal, AuthError>) -> Self {
-        Self {
-            inner: Either::Left(ready(result)),
-        }
-    }
-
-    fn boxed(future: impl Future<Output = Result<Principal, AuthError>> + Send + 'static) -> Self {
-        Self {
-            inner: Either::Right(Box::pin(future)),
-        }
-    }
-}
+/// The future of a pending JWKS verification: a key fetch, or a
+/// [`RoleResolver`] call. Cached tokens and cached keys answer without one.
+pub type JwksFuture = BoxFuture<'static, Result<Principal, AuthError>>;
 
 impl JwksAuthenticator {
     /// Verifies a token outside the request pipeline (a job, a WebSocket
     /// upgrade, a test), with the same rules and key cache as the layer.
     pub async fn verify(&self, token: &str) -> Result<Principal, AuthError> {
-        self.verify_credential(Credential::new(token, crate::token::SourceKind::Bearer))
-            .await
+        settle(self.verify_credential(Credential::new(token, crate::token::SourceKind::Bearer))).await
     }
 
     /// How many verified tokens are cached (0 when the cache is off).
@@ -152,35 +121,37 @@ impl JwksAuthenticator {
         self.inner.tokens.as_ref().map_or(0, TokenCache::len)
     }
 
-    pub(crate) fn verify_credential(&self, credential: Credential) -> JwksFuture {
+    pub(crate) fn verify_credential(&self, credential: Credential) -> Authentication<JwksFuture> {
         let inner = &self.inner;
         let token = credential.expose();
         if let Some(principal) = inner.tokens.as_ref().and_then(|cache| cache.get(token, &inner.store)) {
-            return JwksFuture::ready(Ok(principal));
+            return Authentication::Ready(Ok(principal));
         }
         let jws = match verify::parse(token, inner.allowed) {
             Ok(jws) => jws,
-            Err(error) => return JwksFuture::ready(Err(error)),
+            Err(error) => return Authentication::Ready(Err(error)),
         };
         match inner.store.key_for(jws.kid.as_deref(), jws.alg) {
-            KeyAnswer::Ready(Err(error)) => JwksFuture::ready(Err(error)),
+            KeyAnswer::Ready(Err(error)) => Authentication::Ready(Err(error)),
             KeyAnswer::Ready(Ok(key)) if inner.resolver.is_none() => {
                 let principal = inner.finish(&jws, &key);
                 if let Ok(principal) = &principal {
                     inner.remember(token, principal, key);
                 }
-                JwksFuture::ready(principal)
+                Authentication::Ready(principal)
             }
             KeyAnswer::Ready(Ok(key)) => {
                 let inner = Arc::clone(inner);
-                JwksFuture::boxed(async move { inner.verify_with(credential.expose(), key).await })
+                Authentication::Pending(Box::pin(
+                    async move { inner.verify_with(credential.expose(), key).await },
+                ))
             }
             KeyAnswer::Wait(key) => {
                 let inner = Arc::clone(inner);
-                JwksFuture::boxed(async move {
+                Authentication::Pending(Box::pin(async move {
                     let key = key.await?;
                     inner.verify_with(credential.expose(), key).await
-                })
+                }))
             }
         }
     }
@@ -189,7 +160,7 @@ impl JwksAuthenticator {
 impl Authenticator for JwksAuthenticator {
     type Future = JwksFuture;
 
-    fn authenticate(&self, credential: Credential, _request: &RequestHead<'_>) -> JwksFuture {
+    fn authenticate(&self, credential: Credential, _request: &RequestHead<'_>) -> Authentication<JwksFuture> {
         self.verify_credential(credential)
     }
 }
@@ -475,5 +446,16 @@ mod tests {
             .build()
             .unwrap_err();
         assert!(matches!(jwks, ConfigError::InsecureUrl(_)));
+    }
+}
+
+/// Awaits an answer outside the pipeline (the `verify` helpers).
+pub(crate) async fn settle<F>(answer: Authentication<F>) -> Result<Principal, AuthError>
+where
+    F: std::future::Future<Output = Result<Principal, AuthError>>,
+{
+    match answer {
+        Authentication::Ready(outcome) => outcome,
+        Authentication::Pending(future) => future.await,
     }
 }

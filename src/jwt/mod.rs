@@ -43,4 +43,5 @@ mod verify;
 pub use algorithm::Algorithm;
 #[cfg(any(feature = "cloudflare", feature = "pomerium"))]
 pub(crate) use authenticator::ClaimsProfile;
+pub(crate) use authenticator::settle;
 pub use authenticator::{JwksAuthBuilder, JwksAuthLayer, JwksAuthenticator, JwksFuture};

@@ -53,8 +53,9 @@ impl TokenCache {
 
     /// The cached principal for `token`, if it is still acceptable.
     pub(crate) fn get(&self, token: &str, store: &Arc<KeyStore>) -> Option<Principal> {
+        // moka enforces the per-entry expiry (exp + leeway) on read.
         let entry = self.cache.get(token)?;
-        if SystemTime::now() >= entry.valid_until || !store.still_trusts(&entry.key) {
+        if !store.still_trusts(&entry.key) {
             self.cache.invalidate(token);
             return None;
         }

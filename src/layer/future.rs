@@ -75,10 +75,37 @@ where
         }
     }
 
-    pub(crate) fn rejected(response: Response<Bytes>) -> Self {
+    fn rejected(response: Response<Bytes>) -> Self {
         Self {
             state: State::Rejected {
                 response: Some(response),
+            },
+        }
+    }
+
+    /// The one place an authentication outcome turns into what happens next:
+    /// the inner service with the principal, the inner service with a
+    /// recorded rejection, or a rendered rejection (per the layer's mode).
+    pub(crate) fn settled(
+        inner: S,
+        mut request: Request<ReqBody>,
+        config: &LayerConfig,
+        outcome: Result<Principal, AuthError>,
+    ) -> Self {
+        match outcome {
+            Ok(principal) => {
+                request.extensions_mut().insert(principal.clone());
+                Self::call_inner(inner, request, SecurityContext::new(Some(principal)))
+            }
+            Err(error) => match on_failure(config.mode, config.invalid_as_anonymous, error) {
+                Failure::Reject(error) => {
+                    tracing::debug!(code = error.code(), reason = error.description(), "request rejected");
+                    Self::rejected(config.renderer.render(&error, Protocol::of(request.headers())))
+                }
+                Failure::PassRecorded(error) => {
+                    request.extensions_mut().insert(RecordedRejection(error));
+                    Self::call_inner(inner, request, SecurityContext::default())
+                }
             },
         }
     }
@@ -110,31 +137,11 @@ where
                     config,
                 } => {
                     let outcome = ready!(authenticating.poll(cx));
-                    let (Some(mut service), Some(mut request)) = (inner.take(), request.take()) else {
+                    let (Some(service), Some(request)) = (inner.take(), request.take()) else {
                         unreachable!("ResponseFuture polled after completion")
                     };
-                    let context = match outcome {
-                        Ok(principal) => {
-                            request.extensions_mut().insert(principal.clone());
-                            SecurityContext::new(Some(principal))
-                        }
-                        Err(error) => match on_failure(config.mode, config.invalid_as_anonymous, error) {
-                            Failure::Reject(error) => {
-                                tracing::debug!(code = error.code(), reason = error.description(), "request rejected");
-                                let response = config.renderer.render(&error, Protocol::of(request.headers()));
-                                state.set(State::Rejected {
-                                    response: Some(response),
-                                });
-                                continue;
-                            }
-                            Failure::PassRecorded(error) => {
-                                request.extensions_mut().insert(RecordedRejection(error));
-                                SecurityContext::default()
-                            }
-                        },
-                    };
-                    let future = context.scope(service.call(request));
-                    state.set(State::Calling { future });
+                    let next = Self::settled(service, request, config, outcome);
+                    state.set(next.state);
                 }
             }
         }

@@ -11,17 +11,18 @@
 //! paths, rendering, gRPC and the `SecurityContext` live here once.
 //!
 //! ```
-//! use std::future::{ready, Ready};
+//! use std::future::Ready;
 //! use axum::{routing::get, Router};
-//! use tower_authkit::{AuthError, AuthLayer, Authenticator, Credential, Principal, RequestHead};
+//! use tower_authkit::{AuthError, AuthLayer, Authentication, Authenticator, Credential, Principal, RequestHead};
 //!
 //! /// Accepts one static API key (for illustration only).
 //! struct ApiKey;
 //!
 //! impl Authenticator for ApiKey {
+//!     // Never pending: every answer is known at once.
 //!     type Future = Ready<Result<Principal, AuthError>>;
-//!     fn authenticate(&self, credential: Credential, _request: &RequestHead<'_>) -> Self::Future {
-//!         ready(if credential.expose() == "let-me-in" {
+//!     fn authenticate(&self, credential: Credential, _request: &RequestHead<'_>) -> Authentication<Self::Future> {
+//!         Authentication::Ready(if credential.expose() == "let-me-in" {
 //!             Ok(Principal::builder("api-key", "service-a").build())
 //!         } else {
 //!             Err(AuthError::invalid_token("unknown API key"))
@@ -67,21 +68,28 @@ pub struct RequestHead<'a> {
     pub extensions: &'a Extensions,
 }
 
+/// An authenticator's answer: settled at once (a cache hit, a malformed
+/// token), or a future to await (a key fetch, an upstream call).
+#[derive(Debug)]
+pub enum Authentication<F> {
+    /// The outcome is known now; the pipeline continues without an extra poll.
+    Ready(Result<Principal, AuthError>),
+    /// The outcome needs I/O.
+    Pending(F),
+}
+
 /// Turns a credential into a [`Principal`], or a rejection.
-///
-/// The future is an associated type so presets can return a ready future on
-/// their fast path and avoid boxing.
 pub trait Authenticator: Send + Sync + 'static {
-    /// The future returned by [`authenticate`](Authenticator::authenticate).
+    /// The future of a [`Pending`](Authentication::Pending) answer.
     type Future: Future<Output = Result<Principal, AuthError>> + Send + 'static;
 
     /// Checks `credential`, found in `request`.
-    fn authenticate(&self, credential: Credential, request: &RequestHead<'_>) -> Self::Future;
+    fn authenticate(&self, credential: Credential, request: &RequestHead<'_>) -> Authentication<Self::Future>;
 
     /// Called when no token source found a credential. The default (`None`)
     /// leaves the request unauthenticated; a development bypass returns a
     /// fixed identity here.
-    fn without_credential(&self, _request: &RequestHead<'_>) -> Option<Self::Future> {
+    fn without_credential(&self, _request: &RequestHead<'_>) -> Option<Authentication<Self::Future>> {
         None
     }
 }

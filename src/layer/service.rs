@@ -6,9 +6,9 @@ use tower_service::Service;
 
 use super::body::AuthBody;
 use super::future::ResponseFuture;
-use super::{AuthLayer, Authenticator, Mode, RecordedRejection, RendererHandle, RequestHead};
+use super::{AuthLayer, Authentication, Authenticator, Mode, RendererHandle, RequestHead};
 use crate::context::SecurityContext;
-use crate::rejection::{AuthError, AuthErrorKind, Protocol};
+use crate::rejection::{AuthError, AuthErrorKind};
 
 /// The service produced by [`AuthLayer`].
 pub struct AuthService<S, A> {
@@ -94,37 +94,20 @@ where
         if config.is_public(&head) {
             return ResponseFuture::call_inner(inner, request, SecurityContext::default());
         }
-        let credential = match config.sources.extract(head.headers, head.uri) {
-            Ok(Some(credential)) => credential,
-            Ok(None) => match self.layer.authenticator.without_credential(&head) {
-                Some(authenticating) => {
-                    return ResponseFuture::authenticating(authenticating, inner, request, Arc::clone(config));
-                }
-                None => return fail(inner, request, config, AuthError::missing_credentials()),
-            },
-            Err(error) => return fail(inner, request, config, error),
+        let authenticator = &self.layer.authenticator;
+        let answer = match config.sources.extract(head.headers, head.uri) {
+            Ok(Some(credential)) => authenticator.authenticate(credential, &head),
+            Ok(None) => authenticator
+                .without_credential(&head)
+                .unwrap_or(Authentication::Ready(Err(AuthError::missing_credentials()))),
+            Err(error) => Authentication::Ready(Err(error)),
         };
-        let authenticating = self.layer.authenticator.authenticate(credential, &head);
-        ResponseFuture::authenticating(authenticating, inner, request, Arc::clone(config))
-    }
-}
-
-fn fail<S, F, ReqBody, ResBody>(
-    inner: S,
-    mut request: Request<ReqBody>,
-    config: &super::LayerConfig,
-    error: AuthError,
-) -> ResponseFuture<S, F, ReqBody>
-where
-    S: Service<Request<ReqBody>, Response = Response<ResBody>>,
-{
-    match on_failure(config.mode, config.invalid_as_anonymous, error) {
-        Failure::Reject(error) => {
-            ResponseFuture::rejected(config.renderer.render(&error, Protocol::of(request.headers())))
-        }
-        Failure::PassRecorded(error) => {
-            request.extensions_mut().insert(RecordedRejection(error));
-            ResponseFuture::call_inner(inner, request, SecurityContext::default())
+        match answer {
+            // Cache hits and cheap rejections never enter the async state.
+            Authentication::Ready(outcome) => ResponseFuture::settled(inner, request, config, outcome),
+            Authentication::Pending(future) => {
+                ResponseFuture::authenticating(future, inner, request, Arc::clone(config))
+            }
         }
     }
 }

@@ -42,7 +42,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::ConfigError;
 use crate::jwt::{Algorithm, ClaimsProfile, JwksAuthBuilder, JwksAuthenticator, JwksFuture};
-use crate::layer::{AuthLayer, Authenticator, RequestHead};
+use crate::layer::{AuthLayer, Authentication, Authenticator, RequestHead};
 use crate::principal::{Principal, RawClaims, principal_from_claims};
 use crate::rejection::AuthError;
 use crate::token::{Credential, TokenSource, TokenSources};
@@ -69,7 +69,7 @@ impl PomeriumAuthenticator {
 impl Authenticator for PomeriumAuthenticator {
     type Future = JwksFuture;
 
-    fn authenticate(&self, credential: Credential, _request: &RequestHead<'_>) -> JwksFuture {
+    fn authenticate(&self, credential: Credential, _request: &RequestHead<'_>) -> Authentication<JwksFuture> {
         self.0.verify_credential(credential)
     }
 }

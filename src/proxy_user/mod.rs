@@ -44,7 +44,7 @@ pub use user::{ProxyUser, UserWorkspace, WorkspacePermission, WorkspaceRole};
 
 use crate::error::ConfigError;
 use crate::fetch::{FetchPolicy, Fetcher, parse_url};
-use crate::layer::{AuthLayer, Authenticator, Mode, RequestHead};
+use crate::layer::{AuthLayer, Authentication, Authenticator, Mode, RequestHead};
 use crate::principal::{BoxFuture, Principal};
 use crate::rejection::AuthError;
 use crate::token::{Credential, TokenSource, TokenSources};
@@ -179,10 +179,13 @@ impl ProxyUserAuthenticator {
 impl Authenticator for ProxyUserAuthenticator {
     type Future = BoxFuture<'static, Result<Principal, AuthError>>;
 
-    fn authenticate(&self, credential: Credential, request: &RequestHead<'_>) -> Self::Future {
-        let base = self.base.resolve(request);
+    fn authenticate(&self, credential: Credential, request: &RequestHead<'_>) -> Authentication<Self::Future> {
+        let base = match self.base.resolve(request) {
+            Ok(base) => base,
+            Err(error) => return Authentication::Ready(Err(error)),
+        };
         let client = Arc::clone(&self.client);
-        Box::pin(async move { client.user(base?, credential).await })
+        Authentication::Pending(Box::pin(async move { client.user(base, credential).await }))
     }
 }
 
