@@ -372,4 +372,38 @@ mod tests {
         assert!(matches!(set.find(None, Algorithm::RS256), Lookup::Ambiguous));
         assert!(matches!(set.find(None, Algorithm::PS256), Lookup::Found(_)));
     }
+
+    /// Provider JWKS shapes written from their public docs (with our own key
+    /// material): all parse, and only unusable entries are skipped.
+    #[test]
+    fn real_world_jwks_shapes_parse() {
+        let fixtures = [
+            ("google", include_str!("../../tests/fixtures/jwks/google.json"), 2),
+            ("entra", include_str!("../../tests/fixtures/jwks/entra.json"), 3),
+            ("keycloak", include_str!("../../tests/fixtures/jwks/keycloak.json"), 2),
+            ("auth0", include_str!("../../tests/fixtures/jwks/auth0.json"), 2),
+            ("okta", include_str!("../../tests/fixtures/jwks/okta.json"), 1),
+            ("cloudflare", include_str!("../../tests/fixtures/jwks/cloudflare.json"), 2),
+            ("pomerium", include_str!("../../tests/fixtures/jwks/pomerium.json"), 1),
+        ];
+        for (provider, document, usable) in fixtures {
+            let set = KeySet::parse(document.as_bytes(), Algorithm::ALL.into_iter().collect(), 0).unwrap();
+            assert_eq!(set.len(), usable, "{provider}");
+        }
+        let keycloak = KeySet::parse(
+            include_str!("../../tests/fixtures/jwks/keycloak.json").as_bytes(),
+            Algorithm::ALL.into_iter().collect(),
+            0,
+        )
+        .unwrap();
+        assert!(keycloak.contains_kid("kc-sig") && keycloak.contains_kid("kc-ec") && !keycloak.contains_kid("kc-enc"));
+        // Entra keys carry no alg: any RSA algorithm on the allowlist fits.
+        let entra = KeySet::parse(
+            include_str!("../../tests/fixtures/jwks/entra.json").as_bytes(),
+            Algorithm::ALL.into_iter().collect(),
+            0,
+        )
+        .unwrap();
+        assert!(matches!(entra.find(Some("entra-0"), Algorithm::RS256), Lookup::Found(_)));
+    }
 }
