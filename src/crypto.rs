@@ -27,6 +27,7 @@ pub fn install_crypto_provider(provider: &'static CryptoProvider) -> bool {
     true
 }
 
+#[cfg_attr(not(feature = "jwks"), allow(dead_code))]
 fn from_features() -> Option<&'static CryptoProvider> {
     #[cfg(feature = "aws-lc-rs")]
     {
@@ -43,6 +44,7 @@ fn from_features() -> Option<&'static CryptoProvider> {
 }
 
 /// Makes sure a backend is installed; called by every builder.
+#[cfg_attr(not(feature = "jwks"), allow(dead_code))]
 pub(crate) fn ensure_provider() -> Result<(), ConfigError> {
     if CHOSEN.get().is_some() {
         return Ok(());

@@ -13,6 +13,9 @@ mod error;
 pub mod extract;
 #[cfg(feature = "http-client")]
 mod fetch;
+#[cfg(all(feature = "fuzzing", feature = "jwks"))]
+#[doc(hidden)]
+pub mod fuzzing;
 #[cfg(feature = "introspection")]
 pub mod introspection;
 #[cfg(feature = "jwks")]

@@ -106,6 +106,7 @@ impl AlgorithmSet {
         self.0 == 0
     }
 
+    #[cfg_attr(not(feature = "aws-lc-rs"), allow(dead_code))]
     pub(crate) fn iter(self) -> impl Iterator<Item = Algorithm> {
         Algorithm::ALL.into_iter().filter(move |alg| self.contains(*alg))
     }

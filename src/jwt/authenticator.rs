@@ -342,6 +342,7 @@ impl JwksAuthBuilder {
     }
 
     /// Uses `profile` for preset-specific claim checks and mapping.
+    #[cfg(any(feature = "cloudflare", feature = "pomerium"))]
     pub(crate) fn profile(mut self, profile: impl ClaimsProfile) -> Self {
         self.profile = Some(Arc::new(profile));
         self

@@ -43,5 +43,18 @@ mod verify;
 pub use algorithm::Algorithm;
 #[cfg(any(feature = "cloudflare", feature = "pomerium"))]
 pub(crate) use authenticator::ClaimsProfile;
+#[cfg(feature = "cloudflare")]
 pub(crate) use authenticator::settle;
+
+/// The JWS parser, for the fuzzers.
+#[cfg(feature = "fuzzing")]
+pub(crate) fn fuzz_parse(token: &str, allowed: algorithm::AlgorithmSet) -> Result<(), crate::AuthError> {
+    verify::parse(token, allowed).and_then(|jws| jws.claims().map(|_| ()))
+}
+
+/// The JWKS parser, for the fuzzers.
+#[cfg(feature = "fuzzing")]
+pub(crate) fn fuzz_jwks(body: &[u8]) {
+    let _ = jwk::KeySet::parse(body, algorithm::Algorithm::ALL.into_iter().collect(), 0);
+}
 pub use authenticator::{JwksAuthBuilder, JwksAuthLayer, JwksAuthenticator, JwksFuture};
