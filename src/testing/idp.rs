@@ -323,6 +323,17 @@ impl TestIdp {
         self.state.ring().published.retain(|k| k.kid != kid);
     }
 
+    /// The private key (PKCS#8 PEM) behind a published `kid`, for minting
+    /// tokens with other JWT libraries in interop tests. Test keys only.
+    pub fn private_key_pem(&self, kid: &str) -> Option<String> {
+        self.state
+            .ring()
+            .published
+            .iter()
+            .find(|k| k.kid == kid)
+            .map(|k| k.material.private_pem.to_owned())
+    }
+
     /// The kids currently published.
     pub fn kids(&self) -> Vec<String> {
         self.state.ring().published.iter().map(|k| k.kid.clone()).collect()

@@ -1,0 +1,190 @@
+//! Interop with implementations we did not write: oidc-provider (a certified
+//! OpenID Provider, from npm) and PyJWT (from PyPI). Each test installs what it
+//! needs on first run (`npm ci`, a venv) with bounded timeouts; servers run on
+//! loopback and are killed when the test ends.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
+
+use axum::Router;
+use axum::routing::get;
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::process::{Child, Command};
+use tower_authkit::testing::TestIdp;
+use tower_authkit::{JwksAuthLayer, Principal};
+
+fn interop_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests").join("interop")
+}
+
+/// Runs a setup command to completion within `limit`, or fails the test.
+async fn run(program: &str, args: &[&str], cwd: &Path, limit: Duration) {
+    let mut command = Command::new(program);
+    command.args(args).current_dir(cwd).kill_on_drop(true);
+    let output = tokio::time::timeout(limit, command.output())
+        .await
+        .unwrap_or_else(|_| panic!("{program} {args:?} took longer than {limit:?}"))
+        .unwrap_or_else(|e| panic!("cannot run {program}: {e}"));
+    assert!(
+        output.status.success(),
+        "{program} {args:?} failed:\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
+
+fn app(layer: JwksAuthLayer) -> Router {
+    Router::new()
+        .route("/me", get(|p: Principal| async move { p.subject().to_owned() }))
+        .layer(layer)
+}
+
+// ---------------------------------------------------------------- oidc-provider
+
+struct OpenIdProvider {
+    _child: Child,
+    issuer: String,
+}
+
+async fn start_oidc_provider(port: Option<u16>) -> OpenIdProvider {
+    let dir = interop_dir().join("oidc-provider");
+    if !dir.join("node_modules").join("oidc-provider").exists() {
+        run("npm", &["ci", "--no-audit", "--no-fund"], &dir, Duration::from_secs(300)).await;
+    }
+    let mut command = Command::new("node");
+    command
+        .arg("server.mjs")
+        .current_dir(&dir)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .kill_on_drop(true);
+    if let Some(port) = port {
+        command.env("PORT", port.to_string());
+    }
+    let mut child = command.spawn().expect("node is installed");
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let issuer = tokio::time::timeout(Duration::from_secs(30), async {
+        while let Some(line) = lines.next_line().await.unwrap() {
+            if let Some(issuer) = line.strip_prefix("listening on ") {
+                return issuer.to_owned();
+            }
+        }
+        panic!("oidc-provider exited before listening");
+    })
+    .await
+    .expect("oidc-provider started within 30 s");
+    OpenIdProvider { _child: child, issuer }
+}
+
+async fn client_credentials_token(issuer: &str, resource: &str) -> String {
+    let response = reqwest::Client::new()
+        .post(format!("{issuer}/token"))
+        .basic_auth("interop", Some("interop-secret"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(format!("grant_type=client_credentials&scope=api%3Aread&resource={resource}"))
+        .send()
+        .await
+        .unwrap();
+    let status = response.status();
+    let body: serde_json::Value = serde_json::from_str(&response.text().await.unwrap()).unwrap_or_default();
+    assert_eq!(status, 200, "{body}");
+    body["access_token"].as_str().expect("an access token").to_owned()
+}
+
+const RESOURCES: [&str; 3] = ["urn:interop:rs256", "urn:interop:es256", "urn:interop:eddsa"];
+
+#[tokio::test]
+async fn oidc_provider_jwt_access_tokens_verify_through_discovery_and_rotation() {
+    let provider = start_oidc_provider(None).await;
+    let mut builder = JwksAuthLayer::builder().issuer(&provider.issuer);
+    for resource in RESOURCES {
+        builder = builder.audience(resource);
+    }
+    let layer = builder.build().unwrap();
+    let auth = layer.authenticator().clone();
+    let app = app(layer);
+    for resource in RESOURCES {
+        let token = client_credentials_token(&provider.issuer, resource).await;
+        let header = token.split('.').next().unwrap();
+        let reply = common::get(&app, "/me", Some(&token)).await;
+        assert_eq!((reply.status.as_u16(), reply.body.as_str()), (200, "interop"), "{resource} ({header})");
+    }
+    // A restart with a new key set on the same issuer is a rotation: new
+    // tokens (new kids) are accepted on first sight.
+    let port: u16 = provider.issuer.rsplit(':').next().unwrap().parse().unwrap();
+    let old_token = client_credentials_token(&provider.issuer, RESOURCES[0]).await;
+    drop(provider);
+    let rotated = start_oidc_provider(Some(port)).await;
+    for resource in RESOURCES {
+        let token = client_credentials_token(&rotated.issuer, resource).await;
+        let reply = common::get(&app, "/me", Some(&token)).await;
+        assert_eq!(reply.status, 200, "after rotation, {resource}: {reply:?}");
+    }
+    // Tokens signed by the retired keys are refused once they leave the set.
+    let reply = common::get(&app, "/me", Some(&old_token)).await;
+    assert_eq!(reply.status, 401, "{reply:?}");
+    assert!(auth.cached_tokens() >= 3);
+}
+
+// ----------------------------------------------------------------------- PyJWT
+
+/// A venv with PyJWT under the build directory (never a system-wide install).
+async fn pyjwt_python() -> PathBuf {
+    let venv = Path::new(env!("CARGO_TARGET_TMPDIR")).join("pyjwt-venv");
+    let python = venv.join("bin").join("python");
+    let ready = python.exists()
+        && std::process::Command::new(&python)
+            .args(["-c", "import jwt, cryptography"])
+            .status()
+            .is_ok_and(|s| s.success());
+    if !ready {
+        let venv_arg = venv.to_string_lossy().into_owned();
+        run("python3", &["-m", "venv", &venv_arg], &interop_dir(), Duration::from_secs(120)).await;
+        let pip = venv.join("bin").join("pip").to_string_lossy().into_owned();
+        run(&pip, &["install", "--quiet", "pyjwt", "cryptography"], &interop_dir(), Duration::from_secs(300)).await;
+    }
+    python
+}
+
+#[tokio::test]
+async fn pyjwt_tokens_verify_for_every_algorithm() {
+    let idp = TestIdp::start().await;
+    let app = app(idp.auth_builder().build().unwrap());
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+    let algorithms = [("RS256", "rsa-1"), ("PS256", "ps-1"), ("ES256", "ec-1"), ("ES384", "ec384-1"), ("EdDSA", "ed-1")];
+    let input: Vec<serde_json::Value> = algorithms
+        .iter()
+        .map(|(alg, kid)| {
+            serde_json::json!({
+                "alg": alg,
+                "kid": kid,
+                "pem": idp.private_key_pem(kid).unwrap(),
+                "claims": {"iss": idp.issuer(), "aud": idp.audience(), "sub": format!("pyjwt-{alg}"), "iat": now, "exp": now + 300},
+            })
+        })
+        .collect();
+    let mut child = Command::new(pyjwt_python().await)
+        .arg(interop_dir().join("pyjwt_mint.py"))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    stdin.write_all(serde_json::to_string(&input).unwrap().as_bytes()).await.unwrap();
+    drop(stdin);
+    let output = tokio::time::timeout(Duration::from_secs(60), child.wait_with_output())
+        .await
+        .expect("PyJWT minted within 60 s")
+        .unwrap();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let tokens: Vec<String> = String::from_utf8(output.stdout).unwrap().lines().map(str::to_owned).collect();
+    assert_eq!(tokens.len(), algorithms.len());
+    for ((alg, _), token) in algorithms.iter().zip(&tokens) {
+        let reply = common::get(&app, "/me", Some(token)).await;
+        assert_eq!((reply.status.as_u16(), reply.body.clone()), (200, format!("pyjwt-{alg}")), "{alg}");
+    }
+}
