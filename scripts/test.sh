@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # The whole test suite: formatting, lints, every test (unit, integration,
-# doc), the backend-less build, the docs, and the quickstart demo.
-# Needs only cargo; every server the tests use runs in-process on loopback.
+# doc, interop), the RustCrypto-only and backend-less builds, the docs, and
+# the quickstart demo. Needs cargo, node/npm and python3: the interop tests
+# run `npm ci` (oidc-provider, pinned by tests/interop/oidc-provider's lock
+# file) and create a PyJWT venv under target/ on first use. Every server runs
+# on loopback and is stopped by the test that started it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TERM_COLOR=never
@@ -21,6 +24,9 @@ cargo clippy --all-targets --all-features -- -D warnings
 
 step "tests with all features (both crypto backends compiled in)"
 run_tests --all-features
+
+step "JWKS tests on the RustCrypto backend alone (the non-aws-lc verification path)"
+run_tests --no-default-features --features axum,jwks,rust-crypto --test jwks --test pipeline
 
 step "unit tests with no crypto backend (config error, never a panic)"
 run_tests --no-default-features --features axum,jwks --lib
