@@ -15,8 +15,10 @@ pub fn token_sources(data: &[u8]) {
         let Some(colon) = line.iter().position(|b| *b == b':') else {
             continue;
         };
-        let (Ok(name), Ok(value)) = (HeaderName::from_bytes(&line[..colon]), HeaderValue::from_bytes(&line[colon + 1..]))
-        else {
+        let (Ok(name), Ok(value)) = (
+            HeaderName::from_bytes(&line[..colon]),
+            HeaderValue::from_bytes(&line[colon + 1..]),
+        ) else {
             continue;
         };
         headers.append(name, value);

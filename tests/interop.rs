@@ -51,7 +51,13 @@ struct OpenIdProvider {
 async fn start_oidc_provider(port: Option<u16>) -> OpenIdProvider {
     let dir = interop_dir().join("oidc-provider");
     if !dir.join("node_modules").join("oidc-provider").exists() {
-        run("npm", &["ci", "--no-audit", "--no-fund"], &dir, Duration::from_secs(300)).await;
+        run(
+            "npm",
+            &["ci", "--no-audit", "--no-fund"],
+            &dir,
+            Duration::from_secs(300),
+        )
+        .await;
     }
     let mut command = Command::new("node");
     command
@@ -83,7 +89,9 @@ async fn client_credentials_token(issuer: &str, resource: &str) -> String {
         .post(format!("{issuer}/token"))
         .basic_auth("interop", Some("interop-secret"))
         .header("content-type", "application/x-www-form-urlencoded")
-        .body(format!("grant_type=client_credentials&scope=api%3Aread&resource={resource}"))
+        .body(format!(
+            "grant_type=client_credentials&scope=api%3Aread&resource={resource}"
+        ))
         .send()
         .await
         .unwrap();
@@ -109,7 +117,11 @@ async fn oidc_provider_jwt_access_tokens_verify_through_discovery_and_rotation()
         let token = client_credentials_token(&provider.issuer, resource).await;
         let header = token.split('.').next().unwrap();
         let reply = common::get(&app, "/me", Some(&token)).await;
-        assert_eq!((reply.status.as_u16(), reply.body.as_str()), (200, "interop"), "{resource} ({header})");
+        assert_eq!(
+            (reply.status.as_u16(), reply.body.as_str()),
+            (200, "interop"),
+            "{resource} ({header})"
+        );
     }
     // A restart with a new key set on the same issuer is a rotation: new
     // tokens (new kids) are accepted on first sight.
@@ -141,9 +153,21 @@ async fn pyjwt_python() -> PathBuf {
             .is_ok_and(|s| s.success());
     if !ready {
         let venv_arg = venv.to_string_lossy().into_owned();
-        run("python3", &["-m", "venv", &venv_arg], &interop_dir(), Duration::from_secs(120)).await;
+        run(
+            "python3",
+            &["-m", "venv", &venv_arg],
+            &interop_dir(),
+            Duration::from_secs(120),
+        )
+        .await;
         let pip = venv.join("bin").join("pip").to_string_lossy().into_owned();
-        run(&pip, &["install", "--quiet", "pyjwt", "cryptography"], &interop_dir(), Duration::from_secs(300)).await;
+        run(
+            &pip,
+            &["install", "--quiet", "pyjwt", "cryptography"],
+            &interop_dir(),
+            Duration::from_secs(300),
+        )
+        .await;
     }
     python
 }
@@ -152,8 +176,17 @@ async fn pyjwt_python() -> PathBuf {
 async fn pyjwt_tokens_verify_for_every_algorithm() {
     let idp = TestIdp::start().await;
     let app = app(idp.auth_builder().build().unwrap());
-    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
-    let algorithms = [("RS256", "rsa-1"), ("PS256", "ps-1"), ("ES256", "ec-1"), ("ES384", "ec384-1"), ("EdDSA", "ed-1")];
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let algorithms = [
+        ("RS256", "rsa-1"),
+        ("PS256", "ps-1"),
+        ("ES256", "ec-1"),
+        ("ES384", "ec384-1"),
+        ("EdDSA", "ed-1"),
+    ];
     let input: Vec<serde_json::Value> = algorithms
         .iter()
         .map(|(alg, kid)| {
@@ -174,17 +207,28 @@ async fn pyjwt_tokens_verify_for_every_algorithm() {
         .spawn()
         .unwrap();
     let mut stdin = child.stdin.take().unwrap();
-    stdin.write_all(serde_json::to_string(&input).unwrap().as_bytes()).await.unwrap();
+    stdin
+        .write_all(serde_json::to_string(&input).unwrap().as_bytes())
+        .await
+        .unwrap();
     drop(stdin);
     let output = tokio::time::timeout(Duration::from_secs(60), child.wait_with_output())
         .await
         .expect("PyJWT minted within 60 s")
         .unwrap();
     assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
-    let tokens: Vec<String> = String::from_utf8(output.stdout).unwrap().lines().map(str::to_owned).collect();
+    let tokens: Vec<String> = String::from_utf8(output.stdout)
+        .unwrap()
+        .lines()
+        .map(str::to_owned)
+        .collect();
     assert_eq!(tokens.len(), algorithms.len());
     for ((alg, _), token) in algorithms.iter().zip(&tokens) {
         let reply = common::get(&app, "/me", Some(token)).await;
-        assert_eq!((reply.status.as_u16(), reply.body.clone()), (200, format!("pyjwt-{alg}")), "{alg}");
+        assert_eq!(
+            (reply.status.as_u16(), reply.body.clone()),
+            (200, format!("pyjwt-{alg}")),
+            "{alg}"
+        );
     }
 }

@@ -59,7 +59,11 @@ impl Algorithm {
     /// Parses a JOSE name; `None` for anything unsupported (including `none`
     /// and `HS*`).
     pub fn from_name(name: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|alg| alg.as_str() == name)
+        match name {
+            // RFC 9864's fully specified name for EdDSA over Ed25519.
+            "Ed25519" => Some(Algorithm::EdDSA),
+            _ => Self::ALL.into_iter().find(|alg| alg.as_str() == name),
+        }
     }
 
     pub(crate) fn to_jsonwebtoken(self) -> jsonwebtoken::Algorithm {
@@ -137,5 +141,6 @@ mod tests {
             assert_eq!(Algorithm::from_name(name), None);
         }
         assert_eq!(AlgorithmSet::RSA.iter().count(), 6);
+        assert_eq!(Algorithm::from_name("Ed25519"), Some(Algorithm::EdDSA));
     }
 }

@@ -383,7 +383,11 @@ mod tests {
             ("keycloak", include_str!("../../tests/fixtures/jwks/keycloak.json"), 2),
             ("auth0", include_str!("../../tests/fixtures/jwks/auth0.json"), 2),
             ("okta", include_str!("../../tests/fixtures/jwks/okta.json"), 1),
-            ("cloudflare", include_str!("../../tests/fixtures/jwks/cloudflare.json"), 2),
+            (
+                "cloudflare",
+                include_str!("../../tests/fixtures/jwks/cloudflare.json"),
+                2,
+            ),
             ("pomerium", include_str!("../../tests/fixtures/jwks/pomerium.json"), 1),
         ];
         for (provider, document, usable) in fixtures {
@@ -404,6 +408,9 @@ mod tests {
             0,
         )
         .unwrap();
-        assert!(matches!(entra.find(Some("entra-0"), Algorithm::RS256), Lookup::Found(_)));
+        assert!(matches!(
+            entra.find(Some("entra-0"), Algorithm::RS256),
+            Lookup::Found(_)
+        ));
     }
 }
