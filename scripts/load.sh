@@ -34,14 +34,17 @@ start() {
 }
 
 idp=$(AUTHKIT_DEV_PORT=0 start "$work/idp.log" target/release/authkit-dev-server)
-token=$(curl -s -u dev-client:dev-secret -d grant_type=client_credentials "$idp/token" | sed 's/.*"access_token":"\([^"]*\)".*/\1/')
+token=$(curl -s -u dev-client:dev-secret -d grant_type=client_credentials -d scope=reports:read "$idp/token" | sed 's/.*"access_token":"\([^"]*\)".*/\1/')
 api=$(AUTHKIT_ISSUER=$idp AUTHKIT_AUDIENCE=test-api AUTHKIT_BIND=127.0.0.1:0 start "$work/api.log" target/release/examples/resource_server)
 [ "$(curl -s -o /dev/null -w '%{http_code}' -H "Authorization: Bearer $token" "$api/me")" = 200 ] || { echo "token refused" >&2; exit 1; }
 
 run() { wrk -t"$THREADS" -c"$CONNECTIONS" -d"${DURATION}s" "$@" | awk '/Requests\/sec/ {print $2}'; }
 health=$(run "$api/health")
+reports=$(run -H "Authorization: Bearer $token" "$api/reports")
 me=$(run -H "Authorization: Bearer $token" "$api/me")
 echo "machine: $(nproc) cores; wrk -t$THREADS -c$CONNECTIONS -d${DURATION}s; server and wrk share the machine"
-echo "GET /health (public):        $health req/s"
-echo "GET /me (JWKS, cached token): $me req/s"
-awk -v a="$me" -v b="$health" 'BEGIN { printf "authenticated / public: %.1f%%\n", 100 * a / b }'
+echo "GET /health  (public, 2-byte body):                 $health req/s"
+echo "GET /reports (token + scope check, small JSON):     $reports req/s"
+echo "GET /me      (token, JSON of the principal):        $me req/s"
+awk -v a="$reports" -v b="$health" 'BEGIN { printf "/reports / /health: %.1f%%\n", 100 * a / b }'
+awk -v a="$me" -v b="$health" 'BEGIN { printf "/me / /health: %.1f%%\n", 100 * a / b }'
