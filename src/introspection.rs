@@ -68,8 +68,16 @@ impl Expiry<[u8; 32], Cached> for PerEntry {
 
 enum Endpoint {
     Fixed(Url),
-    Discovered { issuer: String, url: OnceCell<Url> },
+    Discovered {
+        issuer: String,
+        url: OnceCell<Url>,
+        /// When discovery last failed: no new attempt for [`DISCOVERY_BACKOFF`],
+        /// so an outage does not turn every request into a discovery fetch.
+        failed_at: std::sync::Mutex<Option<std::time::Instant>>,
+    },
 }
+
+const DISCOVERY_BACKOFF: Duration = Duration::from_secs(5);
 
 struct Inner {
     endpoint: Endpoint,
@@ -108,13 +116,25 @@ impl Inner {
     async fn endpoint(&self) -> Result<&Url, AuthError> {
         match &self.endpoint {
             Endpoint::Fixed(url) => Ok(url),
-            Endpoint::Discovered { issuer, url } => url
-                .get_or_try_init(|| discover_document(&self.fetcher, issuer, "introspection_endpoint"))
-                .await
-                .map_err(|error| {
-                    tracing::warn!(%error, "introspection endpoint discovery failed");
-                    unavailable()
-                }),
+            Endpoint::Discovered { issuer, url, failed_at } => {
+                if let Some(url) = url.get() {
+                    return Ok(url);
+                }
+                let recent_failure = failed_at
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .is_some_and(|at| at.elapsed() < DISCOVERY_BACKOFF);
+                if recent_failure {
+                    return Err(unavailable());
+                }
+                url.get_or_try_init(|| discover_document(&self.fetcher, issuer, "introspection_endpoint"))
+                    .await
+                    .map_err(|error| {
+                        tracing::warn!(%error, "introspection endpoint discovery failed");
+                        *failed_at.lock().unwrap_or_else(|p| p.into_inner()) = Some(std::time::Instant::now());
+                        unavailable()
+                    })
+            }
         }
     }
 
@@ -349,6 +369,7 @@ impl IntrospectionBuilder {
                 Endpoint::Discovered {
                     issuer: issuer.clone(),
                     url: OnceCell::new(),
+                    failed_at: std::sync::Mutex::new(None),
                 }
             }
             (None, None) => return Err(ConfigError::Missing("endpoint or issuer")),

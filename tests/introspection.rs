@@ -124,3 +124,18 @@ async fn discovery_audience_and_client_credentials_tokens() {
     let good = idp.issue_opaque_token(json!({"sub": "u1", "aud": [idp.audience()]}));
     assert_eq!(common::get(&app, "/me", Some(&good)).await.status, 200);
 }
+
+#[tokio::test]
+async fn discovery_failures_back_off_instead_of_refetching_per_request() {
+    let idp = TestIdp::start().await;
+    idp.set_failure(IdpFailure::Error);
+    let app = app(IntrospectionLayer::builder()
+        .issuer(idp.issuer())
+        .client_credentials(DEV_CLIENT_ID, DEV_CLIENT_SECRET)
+        .build()
+        .unwrap());
+    for _ in 0..20 {
+        assert_eq!(common::get(&app, "/me", Some("any-token")).await.status, 503);
+    }
+    assert_eq!(idp.discovery_fetches(), 1, "one discovery attempt per backoff window");
+}
