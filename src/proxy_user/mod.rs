@@ -40,7 +40,7 @@ use std::time::Duration;
 pub use permission::{
     PermissionName, Permitted, ProxyPermissionService, RequireProxyPermission, is_valid_permission_name,
 };
-pub use user::{ProxyUser, UserWorkspace, WorkspacePermission, WorkspaceRole};
+pub use user::{ProxyUser, UserWorkspace, WorkspaceGrant, WorkspacePermission, WorkspaceRole};
 
 use crate::error::ConfigError;
 use crate::fetch::{FetchPolicy, Fetcher, parse_url};

@@ -39,10 +39,10 @@ pub struct UserWorkspace {
     pub extra: Map<String, Value>,
 }
 
-/// A role assignment in the scoped workspace.
+/// A named assignment in the scoped workspace: a role or a permission.
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-pub struct WorkspaceRole {
-    /// Role name (mapped to the principal's roles).
+pub struct WorkspaceGrant {
+    /// The role or permission name (mapped to the principal's roles or permissions).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
     /// Fields this type does not know.
@@ -50,16 +50,11 @@ pub struct WorkspaceRole {
     pub extra: Map<String, Value>,
 }
 
+/// A role assignment in the scoped workspace.
+pub type WorkspaceRole = WorkspaceGrant;
+
 /// A permission assignment in the scoped workspace.
-#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
-pub struct WorkspacePermission {
-    /// Permission name (mapped to the principal's permissions).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub name: Option<String>,
-    /// Fields this type does not know.
-    #[serde(flatten)]
-    pub extra: Map<String, Value>,
-}
+pub type WorkspacePermission = WorkspaceGrant;
 
 /// The user the auth proxy's `get-me` returns.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
