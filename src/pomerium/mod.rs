@@ -138,7 +138,8 @@ pub struct PomeriumBuilder {
     audience: Option<String>,
     jwks_url: Option<String>,
     issuer: IssuerFormat,
-    leeway_over_limit: bool,
+    /// Kept here (not only in `jwks`) so `build` can check Pomerium's 60 s bound.
+    leeway: Duration,
 }
 
 impl Default for PomeriumBuilder {
@@ -148,7 +149,7 @@ impl Default for PomeriumBuilder {
             audience: None,
             jwks_url: None,
             issuer: IssuerFormat::Host,
-            leeway_over_limit: false,
+            leeway: Duration::from_secs(30),
         }
     }
 }
@@ -181,8 +182,7 @@ impl PomeriumBuilder {
 
     /// Clock-skew tolerance for `exp` (default 30 s, at most 60 s).
     pub fn leeway(mut self, leeway: Duration) -> Self {
-        self.leeway_over_limit = leeway > MAX_LEEWAY;
-        self.jwks = self.jwks.leeway(leeway);
+        self.leeway = leeway;
         self
     }
 
@@ -198,7 +198,7 @@ impl PomeriumBuilder {
             .audience
             .filter(|a| !a.is_empty())
             .ok_or(ConfigError::Missing("audience"))?;
-        if self.leeway_over_limit {
+        if self.leeway > MAX_LEEWAY {
             return Err(ConfigError::Invalid {
                 setting: "leeway",
                 reason: "Pomerium assertions allow at most 60 s".into(),
@@ -214,6 +214,7 @@ impl PomeriumBuilder {
             .unwrap_or_else(|| format!("https://{host}/.well-known/pomerium/jwks.json"));
         let authenticator = self
             .jwks
+            .leeway(self.leeway)
             .issuer(issuer)
             .audience(host)
             .jwks_url(jwks_url)
