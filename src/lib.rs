@@ -21,7 +21,7 @@ pub mod introspection;
 #[cfg(feature = "jwks")]
 pub mod jwt;
 pub mod layer;
-#[cfg(feature = "pomerium")]
+#[cfg(any(feature = "pomerium", feature = "pomerium-client"))]
 pub mod pomerium;
 pub mod principal;
 #[cfg(feature = "proxy-user")]
