@@ -17,10 +17,12 @@
 mod idp;
 mod keys;
 mod oauth;
+mod pomerium_route;
 mod proxy_mock;
 mod token;
 
 pub use idp::{IdpFailure, TestIdp, TestIdpBuilder};
 pub use oauth::{DEV_CLIENT_ID, DEV_CLIENT_SECRET};
+pub use pomerium_route::FakePomerium;
 pub use proxy_mock::ProxyMock;
 pub use token::TokenBuilder;

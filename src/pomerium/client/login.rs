@@ -1,0 +1,117 @@
+//! One sign-in: ask the route for a sign-in URL, show it to the user, and
+//! wait for the browser to bring the token to the callback listener.
+
+use http::HeaderValue;
+use url::Url;
+
+use super::callback::CallbackListener;
+use super::token::{Route, Token};
+use super::{PomeriumClientError, Shared};
+use crate::fetch::check_url;
+
+pub(super) async fn sign_in(shared: &Shared, route: &Route) -> Result<Token, PomeriumClientError> {
+    let listener = CallbackListener::bind()
+        .await
+        .map_err(|e| PomeriumClientError::Callback(e.to_string()))?;
+    let timeout = shared.login_timeout;
+    let flow = async {
+        let sign_in_url = request_sign_in_url(shared, route, &listener.redirect_uri()).await?;
+        present(shared, sign_in_url.as_str());
+        Ok(listener.token().await)
+    };
+    tokio::time::timeout(timeout, flow)
+        .await
+        .map_err(|_| PomeriumClientError::LoginTimeout(timeout))?
+}
+
+/// `GET <origin>/.pomerium/api/v1/login?pomerium_redirect_uri=<callback>`;
+/// the text body is the sign-in URL. The shared fetcher negotiates HTTP/2 by
+/// ALPN where the server offers it, retries transient failures, caps the
+/// body and never follows redirects.
+async fn request_sign_in_url(shared: &Shared, route: &Route, redirect_uri: &str) -> Result<Url, PomeriumClientError> {
+    let endpoint_error = |reason: String| PomeriumClientError::LoginEndpoint {
+        host: route.host().to_owned(),
+        reason,
+    };
+    let mut login =
+        Url::parse(&format!("{}/.pomerium/api/v1/login", route.origin())).map_err(|e| endpoint_error(e.to_string()))?;
+    login
+        .query_pairs_mut()
+        .append_pair("pomerium_redirect_uri", redirect_uri);
+    let mut headers = http::HeaderMap::new();
+    headers.insert(http::header::ACCEPT, HeaderValue::from_static("text/plain"));
+    let body = shared
+        .fetcher
+        .get_with(&login, &headers)
+        .await
+        .map_err(|e| endpoint_error(e.to_string()))?;
+    parse_sign_in_url(&body).map_err(|reason| PomeriumClientError::BadSignInUrl {
+        host: route.host().to_owned(),
+        reason,
+    })
+}
+
+/// The body must be one absolute https URL (http only to loopback hosts):
+/// it is about to be opened in the user's browser.
+fn parse_sign_in_url(body: &[u8]) -> Result<Url, String> {
+    let text = std::str::from_utf8(body)
+        .map_err(|_| "the body is not text".to_owned())?
+        .trim();
+    if text.is_empty() {
+        return Err("the body is empty".to_owned());
+    }
+    let url = Url::parse(text).map_err(|e| format!("not an absolute URL ({e})"))?;
+    check_url(&url).map_err(|_| format!("{}: only https URLs (http to loopback) are opened", url.scheme()))?;
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err("the URL carries credentials".to_owned());
+    }
+    Ok(url)
+}
+
+/// Shows the URL without waiting: a browser that blocks until it is closed
+/// (or one that loads the page to completion first) must not stall the
+/// callback listener.
+fn present(shared: &Shared, url: &str) {
+    let url = url.to_owned();
+    let opener = shared.opener.clone();
+    let open_browser = shared.open_browser;
+    tokio::task::spawn_blocking(move || {
+        let opened = match opener {
+            Some(opener) => opener(&url),
+            None if open_browser => webbrowser::open(&url),
+            None => Err(std::io::Error::other("browser disabled")),
+        };
+        if let Err(error) = opened {
+            tracing::debug!(%error, "sign-in URL not opened; printing it");
+            eprintln!("sign in at: {url}");
+        }
+    });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sign_in_urls_must_be_absolute_https() {
+        let ok = parse_sign_in_url(b"https://authenticate.example.com/.pomerium/sign_in?x=1\n").unwrap();
+        assert_eq!(ok.host_str(), Some("authenticate.example.com"));
+        assert!(
+            parse_sign_in_url(b"http://127.0.0.1:9999/sign_in").is_ok(),
+            "loopback http"
+        );
+        for bad in [
+            &b""[..],
+            b"   ",
+            b"/.pomerium/sign_in",
+            b"http://authenticate.example.com/sign_in",
+            b"javascript:alert(1)",
+            b"file:///etc/passwd",
+            b"https://user:pw@authenticate.example.com/",
+            b"\xff\xfe",
+            b"<html>please sign in</html>",
+        ] {
+            assert!(parse_sign_in_url(bad).is_err(), "{:?}", String::from_utf8_lossy(bad));
+        }
+    }
+}

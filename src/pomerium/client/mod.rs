@@ -1,0 +1,495 @@
+//! Client side (feature `pomerium-client`): call Pomerium-protected routes
+//! from programs, signing the user in through the browser.
+//!
+//! ```no_run
+//! use tower_authkit::pomerium::client::{PomeriumAuth, PomeriumMiddleware};
+//!
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! let auth = PomeriumAuth::builder()
+//!     .authenticated_domains(["example.com"]) // never send tokens elsewhere
+//!     .cache(true)                             // ~/.cache/tower-authkit/pomerium
+//!     .build()?;
+//!
+//! let client = reqwest_middleware::ClientBuilder::new(reqwest::Client::new())
+//!     .with(PomeriumMiddleware::new(auth))
+//!     .build();
+//! let response = client.get("https://app.example.com/api/status").send().await?;
+//! println!("{}", response.status());
+//! # Ok(()) }
+//! ```
+//!
+//! The first request to a route signs in: `GET
+//! https://<route>/.pomerium/api/v1/login?pomerium_redirect_uri=http://127.0.0.1:<port>/<random>`
+//! returns a sign-in URL, which is opened in the browser (or printed as
+//! `sign in at: <URL>` when [`open_browser(false)`](PomeriumAuthBuilder::open_browser)
+//! or the browser cannot be started); after sign-in Pomerium redirects the
+//! browser to the local one-shot listener with `pomerium_jwt`. Requests to
+//! that route then carry `Authorization: Pomerium <jwt>`.
+//!
+//! - **Re-authentication**: a response redirecting to `/.pomerium/sign_in`,
+//!   or a 401, signs in again and replays the request once. That needs a
+//!   buffered body (`Full<Bytes>`, `Empty<Bytes>` or `String` for the tower
+//!   layer; anything `reqwest::Request::try_clone` can clone for reqwest); a
+//!   streaming body gets [`PomeriumClientError::BodyNotReplayable`]. A 403
+//!   keeps the token: the user is signed in, just not allowed.
+//! - **One sign-in per route**: concurrent requests wait for the same
+//!   sign-in and share its outcome.
+//! - **Scope**: with [`authenticated_domains`](PomeriumAuthBuilder::authenticated_domains)
+//!   only those domains and their subdomains get tokens; other hosts are
+//!   passed through untouched. Tokens go over https only (http to loopback).
+//! - **Tokens** live in memory unless [`cache(true)`](PomeriumAuthBuilder::cache):
+//!   then one `0600` file per route in a `0700` per-user directory; symlinks
+//!   and other users' files are refused, and tokens whose `exp` is past or
+//!   less than a minute away are dropped.
+//!
+//! Where it plugs in: [`PomeriumAuthLayer`] for any tower HTTP client
+//! (hyper-util's client, tonic channels), [`PomeriumMiddleware`] for
+//! `reqwest-middleware`, and [`BlockingPomeriumAuth`] for synchronous code.
+
+mod blocking;
+mod callback;
+mod disk;
+mod error;
+mod layer;
+mod login;
+mod middleware;
+mod token;
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
+
+use http::{HeaderMap, HeaderValue, StatusCode};
+
+pub use blocking::BlockingPomeriumAuth;
+pub use error::{BoxError, PomeriumClientError};
+pub use layer::{PomeriumAuthLayer, PomeriumAuthService};
+pub use middleware::PomeriumMiddleware;
+
+use crate::error::ConfigError;
+use crate::fetch::{FetchPolicy, Fetcher};
+use disk::DiskCache;
+use token::{Route, Token};
+
+/// How long the user has to sign in, by default.
+pub const DEFAULT_LOGIN_TIMEOUT: Duration = Duration::from_secs(5 * 60);
+
+/// Opens the sign-in URL for the user (see [`PomeriumAuthBuilder::opener`]).
+type Opener = Arc<dyn Fn(&str) -> std::io::Result<()> + Send + Sync>;
+
+/// Pomerium sign-in state shared by every client it is plugged into: the
+/// configuration, one token slot per route, and the optional disk cache.
+/// Cheap to clone.
+#[derive(Clone)]
+pub struct PomeriumAuth {
+    shared: Arc<Shared>,
+}
+
+struct Shared {
+    domains: Option<Vec<String>>,
+    disk: Option<DiskCache>,
+    open_browser: bool,
+    opener: Option<Opener>,
+    login_timeout: Duration,
+    fetcher: Fetcher,
+    routes: Mutex<HashMap<Route, Arc<Slot>>>,
+}
+
+/// One route's token. The std mutex guards a few fields and is never held
+/// across an await; the async gate serializes sign-ins so concurrent
+/// requests share one.
+#[derive(Default)]
+struct Slot {
+    state: Mutex<SlotState>,
+    gate: tokio::sync::Mutex<()>,
+}
+
+#[derive(Default)]
+struct SlotState {
+    token: Option<Token>,
+    /// Sign-in attempts finished; a waiter that saw this change while queued
+    /// takes the attempt's outcome instead of starting another.
+    attempts: u64,
+    last_failure: Option<PomeriumClientError>,
+}
+
+impl PomeriumAuth {
+    /// Starts a configuration; see [`PomeriumAuthBuilder`] for the defaults.
+    pub fn builder() -> PomeriumAuthBuilder {
+        PomeriumAuthBuilder::default()
+    }
+
+    /// A tower layer adding this sign-in to an HTTP client service.
+    pub fn layer(&self) -> PomeriumAuthLayer {
+        PomeriumAuthLayer::new(self.clone())
+    }
+
+    /// The `Authorization` value for a request to `url`, signing in first if
+    /// needed; `None` when the URL is out of scope (see
+    /// [`authenticated_domains`](PomeriumAuthBuilder::authenticated_domains)).
+    /// For HTTP clients this crate does not plug into; call
+    /// [`forget`](Self::forget) when the server then asks to sign in again.
+    pub async fn authorization(&self, url: &http::Uri) -> Result<Option<HeaderValue>, PomeriumClientError> {
+        let Some(route) = self.route_of(url)? else {
+            return Ok(None);
+        };
+        Ok(Some(self.token(&route, None).await?.authorization().clone()))
+    }
+
+    /// Drops the token for `url`'s route (memory and disk), so the next
+    /// request signs in again.
+    pub fn forget(&self, url: &http::Uri) {
+        if let Ok(Some(route)) = self.route_of(url) {
+            let slot = self.slot(&route);
+            lock(&slot.state).token = None;
+            if let Some(disk) = &self.shared.disk {
+                disk.remove(&route);
+            }
+        }
+    }
+
+    /// The route a request URL belongs to, when it should get a token.
+    pub(crate) fn route_of(&self, url: &http::Uri) -> Result<Option<Route>, PomeriumClientError> {
+        let Some(host) = url.host() else {
+            return Err(PomeriumClientError::MissingHost);
+        };
+        self.in_scope(Route::from_uri(url), host)
+    }
+
+    pub(crate) fn route_of_url(&self, url: &url::Url) -> Result<Option<Route>, PomeriumClientError> {
+        self.in_scope(Route::from_url(url), url.host_str().unwrap_or_default())
+    }
+
+    fn in_scope(&self, route: Option<Route>, host: &str) -> Result<Option<Route>, PomeriumClientError> {
+        let Some(route) = route else { return Ok(None) };
+        if let Some(domains) = &self.shared.domains
+            && !route.within(domains)
+        {
+            return Ok(None);
+        }
+        if !route.is_secure() {
+            return Err(PomeriumClientError::InsecureUrl(host.to_owned()));
+        }
+        Ok(Some(route))
+    }
+
+    /// A fresh token for `route`: from memory, else the disk cache, else a
+    /// sign-in shared with every concurrent caller. `rejected` is the token
+    /// the server just refused; it is never returned again.
+    pub(crate) async fn token(&self, route: &Route, rejected: Option<&Token>) -> Result<Token, PomeriumClientError> {
+        let slot = self.slot(route);
+        let seen = {
+            let state = lock(&slot.state);
+            if let Some(token) = usable(&state, rejected) {
+                return Ok(token);
+            }
+            state.attempts
+        };
+        let _gate = slot.gate.lock().await;
+        {
+            let mut state = lock(&slot.state);
+            if let Some(token) = usable(&state, rejected) {
+                return Ok(token);
+            }
+            if state.attempts != seen
+                && let Some(failure) = &state.last_failure
+            {
+                return Err(failure.clone());
+            }
+            state.token = None;
+        }
+        if let Some(disk) = &self.shared.disk {
+            if rejected.is_some() {
+                disk.remove(route);
+            }
+            let cached = disk.load(route).map_err(PomeriumClientError::Cache)?;
+            if let Some(token) = cached.filter(|token| Some(token) != rejected) {
+                lock(&slot.state).token = Some(token.clone());
+                return Ok(token);
+            }
+        }
+        let outcome = login::sign_in(&self.shared, route).await;
+        let mut state = lock(&slot.state);
+        state.attempts += 1;
+        match outcome {
+            Ok(token) => {
+                state.token = Some(token.clone());
+                state.last_failure = None;
+                drop(state);
+                if let Some(disk) = &self.shared.disk
+                    && let Err(reason) = disk.store(route, &token)
+                {
+                    tracing::warn!(%reason, "pomerium token not cached on disk");
+                }
+                Ok(token)
+            }
+            Err(error) => {
+                state.last_failure = Some(error.clone());
+                Err(error)
+            }
+        }
+    }
+
+    /// Drops `rejected` without signing in again (the caller cannot retry).
+    pub(crate) fn drop_rejected(&self, route: &Route, rejected: &Token) {
+        let slot = self.slot(route);
+        let mut state = lock(&slot.state);
+        if state.token.as_ref() == Some(rejected) {
+            state.token = None;
+            if let Some(disk) = &self.shared.disk {
+                disk.remove(route);
+            }
+        }
+    }
+
+    fn slot(&self, route: &Route) -> Arc<Slot> {
+        lock(&self.shared.routes).entry(route.clone()).or_default().clone()
+    }
+}
+
+impl std::fmt::Debug for PomeriumAuth {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PomeriumAuth")
+            .field("authenticated_domains", &self.shared.domains)
+            .field("cache_dir", &self.shared.disk.as_ref().map(DiskCache::dir))
+            .field("open_browser", &self.shared.open_browser)
+            .field("login_timeout", &self.shared.login_timeout)
+            .finish_non_exhaustive()
+    }
+}
+
+fn usable(state: &SlotState, rejected: Option<&Token>) -> Option<Token> {
+    state
+        .token
+        .as_ref()
+        .filter(|token| Some(*token) != rejected && token.is_fresh(SystemTime::now()))
+        .cloned()
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// Whether a response says the token is missing or no longer good: a 401,
+/// or a redirect to Pomerium's `/.pomerium/sign_in` (on any host, usually
+/// the authenticate service). A 403 is not: signed in, not allowed.
+pub(crate) fn asks_for_sign_in(status: StatusCode, headers: &HeaderMap) -> bool {
+    if status == StatusCode::UNAUTHORIZED {
+        return true;
+    }
+    status.is_redirection()
+        && headers
+            .get(http::header::LOCATION)
+            .and_then(|location| location.to_str().ok())
+            .and_then(|location| location.parse::<http::Uri>().ok())
+            .is_some_and(|location| is_sign_in_path(location.path()))
+}
+
+/// [`asks_for_sign_in`], or a client that followed the redirect and ended on
+/// the sign-in page.
+pub(crate) fn refused(status: StatusCode, headers: &HeaderMap, final_url: &url::Url) -> bool {
+    asks_for_sign_in(status, headers) || is_sign_in_path(final_url.path())
+}
+
+fn is_sign_in_path(path: &str) -> bool {
+    path == "/.pomerium/sign_in"
+}
+
+/// Configuration for [`PomeriumAuth`].
+///
+/// Defaults: every https (and loopback http) host is in scope, tokens in
+/// memory only, the browser opened with the `webbrowser` crate (which honours
+/// `$BROWSER`), 5 minutes to sign in.
+pub struct PomeriumAuthBuilder {
+    domains: Option<Vec<String>>,
+    cache: bool,
+    cache_dir: Option<PathBuf>,
+    open_browser: bool,
+    opener: Option<Opener>,
+    login_timeout: Duration,
+}
+
+impl Default for PomeriumAuthBuilder {
+    fn default() -> Self {
+        Self {
+            domains: None,
+            cache: false,
+            cache_dir: None,
+            open_browser: true,
+            opener: None,
+            login_timeout: DEFAULT_LOGIN_TIMEOUT,
+        }
+    }
+}
+
+impl PomeriumAuthBuilder {
+    /// Only these domains and their subdomains get tokens; requests to other
+    /// hosts pass through untouched.
+    pub fn authenticated_domains<I, D>(mut self, domains: I) -> Self
+    where
+        I: IntoIterator<Item = D>,
+        D: Into<String>,
+    {
+        self.domains = Some(domains.into_iter().map(Into::into).collect());
+        self
+    }
+
+    /// Keep tokens on disk, one file per route, in the per-user cache
+    /// directory (`~/.cache/tower-authkit/pomerium` on Linux) unless
+    /// [`cache_dir`](Self::cache_dir) names another.
+    pub fn cache(mut self, enabled: bool) -> Self {
+        self.cache = enabled;
+        self
+    }
+
+    /// The disk cache directory; setting it turns the disk cache on.
+    pub fn cache_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.cache_dir = Some(dir.into());
+        self.cache = true;
+        self
+    }
+
+    /// Open the sign-in URL in the browser (default). When off, or when the
+    /// browser cannot be started, `sign in at: <URL>` is printed on stderr.
+    pub fn open_browser(mut self, open: bool) -> Self {
+        self.open_browser = open;
+        self
+    }
+
+    /// Replaces the browser: called (on a blocking thread, not awaited) with
+    /// each sign-in URL. Tests use it to follow the URL themselves; a CLI can
+    /// print it its own way. When it fails the URL is printed on stderr.
+    pub fn opener<F>(mut self, opener: F) -> Self
+    where
+        F: Fn(&str) -> std::io::Result<()> + Send + Sync + 'static,
+    {
+        self.opener = Some(Arc::new(opener));
+        self
+    }
+
+    /// How long a sign-in may take, from the login request to the callback
+    /// (default 5 minutes).
+    pub fn login_timeout(mut self, timeout: Duration) -> Self {
+        self.login_timeout = timeout;
+        self
+    }
+
+    /// Checks the settings.
+    pub fn build(self) -> Result<PomeriumAuth, ConfigError> {
+        let domains = match self.domains {
+            Some(domains) => Some(normalize_domains(domains)?),
+            None => None,
+        };
+        let disk = match (self.cache, self.cache_dir) {
+            (false, _) => None,
+            (true, Some(dir)) => Some(DiskCache::new(dir)),
+            (true, None) => Some(DiskCache::new(DiskCache::default_dir().ok_or(
+                ConfigError::Invalid {
+                    setting: "cache_dir",
+                    reason: "no per-user cache directory on this system; set one".to_owned(),
+                },
+            )?)),
+        };
+        if self.login_timeout.is_zero() {
+            return Err(ConfigError::Invalid {
+                setting: "login_timeout",
+                reason: "must be more than zero".to_owned(),
+            });
+        }
+        let fetcher = Fetcher::new(FetchPolicy {
+            max_body: 64 * 1024,
+            ..FetchPolicy::default()
+        })?;
+        Ok(PomeriumAuth {
+            shared: Arc::new(Shared {
+                domains,
+                disk,
+                open_browser: self.open_browser,
+                opener: self.opener,
+                login_timeout: self.login_timeout,
+                fetcher,
+                routes: Mutex::default(),
+            }),
+        })
+    }
+}
+
+fn normalize_domains(domains: Vec<String>) -> Result<Vec<String>, ConfigError> {
+    domains
+        .into_iter()
+        .map(|domain| {
+            let domain = domain
+                .trim()
+                .trim_start_matches('.')
+                .trim_end_matches('.')
+                .to_ascii_lowercase();
+            let valid = !domain.is_empty()
+                && domain
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'[' | b']' | b':'));
+            if valid {
+                Ok(domain)
+            } else {
+                Err(ConfigError::Invalid {
+                    setting: "authenticated_domains",
+                    reason: format!("{domain:?} is not a domain name"),
+                })
+            }
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sign_in_is_asked_by_401_and_sign_in_redirects_only() {
+        let redirect = |location: &str| {
+            let mut headers = HeaderMap::new();
+            headers.insert(http::header::LOCATION, HeaderValue::from_str(location).unwrap());
+            headers
+        };
+        let none = HeaderMap::new();
+        assert!(asks_for_sign_in(StatusCode::UNAUTHORIZED, &none));
+        assert!(!asks_for_sign_in(StatusCode::FORBIDDEN, &none), "403 keeps the token");
+        assert!(!asks_for_sign_in(StatusCode::OK, &none));
+        let to_authenticate = redirect("https://authenticate.example.com/.pomerium/sign_in?pomerium_redirect_uri=x");
+        assert!(asks_for_sign_in(StatusCode::FOUND, &to_authenticate));
+        assert!(asks_for_sign_in(StatusCode::SEE_OTHER, &redirect("/.pomerium/sign_in")));
+        assert!(!asks_for_sign_in(StatusCode::FOUND, &redirect("/somewhere/else")));
+        assert!(!asks_for_sign_in(StatusCode::OK, &to_authenticate), "only redirects");
+    }
+
+    #[test]
+    fn domains_are_checked_and_normalized() {
+        let auth = PomeriumAuth::builder()
+            .authenticated_domains([" .Example.COM. "])
+            .build()
+            .unwrap();
+        assert_eq!(auth.shared.domains.as_deref(), Some(&["example.com".to_owned()][..]));
+        assert!(PomeriumAuth::builder().authenticated_domains([""]).build().is_err());
+        assert!(PomeriumAuth::builder().authenticated_domains(["a b"]).build().is_err());
+    }
+
+    #[test]
+    fn scope_keeps_tokens_to_listed_domains_and_secure_urls() {
+        let auth = PomeriumAuth::builder()
+            .authenticated_domains(["example.com", "localhost"])
+            .build()
+            .unwrap();
+        let scope = |url: &str| auth.route_of(&url.parse().unwrap());
+        assert!(scope("https://app.example.com/x").unwrap().is_some());
+        assert!(
+            scope("https://other.net/x").unwrap().is_none(),
+            "out of scope: untouched"
+        );
+        assert!(scope("http://localhost:8080/x").unwrap().is_some());
+        assert!(matches!(
+            scope("http://app.example.com/x"),
+            Err(PomeriumClientError::InsecureUrl(_))
+        ));
+        assert!(matches!(scope("/relative"), Err(PomeriumClientError::MissingHost)));
+    }
+}
