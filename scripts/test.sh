@@ -3,8 +3,10 @@
 # doc, interop), the RustCrypto-only and backend-less builds, the docs, and
 # the quickstart demo. Needs cargo, node/npm and python3: the interop tests
 # run `npm ci` (oidc-provider, pinned by tests/interop/oidc-provider's lock
-# file) and create a PyJWT venv under target/ on first use. Every server runs
-# on loopback and is stopped by the test that started it.
+# file) and create a PyJWT venv under target/ on first use; the Pomerium
+# client's browser test needs Chromium, installed here from Debian's packages
+# when missing. Every server runs on loopback and is stopped by the test that
+# started it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TERM_COLOR=never
@@ -15,6 +17,14 @@ step() { printf '\n==> %s\n' "$*"; }
 results=$(mktemp)
 trap 'rm -f "$results"' EXIT
 run_tests() { cargo test "$@" 2>&1 | tee -a "$results"; }
+
+if [ -z "${AUTHKIT_CHROMIUM:-}" ] && ! command -v chromium >/dev/null 2>&1; then
+  step "installing chromium (headless browser for the Pomerium sign-in test)"
+  sudo_cmd=""
+  if [ "$(id -u)" -ne 0 ]; then sudo_cmd="sudo"; fi
+  $sudo_cmd apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq chromium >/dev/null
+fi
 
 step "cargo fmt --check"
 cargo fmt --all -- --check

@@ -1,20 +1,24 @@
 //! Client side (feature `pomerium-client`): call Pomerium-protected routes
 //! from programs, signing the user in through the browser.
 //!
-//! ```no_run
+//! ```
 //! use tower_authkit::pomerium::client::{PomeriumAuth, PomeriumMiddleware};
+//! use tower_authkit::testing::FakePomerium;
 //!
-//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let route = FakePomerium::start().await; // stands in for https://app.example.com
 //! let auth = PomeriumAuth::builder()
-//!     .authenticated_domains(["example.com"]) // never send tokens elsewhere
-//!     .cache(true)                             // ~/.cache/tower-authkit/pomerium
+//!     .authenticated_domains(["127.0.0.1"]) // never send tokens elsewhere
+//!     .opener(route.auto_sign_in())         // in real use: the browser (the default)
 //!     .build()?;
 //!
 //! let client = reqwest_middleware::ClientBuilder::new(reqwest::Client::new())
 //!     .with(PomeriumMiddleware::new(auth))
 //!     .build();
-//! let response = client.get("https://app.example.com/api/status").send().await?;
-//! println!("{}", response.status());
+//! let response = client.get(route.url("/api/status")).send().await?;
+//! assert_eq!(response.status(), 200);
+//! assert_eq!(route.logins(), 1); // later requests reuse the token
 //! # Ok(()) }
 //! ```
 //!
