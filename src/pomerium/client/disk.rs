@@ -114,13 +114,7 @@ impl DiskCache {
             }
             Err(e) => return Err(format!("cannot inspect {}: {e}", dir.display())),
         };
-        if meta.file_type().is_symlink() {
-            return Err(format!("refusing {}: it is a symlink", dir.display()));
-        }
-        if !meta.is_dir() {
-            return Err(format!("refusing {}: it is not a directory", dir.display()));
-        }
-        owned_by_us(&meta).map_err(|reason| format!("refusing {}: {reason}", dir.display()))?;
+        refuse_unless_ours(dir, &meta, Kind::Dir)?;
         tighten_dir(dir, &meta).map_err(|e| format!("cannot restrict {} to 0700: {e}", dir.display()))?;
         Ok(true)
     }
@@ -133,15 +127,29 @@ impl DiskCache {
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
             Err(e) => return Err(format!("cannot inspect {}: {e}", path.display())),
         };
-        if meta.file_type().is_symlink() {
-            return Err(format!("refusing {}: it is a symlink", path.display()));
-        }
-        if !meta.is_file() {
-            return Err(format!("refusing {}: it is not a regular file", path.display()));
-        }
-        owned_by_us(&meta).map_err(|reason| format!("refusing {}: {reason}", path.display()))?;
+        refuse_unless_ours(path, &meta, Kind::File)?;
         Ok(Some(meta))
     }
+}
+
+enum Kind {
+    Dir,
+    File,
+}
+
+/// Symlinks, the wrong kind of entry and other users' entries are refused,
+/// never followed or used.
+fn refuse_unless_ours(path: &Path, meta: &fs::Metadata, kind: Kind) -> Result<(), String> {
+    let refuse = |reason: &str| Err(format!("refusing {}: {reason}", path.display()));
+    if meta.file_type().is_symlink() {
+        return refuse("it is a symlink");
+    }
+    match kind {
+        Kind::Dir if !meta.is_dir() => return refuse("it is not a directory"),
+        Kind::File if !meta.is_file() => return refuse("it is not a regular file"),
+        _ => {}
+    }
+    owned_by_us(meta).or_else(|reason| refuse(&reason))
 }
 
 /// The route key with anything outside `[a-z0-9._-]` percent-escaped, so
