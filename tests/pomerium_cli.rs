@@ -20,9 +20,17 @@ struct Run {
 /// loading that URL (following the redirect to the CLI's listener) unless
 /// `sign_in` is false. Bounded: the child is killed after 30 s.
 async fn run_cli(args: &[&str], sign_in: bool) -> Run {
-    let mut child: Child = Command::new(BIN)
+    run_cli_with_browser(args, sign_in, None).await
+}
+
+async fn run_cli_with_browser(args: &[&str], sign_in: bool, browser: Option<&str>) -> Run {
+    let mut command = Command::new(BIN);
+    match browser {
+        Some(browser) => command.env("BROWSER", browser),
+        None => command.env_remove("BROWSER"),
+    };
+    let mut child: Child = command
         .args(args)
-        .env_remove("BROWSER")
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -167,4 +175,52 @@ async fn cache_dir_lets_the_next_run_skip_sign_in() {
     let memory_only = run_cli(&["--no-browser", &url], true).await;
     assert_eq!(memory_only.code, Some(0));
     assert_eq!(route.logins(), 2, "without --cache tokens live only in memory");
+}
+
+/// Without `--no-browser` the CLI opens the browser named by `$BROWSER`
+/// (through the `webbrowser` crate): here a script running headless Chromium,
+/// which signs in by following the redirect to the CLI's listener.
+#[cfg(unix)]
+#[tokio::test]
+async fn browser_from_the_browser_variable_completes_the_sign_in() {
+    let chromium = std::env::var("AUTHKIT_CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".to_owned());
+    assert!(
+        std::path::Path::new(&chromium).exists(),
+        "{chromium} not found: install it with `apt-get install -y chromium` (scripts/test.sh does)"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let dom = dir.path().join("dom.html");
+    let script = dir.path().join("browser.sh");
+    std::fs::write(
+        &script,
+        format!(
+            "#!/bin/sh\nexec {chromium} --headless --no-sandbox --disable-gpu --disable-quic --no-first-run \\\n  \
+             --disable-background-networking --disable-component-update --disable-sync --timeout=20000 \\\n  \
+             --user-data-dir={profile} --dump-dom \"$1\" > {dom} 2>/dev/null\n",
+            profile = dir.path().join("profile").display(),
+            dom = dom.display(),
+        ),
+    )
+    .unwrap();
+    std::fs::set_permissions(&script, std::os::unix::fs::PermissionsExt::from_mode(0o700)).unwrap();
+
+    let route = FakePomerium::start().await;
+    let run = run_cli_with_browser(&[&route.url("/via-browser")], false, Some(script.to_str().unwrap())).await;
+    assert_eq!(run.code, Some(0), "{:?}", run.stderr);
+    assert_eq!(run.stdout.lines().next(), Some("200 OK"));
+    assert!(run.stderr[0].starts_with("sign in at: "), "{:?}", run.stderr);
+    assert_eq!(route.sign_ins(), 1);
+
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let page = std::fs::read_to_string(&dom).unwrap_or_default();
+        if page.contains("Signed in, you can close this window.") {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "chromium did not render the callback page: {page:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }
