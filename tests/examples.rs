@@ -67,6 +67,13 @@ fn start(name: &str, envs: &[(&str, &str)]) -> (Running, String) {
 }
 
 fn start_program(program: PathBuf, envs: &[(&str, &str)]) -> (Running, String) {
+    let (running, base, _banner) = launch(program, envs);
+    (running, base)
+}
+
+/// Like [`start_program`], also returning the lines printed before the
+/// readiness line.
+fn launch(program: PathBuf, envs: &[(&str, &str)]) -> (Running, String, Vec<String>) {
     let mut command = Command::new(program);
     command
         .env("AUTHKIT_BIND", "127.0.0.1:0")
@@ -80,15 +87,17 @@ fn start_program(program: PathBuf, envs: &[(&str, &str)]) -> (Running, String) {
     let running = Running(child);
     let (sender, receiver) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
+        let mut banner = Vec::new();
         for line in BufReader::new(stdout).lines().map_while(Result::ok) {
             if let Some(url) = line.strip_prefix("listening on ") {
-                let _ = sender.send(url.to_owned());
+                let _ = sender.send((url.to_owned(), banner));
                 return;
             }
+            banner.push(line);
         }
     });
-    let base = receiver.recv_timeout(Duration::from_secs(30)).expect("readiness line");
-    (running, base)
+    let (base, banner) = receiver.recv_timeout(Duration::from_secs(30)).expect("readiness line");
+    (running, base, banner)
 }
 
 /// GET `base + path` with optional headers; returns status and body.
@@ -284,4 +293,52 @@ async fn proxy_user_app_derives_the_upstream_only_for_allowed_hosts() {
     let (status, _) = call(&base, "/v1/me", &evil).await;
     assert_eq!(status, 400);
     assert_eq!(proxy.proxy_me_calls(), 1, "the evil host caused no upstream call");
+}
+
+/// The README's Pomerium CLI try-out: `authkit-pomerium` against the dev
+/// server's Pomerium route, signing in through the printed URL.
+#[cfg(all(feature = "dev-server", feature = "cli"))]
+#[tokio::test]
+async fn pomerium_cli_against_the_dev_server_route() {
+    let dev_server = PathBuf::from(env!("CARGO_BIN_EXE_authkit-dev-server"));
+    let (_dev, _, banner) = launch(dev_server, &[("AUTHKIT_DEV_PORT", "0")]);
+    let origin = banner
+        .iter()
+        .find_map(|line| line.trim().strip_prefix("Pomerium route"))
+        .and_then(|rest| rest.split_whitespace().next())
+        .expect("the banner names the Pomerium route")
+        .to_owned();
+
+    let mut cli = Command::new(env!("CARGO_BIN_EXE_authkit-pomerium"))
+        .args(["--no-browser", &format!("{origin}/hello")])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = cli.stderr.take().unwrap();
+    let stdout = cli.stdout.take().unwrap();
+    let cli = Running(cli);
+    let (sender, receiver) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            let _ = sender.send(line);
+        }
+    });
+    let prompt = receiver
+        .recv_timeout(Duration::from_secs(30))
+        .expect("a sign-in prompt");
+    let sign_in_url = prompt.strip_prefix("sign in at: ").expect(&prompt);
+    assert_eq!(reqwest::get(sign_in_url).await.unwrap().status(), 200);
+
+    let output = tokio::task::spawn_blocking(move || {
+        let mut text = String::new();
+        std::io::Read::read_to_string(&mut BufReader::new(stdout), &mut text).unwrap();
+        text
+    });
+    let output = tokio::time::timeout(Duration::from_secs(30), output)
+        .await
+        .unwrap()
+        .unwrap();
+    drop(cli);
+    assert_eq!(output.lines().next(), Some("200 OK"), "{output}");
 }

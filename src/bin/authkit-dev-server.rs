@@ -7,10 +7,13 @@
 //!
 //! Serves OIDC discovery, a JWKS, a client-credentials token endpoint and RFC
 //! 7662 introspection; the auth proxy's `/_oxa_auth/*` surface; a Cloudflare
-//! Access team (`/cdn-cgi/access/*`); and a Pomerium route JWKS.
+//! Access team (`/cdn-cgi/access/*`); and a Pomerium route JWKS. A second
+//! port serves a Pomerium route with the programmatic login (its sign-in page
+//! signs anyone in at once) in front of an echo app, for `authkit-pomerium`.
 //!
 //! Settings (environment, all optional): `AUTHKIT_DEV_HOST` (127.0.0.1),
-//! `AUTHKIT_DEV_PORT` (8765), `AUTHKIT_DEV_AUDIENCE` (test-api), and the
+//! `AUTHKIT_DEV_PORT` (8765), `AUTHKIT_DEV_POMERIUM_PORT` (the dev port + 1,
+//! or any free port when the dev port is 0), `AUTHKIT_DEV_AUDIENCE` (test-api), and the
 //! proxy emulation's `AUTHKIT_DEV_TOKENS`, `AUTHKIT_DEV_ACCESS_TOKEN_VALUE`,
 //! `AUTHKIT_DEV_REFRESH_TOKEN_VALUE`, `AUTHKIT_DEV_ACCESS_COOKIE_NAME`,
 //! `AUTHKIT_DEV_REFRESH_COOKIE_NAME`, `AUTHKIT_DEV_EXPIRES_IN`,
@@ -25,7 +28,7 @@
 use std::net::{IpAddr, SocketAddr};
 use std::process::ExitCode;
 
-use tower_authkit::testing::{DEV_CLIENT_ID, DEV_CLIENT_SECRET, ProxyMock, TestIdp};
+use tower_authkit::testing::{DEV_CLIENT_ID, DEV_CLIENT_SECRET, FakePomerium, ProxyMock, TestIdp};
 
 fn setting(name: &str, default: &str) -> String {
     std::env::var(name)
@@ -34,22 +37,28 @@ fn setting(name: &str, default: &str) -> String {
         .unwrap_or_else(|| default.to_owned())
 }
 
-fn address() -> Result<SocketAddr, String> {
+/// The dev server's address and the Pomerium route's.
+fn addresses() -> Result<(SocketAddr, SocketAddr), String> {
     let host = setting("AUTHKIT_DEV_HOST", "127.0.0.1");
-    let port = setting("AUTHKIT_DEV_PORT", "8765");
     let ip: IpAddr = host
         .parse()
         .map_err(|_| format!("AUTHKIT_DEV_HOST must be an IP address, got {host:?}"))?;
-    let port: u16 = port
-        .parse()
-        .map_err(|_| format!("AUTHKIT_DEV_PORT must be a port number, got {port:?}"))?;
-    Ok(SocketAddr::new(ip, port))
+    let port = port_setting("AUTHKIT_DEV_PORT", "8765")?;
+    let next = if port == 0 { 0 } else { port.saturating_add(1) };
+    let pomerium_port = port_setting("AUTHKIT_DEV_POMERIUM_PORT", &next.to_string())?;
+    Ok((SocketAddr::new(ip, port), SocketAddr::new(ip, pomerium_port)))
+}
+
+fn port_setting(name: &str, default: &str) -> Result<u16, String> {
+    let port = setting(name, default);
+    port.parse()
+        .map_err(|_| format!("{name} must be a port number, got {port:?}"))
 }
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let addr = match address() {
-        Ok(addr) => addr,
+    let (addr, pomerium_addr) = match addresses() {
+        Ok(addrs) => addrs,
         Err(message) => {
             eprintln!("authkit-dev-server: {message}");
             return ExitCode::from(2);
@@ -71,6 +80,13 @@ async fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
+    let pomerium = match FakePomerium::try_start_on(pomerium_addr, FakePomerium::echo_app()).await {
+        Ok(route) => route,
+        Err(e) => {
+            eprintln!("authkit-dev-server: cannot listen on {pomerium_addr}: {e}");
+            return ExitCode::from(1);
+        }
+    };
     let base = idp.issuer();
     println!("authkit-dev-server: development only, every key here is public");
     println!(
@@ -79,8 +95,16 @@ async fn main() -> ExitCode {
     println!("  auth proxy         {base}/_oxa_auth/*  (valid token {token})");
     println!("  Cloudflare team    {base}/cdn-cgi/access/certs and /get-identity");
     println!("  Pomerium JWKS      {}", idp.pomerium_jwks_url());
+    println!(
+        "  Pomerium route     {}  (programmatic login; signs anyone in)",
+        pomerium.origin()
+    );
     println!("try:");
     println!("  curl -H 'Authorization: Bearer {token}' {base}/_oxa_auth/get-me");
+    println!(
+        "  cargo run --features cli --bin authkit-pomerium -- {}/hello",
+        pomerium.origin()
+    );
     println!("listening on {base}");
     match tokio::signal::ctrl_c().await {
         Ok(()) => ExitCode::SUCCESS,

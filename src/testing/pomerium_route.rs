@@ -59,17 +59,22 @@ impl FakePomerium {
     /// Protects an echo app: any method and path answers
     /// `200 <METHOD> <path> body=<body>`, except `/forbidden` (403).
     pub async fn start() -> FakePomerium {
-        Self::start_with(Router::new().fallback(any(echo))).await
+        Self::start_with(Self::echo_app()).await
     }
 
     /// Protects `app` (e.g. tonic routes for gRPC through Pomerium). The
     /// server speaks HTTP/1.1 and, where the `http2` feature of axum is on,
     /// h2c.
     pub async fn start_with(app: Router) -> FakePomerium {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        Self::try_start_on(SocketAddr::from(([127, 0, 0, 1], 0)), app)
             .await
-            .expect("bind the fake pomerium route");
-        let addr = listener.local_addr().expect("local address");
+            .expect("bind the fake pomerium route")
+    }
+
+    /// Serves `app` behind the fake route on `addr` (the dev server uses it).
+    pub async fn try_start_on(addr: SocketAddr, app: Router) -> std::io::Result<FakePomerium> {
+        let listener = tokio::net::TcpListener::bind(addr).await?;
+        let addr = listener.local_addr()?;
         let state = Arc::new(RouteState {
             origin: format!("http://{addr}"),
             valid: Mutex::default(),
@@ -91,7 +96,12 @@ impl FakePomerium {
         let server = tokio::spawn(async move {
             let _ = axum::serve(listener, router).await;
         });
-        FakePomerium { state, addr, server }
+        Ok(FakePomerium { state, addr, server })
+    }
+
+    /// The echo app [`start`](Self::start) protects.
+    pub fn echo_app() -> Router {
+        Router::new().fallback(any(echo))
     }
 
     /// `http://127.0.0.1:<port>`.
