@@ -78,6 +78,8 @@ pub(crate) struct FetchPolicy {
     pub(crate) retries: u32,
     pub(crate) backoff: Duration,
     pub(crate) max_body: usize,
+    /// Extra trusted CA certificates (PEM), on top of the system's roots.
+    pub(crate) extra_roots_pem: Vec<Vec<u8>>,
 }
 
 impl Default for FetchPolicy {
@@ -87,6 +89,7 @@ impl Default for FetchPolicy {
             retries: 2,
             backoff: Duration::from_millis(100),
             max_body: 1024 * 1024,
+            extra_roots_pem: Vec::new(),
         }
     }
 }
@@ -100,7 +103,22 @@ pub(crate) struct Fetcher {
 
 impl Fetcher {
     pub(crate) fn new(policy: FetchPolicy) -> Result<Self, ConfigError> {
+        let mut roots = Vec::new();
+        for pem in &policy.extra_roots_pem {
+            let bundle = reqwest::Certificate::from_pem_bundle(pem).map_err(|e| ConfigError::Invalid {
+                setting: "root_certificate",
+                reason: e.to_string(),
+            })?;
+            if bundle.is_empty() {
+                return Err(ConfigError::Invalid {
+                    setting: "root_certificate",
+                    reason: "no PEM certificate found".to_owned(),
+                });
+            }
+            roots.extend(bundle);
+        }
         let client = reqwest::Client::builder()
+            .tls_certs_merge(roots)
             .timeout(policy.timeout)
             .connect_timeout(policy.timeout)
             // Redirects could lead a key fetch to an unchecked URL.
@@ -185,6 +203,15 @@ impl Fetcher {
 }
 
 fn transport_reason(error: &reqwest::Error) -> String {
+    // rustls' verdict sits deep in the source chain; surface it, since "connection
+    // failed" would send people looking at the network instead of their CA.
+    let mut source = std::error::Error::source(error);
+    while let Some(cause) = source {
+        if cause.to_string().contains("certificate") {
+            return "TLS certificate not trusted or invalid".to_owned();
+        }
+        source = cause.source();
+    }
     if error.is_timeout() {
         "timed out".to_owned()
     } else if error.is_connect() {

@@ -456,3 +456,144 @@ async fn headless_chromium_completes_the_sign_in() {
         .expect("chromium exits after loading the page");
     assert!(dom.contains("Signed in, you can close this window."), "{dom}");
 }
+
+/// A Pomerium route over TLS offering HTTP/2 by ALPN, behind a private CA
+/// (tests/fixtures/tls, made by scripts/gen_tls_fixtures.sh). Records the
+/// HTTP version of each login request.
+mod tls_route {
+    use std::sync::{Arc, Mutex};
+
+    use axum::Router;
+    use axum::extract::{Query, State};
+    use axum::http::{HeaderMap, StatusCode, Version, header};
+    use axum::response::{IntoResponse, Response};
+    use axum::routing::get;
+    use hyper_util::rt::{TokioExecutor, TokioIo};
+    use hyper_util::service::TowerToHyperService;
+    use tokio_rustls::TlsAcceptor;
+    use tokio_rustls::rustls::{self, pki_types::pem::PemObject};
+
+    pub const CA: &[u8] = include_bytes!("fixtures/tls/ca.pem");
+    const TOKEN: &str = "eyJhbGciOiJFUzI1NiJ9.eyJzdWIiOiJ0bHMifQ.c2ln";
+
+    #[derive(Clone)]
+    struct Route {
+        origin: String,
+        login_versions: Arc<Mutex<Vec<Version>>>,
+    }
+
+    pub async fn start() -> (String, Arc<Mutex<Vec<Version>>>) {
+        let certs = rustls::pki_types::CertificateDer::pem_slice_iter(include_bytes!("fixtures/tls/localhost.pem"))
+            .collect::<Result<Vec<_>, _>>()
+            .unwrap();
+        let key =
+            rustls::pki_types::PrivateKeyDer::from_pem_slice(include_bytes!("fixtures/tls/localhost.key")).unwrap();
+        let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+        let mut config = rustls::ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .unwrap()
+            .with_no_client_auth()
+            .with_single_cert(certs, key)
+            .unwrap();
+        config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+        let acceptor = TlsAcceptor::from(Arc::new(config));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let route = Route {
+            origin: format!("https://127.0.0.1:{}", listener.local_addr().unwrap().port()),
+            login_versions: Arc::default(),
+        };
+        let versions = route.login_versions.clone();
+        let origin = route.origin.clone();
+        let app = Router::new()
+            .route("/.pomerium/api/v1/login", get(login))
+            .route("/.pomerium/sign_in", get(sign_in))
+            .fallback(protected)
+            .with_state(route);
+        tokio::spawn(async move {
+            loop {
+                let Ok((stream, _)) = listener.accept().await else {
+                    continue;
+                };
+                let (acceptor, app) = (acceptor.clone(), app.clone());
+                tokio::spawn(async move {
+                    let Ok(tls) = acceptor.accept(stream).await else { return };
+                    let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
+                        .serve_connection(TokioIo::new(tls), TowerToHyperService::new(app))
+                        .await;
+                });
+            }
+        });
+        (origin, versions)
+    }
+
+    async fn login(
+        State(route): State<Route>,
+        version: Version,
+        Query(query): Query<std::collections::HashMap<String, String>>,
+    ) -> String {
+        route.login_versions.lock().unwrap().push(version);
+        let back = form_urlencoded::Serializer::new(String::new())
+            .append_pair("pomerium_redirect_uri", &query["pomerium_redirect_uri"])
+            .finish();
+        format!("{}/.pomerium/sign_in?{back}", route.origin)
+    }
+
+    async fn sign_in(Query(query): Query<std::collections::HashMap<String, String>>) -> Response {
+        let location = format!("{}?pomerium_jwt={TOKEN}", query["pomerium_redirect_uri"]);
+        (StatusCode::FOUND, [(header::LOCATION, location)]).into_response()
+    }
+
+    async fn protected(State(route): State<Route>, version: Version, headers: HeaderMap) -> Response {
+        if headers
+            .get(header::AUTHORIZATION)
+            .is_some_and(|v| v == format!("Pomerium {TOKEN}").as_str())
+        {
+            format!("{version:?}").into_response()
+        } else {
+            let location = format!("{}/.pomerium/sign_in", route.origin);
+            (StatusCode::FOUND, [(header::LOCATION, location)]).into_response()
+        }
+    }
+}
+
+#[tokio::test]
+async fn login_uses_http2_when_the_route_offers_it() {
+    let (origin, login_versions) = tls_route::start().await;
+    let ca = reqwest::Certificate::from_pem(tls_route::CA).unwrap();
+    let trusting = reqwest::Client::builder().tls_certs_merge([ca]).build().unwrap();
+    let user = trusting.clone();
+    let auth = PomeriumAuth::builder()
+        .root_certificate(tls_route::CA)
+        .opener(move |url| {
+            let (user, url) = (user.clone(), url.to_owned());
+            tokio::runtime::Handle::current().spawn(async move { user.get(url).send().await });
+            Ok(())
+        })
+        .build()
+        .unwrap();
+    let client = reqwest_middleware::ClientBuilder::new(trusting)
+        .with(PomeriumMiddleware::new(auth))
+        .build();
+
+    let response = client.get(format!("{origin}/api")).send().await.unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.text().await.unwrap(), "HTTP/2.0");
+    assert_eq!(*login_versions.lock().unwrap(), [http::Version::HTTP_2]);
+}
+
+#[tokio::test]
+async fn an_untrusted_route_certificate_fails_the_login_clearly() {
+    let (origin, login_versions) = tls_route::start().await;
+    let auth = PomeriumAuth::builder().opener(|_| Ok(())).build().unwrap(); // no private CA
+    let client = reqwest_middleware::ClientBuilder::new(reqwest::Client::new())
+        .with(PomeriumMiddleware::new(auth))
+        .build();
+    let error = client.get(format!("{origin}/api")).send().await.unwrap_err();
+    assert!(
+        error
+            .to_string()
+            .ends_with("login endpoint of 127.0.0.1 failed: transport error: TLS certificate not trusted or invalid"),
+        "{error}"
+    );
+    assert!(login_versions.lock().unwrap().is_empty());
+}

@@ -312,6 +312,7 @@ pub struct PomeriumAuthBuilder {
     open_browser: bool,
     opener: Option<Opener>,
     login_timeout: Duration,
+    roots_pem: Vec<Vec<u8>>,
 }
 
 impl Default for PomeriumAuthBuilder {
@@ -323,6 +324,7 @@ impl Default for PomeriumAuthBuilder {
             open_browser: true,
             opener: None,
             login_timeout: DEFAULT_LOGIN_TIMEOUT,
+            roots_pem: Vec::new(),
         }
     }
 }
@@ -379,6 +381,14 @@ impl PomeriumAuthBuilder {
         self
     }
 
+    /// Also trust this CA (PEM, one or more certificates) for the login
+    /// request, besides the system's roots: for a Pomerium behind an internal
+    /// CA. The HTTP client you plug the layer into needs it too.
+    pub fn root_certificate(mut self, pem: impl Into<Vec<u8>>) -> Self {
+        self.roots_pem.push(pem.into());
+        self
+    }
+
     /// Checks the settings.
     pub fn build(self) -> Result<PomeriumAuth, ConfigError> {
         let domains = match self.domains {
@@ -403,6 +413,7 @@ impl PomeriumAuthBuilder {
         }
         let fetcher = Fetcher::new(FetchPolicy {
             max_body: 64 * 1024,
+            extra_roots_pem: self.roots_pem,
             ..FetchPolicy::default()
         })?;
         Ok(PomeriumAuth {
@@ -475,6 +486,7 @@ mod tests {
         assert_eq!(auth.shared.domains.as_deref(), Some(&["example.com".to_owned()][..]));
         assert!(PomeriumAuth::builder().authenticated_domains([""]).build().is_err());
         assert!(PomeriumAuth::builder().authenticated_domains(["a b"]).build().is_err());
+        assert!(PomeriumAuth::builder().root_certificate("not pem").build().is_err());
     }
 
     #[test]
