@@ -1,9 +1,7 @@
 //! Permission checks against the auth proxy (`test-app-permission/{name}`),
 //! as a layer and as an extractor.
 
-use std::future::Future;
 use std::marker::PhantomData;
-use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
@@ -14,7 +12,7 @@ use tower_service::Service;
 use super::ProxySession;
 use crate::error::ConfigError;
 use crate::layer::{AuthBody, principal_in, render_in};
-use crate::principal::Principal;
+use crate::principal::{BoxFuture, Principal};
 use crate::rejection::AuthError;
 
 /// Whether `name` is a valid permission name: `[A-Za-z0-9_-]+`. Usable in
@@ -89,8 +87,6 @@ pub struct ProxyPermissionService<S> {
     name: Arc<str>,
 }
 
-type Boxed<T> = Pin<Box<dyn Future<Output = T> + Send>>;
-
 impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for ProxyPermissionService<S>
 where
     S: Service<Request<ReqBody>, Response = Response<ResBody>> + Clone + Send + 'static,
@@ -100,7 +96,7 @@ where
     type Response = Response<AuthBody<ResBody>>;
     type Error = S::Error;
     // Boxed: the check awaits an upstream call (cached after the first).
-    type Future = Boxed<Result<Self::Response, S::Error>>;
+    type Future = BoxFuture<'static, Result<Self::Response, S::Error>>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         self.inner.poll_ready(cx)

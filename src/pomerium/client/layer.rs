@@ -19,8 +19,7 @@
 //! ```
 
 use std::any::Any;
-use std::future::{Future, poll_fn};
-use std::pin::Pin;
+use std::future::poll_fn;
 use std::task::{Context, Poll};
 
 use bytes::Bytes;
@@ -32,6 +31,7 @@ use tower_service::Service;
 use super::token::Route;
 use super::{BoxError, PomeriumAuth, PomeriumClientError, asks_for_sign_in};
 use crate::error::ConfigError;
+use crate::principal::BoxFuture;
 
 /// Adds Pomerium sign-in to an HTTP client service. See the
 /// [module docs](super) for the behaviour.
@@ -86,8 +86,6 @@ pub struct PomeriumAuthService<S> {
     origin: Option<Uri>,
 }
 
-type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
-
 impl<S, B, ResBody> Service<Request<B>> for PomeriumAuthService<S>
 where
     S: Service<Request<B>, Response = Response<ResBody>> + Clone + Send + 'static,
@@ -100,7 +98,7 @@ where
     type Error = PomeriumClientError;
     // Boxed: a client call that may include a browser sign-in is not a hot
     // path, and the future needs the service for a possible replay.
-    type Future = BoxFuture<Result<Self::Response, Self::Error>>;
+    type Future = BoxFuture<'static, Result<Self::Response, Self::Error>>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         self.inner.poll_ready(cx).map_err(PomeriumClientError::service)
