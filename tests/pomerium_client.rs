@@ -248,6 +248,33 @@ async fn disk_cache_serves_the_next_client_and_drops_tokens_near_expiry() {
     );
 }
 
+#[tokio::test]
+async fn a_refused_token_is_replaced_by_one_another_client_cached() {
+    let route = FakePomerium::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let cached = || {
+        PomeriumAuth::builder()
+            .cache_dir(dir.path())
+            .opener(route.auto_sign_in())
+            .build()
+            .unwrap()
+    };
+    let (mut first, mut second) = (hyper_client(&cached()), hyper_client(&cached()));
+    send(&mut first, "GET", &route.url("/"), "").await.unwrap();
+    send(&mut second, "GET", &route.url("/"), "").await.unwrap();
+    assert_eq!(route.logins(), 1, "both hold the same token");
+
+    route.revoke_all();
+    send(&mut first, "GET", &route.url("/"), "").await.unwrap(); // signs in again, caches
+    let (status, _) = send(&mut second, "POST", &route.url("/"), "x").await.unwrap();
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(
+        route.logins(),
+        2,
+        "the second client took the first one's new token from disk"
+    );
+}
+
 #[cfg(unix)]
 #[tokio::test]
 async fn symlinked_cache_dir_is_refused() {

@@ -204,13 +204,15 @@ impl PomeriumAuth {
             state.token = None;
         }
         if let Some(disk) = &self.shared.disk {
-            if rejected.is_some() {
-                disk.remove(route);
-            }
-            let cached = disk.load(route).map_err(PomeriumClientError::Cache)?;
-            if let Some(token) = cached.filter(|token| Some(token) != rejected) {
-                lock(&slot.state).token = Some(token.clone());
-                return Ok(token);
+            // Another process may have signed in meanwhile: its token is as
+            // good as a new sign-in; the refused one is deleted.
+            match disk.load(route).map_err(PomeriumClientError::Cache)? {
+                Some(token) if Some(&token) != rejected => {
+                    lock(&slot.state).token = Some(token.clone());
+                    return Ok(token);
+                }
+                Some(_) => disk.remove(route),
+                None => {}
             }
         }
         let outcome = login::sign_in(&self.shared, route).await;
@@ -331,7 +333,9 @@ impl Default for PomeriumAuthBuilder {
 
 impl PomeriumAuthBuilder {
     /// Only these domains and their subdomains get tokens; requests to other
-    /// hosts pass through untouched.
+    /// hosts pass through untouched. Without it, every https (and loopback
+    /// http) host the client calls is taken to be a Pomerium route: set it
+    /// whenever the client also talks to other services.
     pub fn authenticated_domains<I, D>(mut self, domains: I) -> Self
     where
         I: IntoIterator<Item = D>,
