@@ -41,6 +41,9 @@ run_tests --no-default-features --features axum,jwks,rust-crypto --test jwks --t
 step "unit tests with no crypto backend (config error, never a panic)"
 run_tests --no-default-features --features axum,jwks --lib
 
+step "Pomerium client and CLI alone (no JWKS, no crypto backend): builds warning-free"
+cargo clippy --no-default-features --features cli -- -D warnings
+
 step "docs"
 RUSTDOCFLAGS="-D warnings" cargo doc --no-deps --all-features
 

@@ -12,6 +12,9 @@ mod error;
 #[cfg(feature = "axum")]
 pub mod extract;
 #[cfg(feature = "http-client")]
+// Builds with one HTTP-using feature (e.g. only `pomerium-client`) use a part
+// of the shared client; the JWKS feature uses all of it.
+#[cfg_attr(not(feature = "jwks"), allow(dead_code))]
 mod fetch;
 #[cfg(all(feature = "fuzzing", feature = "jwks"))]
 #[doc(hidden)]
