@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use base64::Engine as _;
 use bytes::Bytes;
-use http::{Request, Response, StatusCode, header};
+use http::{HeaderValue, Request, Response, StatusCode, header};
 use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
@@ -75,14 +75,17 @@ async fn serve(stream: tokio::net::TcpStream, path: Arc<str>, found: mpsc::Sende
     let slot = received.clone();
     let service = hyper::service::service_fn(move |request: Request<Incoming>| {
         let (status, page) = answer(&request, &path, &slot);
-        let response = Response::builder()
-            .status(status)
-            .header(header::CONTENT_TYPE, "text/html; charset=utf-8")
-            .header(header::CACHE_CONTROL, "no-store")
-            // The token is in this page's URL: never pass it on.
-            .header("referrer-policy", "no-referrer")
-            .body(Full::new(Bytes::from_static(page.as_bytes())));
-        async move { Ok::<_, Infallible>(response.expect("static response parts")) }
+        let mut response = Response::new(Full::new(Bytes::from_static(page.as_bytes())));
+        *response.status_mut() = status;
+        let headers = response.headers_mut();
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/html; charset=utf-8"),
+        );
+        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        // The token is in this page's URL: never pass it on.
+        headers.insert(header::REFERRER_POLICY, HeaderValue::from_static("no-referrer"));
+        async move { Ok::<_, Infallible>(response) }
     });
     let connection = hyper::server::conn::http1::Builder::new()
         .keep_alive(false)
