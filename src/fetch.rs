@@ -49,17 +49,19 @@ impl FetchError {
 
 /// Accepts https URLs, and http only for loopback hosts.
 pub(crate) fn check_url(url: &Url) -> Result<(), ConfigError> {
-    let loopback = match url.host() {
-        Some(url::Host::Domain(domain)) => domain.eq_ignore_ascii_case("localhost"),
-        Some(url::Host::Ipv4(ip)) => IpAddr::V4(ip).is_loopback(),
-        Some(url::Host::Ipv6(ip)) => IpAddr::V6(ip).is_loopback(),
-        None => false,
-    };
+    let loopback = url.host_str().is_some_and(is_loopback_host);
     match url.scheme() {
         "https" if url.host().is_some() => Ok(()),
         "http" if loopback => Ok(()),
         _ => Err(ConfigError::InsecureUrl(url.to_string())),
     }
+}
+
+/// `localhost`, or a loopback IP (IPv6 with or without brackets): the only
+/// hosts plain http is allowed to.
+pub(crate) fn is_loopback_host(host: &str) -> bool {
+    let bare = host.trim_start_matches('[').trim_end_matches(']');
+    bare.eq_ignore_ascii_case("localhost") || bare.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())
 }
 
 /// Parses and checks a configured URL.

@@ -159,7 +159,7 @@ fn too_large() -> AuthError {
 }
 
 /// RFC 6750 `b64token`: `1*( ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/" ) *"="`.
-fn is_b64token(token: &str) -> bool {
+pub(crate) fn is_b64token(token: &str) -> bool {
     // Branch-free per byte and checked in chunks so the compiler vectorizes
     // it: this runs on every request, over the whole token.
     fn allowed(b: u8) -> bool {

@@ -1,12 +1,14 @@
 //! The route a token belongs to, and the token itself.
 
 use std::fmt;
-use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use base64::Engine as _;
 use http::HeaderValue;
+
+use crate::fetch::is_loopback_host;
+use crate::token::is_b64token;
 
 /// Tokens this close to `exp` are treated as expired: a request sent with one
 /// could be refused in flight.
@@ -75,11 +77,7 @@ impl Route {
 
     /// Tokens travel over https only, except to loopback hosts.
     pub(crate) fn is_secure(&self) -> bool {
-        if self.https {
-            return true;
-        }
-        let bare = self.host.trim_start_matches('[').trim_end_matches(']');
-        bare == "localhost" || bare.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())
+        self.https || is_loopback_host(&self.host)
     }
 
     /// Whether `domains` covers this host: equal, or a subdomain of one.
@@ -103,15 +101,10 @@ pub(crate) struct Token {
 }
 
 impl Token {
-    /// Accepts a JWT-shaped value (base64url parts and dots, at most 16 KiB).
+    /// Accepts an RFC 6750 `b64token` (what a JWT is) of at most 16 KiB.
     pub(crate) fn parse(raw: &str) -> Option<Self> {
         let raw = raw.trim();
-        let well_formed = !raw.is_empty()
-            && raw.len() <= MAX_TOKEN_LEN
-            && raw
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'=' | b'+' | b'/' | b'~'));
-        if !well_formed {
+        if raw.len() > MAX_TOKEN_LEN || !is_b64token(raw) {
             return None;
         }
         let mut header = HeaderValue::from_str(&format!("Pomerium {raw}")).ok()?;
