@@ -4,6 +4,8 @@
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
 pub mod authz;
+#[cfg_attr(not(feature = "jwks"), allow(dead_code))]
+mod backoff;
 #[cfg(feature = "cloudflare")]
 pub mod cloudflare;
 pub mod context;

@@ -100,6 +100,13 @@ impl AuthError {
         Self::new(AuthErrorKind::BadGateway, description)
     }
 
+    /// The same failure with another `Retry-After` (e.g. the time left of a
+    /// backoff when an earlier failure is answered again).
+    pub(crate) fn with_retry_after(mut self, retry_after: std::time::Duration) -> Self {
+        self.retry_after = Some(retry_after);
+        self
+    }
+
     /// The category of this failure.
     pub fn kind(&self) -> AuthErrorKind {
         self.kind

@@ -271,6 +271,17 @@ fn fast_failing(idp: &TestIdp) -> tower_authkit::JwksAuthBuilder {
         .retry_failed_fetch_after(Duration::from_millis(200))
 }
 
+/// Waits (bounded) until the provider has seen more than `count` key fetches.
+async fn fetches_beyond(idp: &TestIdp, count: usize) -> bool {
+    for _ in 0..200 {
+        if idp.jwks_fetches() > count {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    false
+}
+
 #[tokio::test]
 async fn known_keys_outlive_max_age_while_the_provider_is_down() {
     let idp = TestIdp::start().await;
@@ -288,9 +299,84 @@ async fn known_keys_outlive_max_age_while_the_provider_is_down() {
         let fetches = idp.jwks_fetches();
         let reply = common::get(&app, "/me", Some(&token)).await;
         assert_eq!(reply.status, 200, "{failure:?}: {reply:?}");
-        assert!(idp.jwks_fetches() > fetches, "{failure:?}: a refresh was attempted");
+        assert!(
+            fetches_beyond(&idp, fetches).await,
+            "{failure:?}: a background refresh was attempted"
+        );
     }
     idp.set_failure(IdpFailure::None);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn requests_with_usable_keys_never_wait_for_a_hanging_provider() {
+    let idp = TestIdp::start().await;
+    // Default HTTP timeout (5 s, 2 retries): a hanging fetch lasts ~15 s.
+    let app = app(idp
+        .auth_builder()
+        .max_age(Duration::from_millis(200))
+        .token_cache(0)
+        .build()
+        .unwrap());
+    assert_eq!(common::get(&app, "/me", Some(&idp.token().sign())).await.status, 200);
+    idp.set_failure(IdpFailure::Hang);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    // New tokens each time (signed before the clock starts), past max_age.
+    let tokens: Vec<String> = (0..40).map(|i| idp.token().sub(&format!("user-{i}")).sign()).collect();
+    let mut slowest = Duration::ZERO;
+    for token in &tokens {
+        let started = std::time::Instant::now();
+        let reply = common::get(&app, "/me", Some(token)).await;
+        slowest = slowest.max(started.elapsed());
+        assert_eq!(reply.status, 200, "{reply:?}");
+    }
+    assert!(
+        slowest < Duration::from_millis(100),
+        "a request with usable keys waited {slowest:?} for the provider"
+    );
+    assert!(fetches_beyond(&idp, 1).await, "a background refresh is running");
+    idp.set_failure(IdpFailure::None);
+}
+
+#[tokio::test]
+async fn a_cold_start_with_a_hanging_provider_answers_503_within_the_bound() {
+    let idp = TestIdp::start().await;
+    idp.set_failure(IdpFailure::Hang);
+    let app = app(idp.auth_builder().build().unwrap());
+    let token = idp.token().sign();
+    // The default bound is 2 s.
+    let started = std::time::Instant::now();
+    let reply = common::get(&app, "/me", Some(&token)).await;
+    let waited = started.elapsed();
+    assert_eq!(reply.status, 503, "{reply:?}");
+    assert_eq!(reply.headers["retry-after"], "1");
+    assert!(
+        waited >= Duration::from_millis(1900) && waited < Duration::from_secs(4),
+        "waited {waited:?}"
+    );
+    // A shorter configured bound is honoured too.
+    let app = app_with_wait(&idp, Duration::from_millis(300));
+    let started = std::time::Instant::now();
+    assert_eq!(common::get(&app, "/me", Some(&token)).await.status, 503);
+    assert!(
+        started.elapsed() < Duration::from_millis(1500),
+        "{:?}",
+        started.elapsed()
+    );
+    // The fetch went on: once the provider answers, keys arrive.
+    idp.set_failure(IdpFailure::None);
+    let mut status = http::StatusCode::SERVICE_UNAVAILABLE;
+    for _ in 0..100 {
+        status = common::get(&app, "/me", Some(&token)).await.status;
+        if status == 200 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(status, 200);
+}
+
+fn app_with_wait(idp: &TestIdp, wait: Duration) -> Router {
+    app(idp.auth_builder().max_key_wait(wait).build().unwrap())
 }
 
 #[tokio::test]
@@ -304,7 +390,7 @@ async fn provider_down_at_start_gives_503_then_recovers() {
     assert!(reply.headers.contains_key("retry-after"));
     assert_eq!(reply.json()["error"], "temporarily_unavailable");
     idp.set_failure(IdpFailure::None);
-    // Bounded wait for recovery: the failure backoff is 200 ms.
+    // Bounded wait for recovery: the failure backoff starts at 200 ms.
     let mut status = reply.status;
     for _ in 0..50 {
         tokio::time::sleep(Duration::from_millis(50)).await;
@@ -315,6 +401,42 @@ async fn provider_down_at_start_gives_503_then_recovers() {
         assert_eq!(status, 503);
     }
     assert_eq!(status, 200, "recovered once the provider answered");
+}
+
+#[tokio::test]
+async fn after_a_long_outage_the_first_request_is_served_within_about_a_second() {
+    let idp = TestIdp::start().await;
+    idp.set_failure(IdpFailure::Error);
+    // Default backoff (0.5 s doubling, capped at 1 s); quick failing attempts.
+    let app = app(idp.auth_builder().http_retries(0).build().unwrap());
+    let token = idp.token().sign();
+    // 3 s of outage with steady traffic: the provider is asked about once a
+    // second, not once per request.
+    let outage = std::time::Instant::now();
+    let mut requests = 0;
+    while outage.elapsed() < Duration::from_secs(3) {
+        assert_eq!(common::get(&app, "/me", Some(&token)).await.status, 503);
+        requests += 1;
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let asked = idp.jwks_fetches() + idp.discovery_fetches();
+    assert!(
+        requests > 50 && asked <= 6,
+        "{requests} requests, provider asked {asked} times"
+    );
+    idp.set_failure(IdpFailure::None);
+    let recovered = std::time::Instant::now();
+    let mut status = http::StatusCode::SERVICE_UNAVAILABLE;
+    while status != 200 && recovered.elapsed() < Duration::from_secs(5) {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        status = common::get(&app, "/me", Some(&token)).await.status;
+    }
+    assert_eq!(status, 200);
+    assert!(
+        recovered.elapsed() < Duration::from_millis(1500),
+        "recovery took {:?}",
+        recovered.elapsed()
+    );
 }
 
 #[tokio::test]

@@ -287,17 +287,37 @@ impl JwksAuthBuilder {
         self
     }
 
-    /// How long past `max_age` the last good keys keep serving while the
-    /// provider fails (default 24 h).
+    /// How long past `max_age` the last good keys keep serving (default 24 h).
+    /// Within it, requests are answered at once from the stale keys while one
+    /// background refresh runs (stale-while-revalidate), so a slow or failing
+    /// provider never makes a request that has a usable key wait.
     pub fn max_staleness(mut self, max_staleness: Duration) -> Self {
         self.cache.max_staleness = max_staleness;
         self
     }
 
-    /// After a failed fetch, how long before the next attempt (default 5 s);
-    /// also the `Retry-After` of 503 responses while no keys are known.
+    /// The first pause after a failed fetch (default 0.5 s). Each further
+    /// consecutive failure doubles it, up to
+    /// [`max_retry_backoff`](Self::max_retry_backoff); a success resets it. While
+    /// no keys are known, 503 responses carry the time left as `Retry-After`.
     pub fn retry_failed_fetch_after(mut self, backoff: Duration) -> Self {
-        self.cache.failure_backoff = backoff;
+        self.cache.backoff.initial = backoff;
+        self
+    }
+
+    /// The longest pause between fetch attempts while the provider keeps
+    /// failing (default 1 s: the first request after an outage is served
+    /// within about a second; one fetch per second is no load for a provider).
+    pub fn max_retry_backoff(mut self, max: Duration) -> Self {
+        self.cache.backoff.max = max;
+        self
+    }
+
+    /// How long a request waits for keys when none are usable: at start, or
+    /// for an unknown `kid` (default 2 s). After that it is answered 503 with
+    /// `Retry-After` while the fetch goes on for later requests.
+    pub fn max_key_wait(mut self, wait: Duration) -> Self {
+        self.cache.max_wait = wait;
         self
     }
 
@@ -364,11 +384,16 @@ impl JwksAuthBuilder {
                 reason: "the allowlist is empty".into(),
             });
         }
-        if self.cache.max_age.is_zero() {
-            return Err(ConfigError::Invalid {
-                setting: "max_age",
-                reason: "must be positive".into(),
-            });
+        for (setting, value) in [
+            ("max_age", self.cache.max_age),
+            ("retry_failed_fetch_after", self.cache.backoff.initial),
+        ] {
+            if value.is_zero() {
+                return Err(ConfigError::Invalid {
+                    setting,
+                    reason: "must be positive".into(),
+                });
+            }
         }
         let source = match &self.jwks_url {
             Some(url) => KeySource::Jwks(parse_url("jwks_url", url)?),

@@ -1,9 +1,12 @@
 //! The key-set cache: lock-free reads, single-flight refreshes, refresh-ahead,
-//! an unknown-`kid` cooldown, and stale-if-error.
+//! stale-while-revalidate, an unknown-`kid` cooldown, and failure backoff.
 //!
 //! Reads load an `Arc` snapshot (`ArcSwap`); no request ever waits on a lock
-//! held across I/O. A refresh runs as one spawned task whose result every
-//! concurrent waiter shares, so N cold requests cause one fetch.
+//! held across I/O, and no request that has a usable key waits for a fetch.
+//! A refresh runs as one spawned task whose result every concurrent waiter
+//! shares, so N cold requests cause one fetch: before starting one, the
+//! snapshot is re-checked under the lock (double-checked locking), since a
+//! fetch may have finished between a request's read and its lock.
 
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
@@ -15,6 +18,7 @@ use url::Url;
 
 use super::algorithm::{Algorithm, AlgorithmSet};
 use super::jwk::{KeySet, Lookup, VerifyingKey};
+use crate::backoff::{Backoff, FailureState, retry_after};
 use crate::fetch::{FetchError, Fetcher, discover_document};
 use crate::rejection::AuthError;
 
@@ -25,10 +29,14 @@ pub(crate) struct CachePolicy {
     pub(crate) max_age: Duration,
     /// Minimum time between refetches caused by unknown `kid`s.
     pub(crate) cooldown: Duration,
-    /// How long past `max_age` the last good keys may serve while refreshes fail.
+    /// How long past `max_age` the last good keys keep serving (at once,
+    /// while a background refresh runs or fails).
     pub(crate) max_staleness: Duration,
-    /// After a failed fetch, how long before another is attempted.
-    pub(crate) failure_backoff: Duration,
+    /// Pauses between fetch attempts after failures.
+    pub(crate) backoff: Backoff,
+    /// How long a request with no usable key waits for a fetch before it is
+    /// answered 503 (the fetch goes on).
+    pub(crate) max_wait: Duration,
 }
 
 impl Default for CachePolicy {
@@ -37,7 +45,8 @@ impl Default for CachePolicy {
             max_age: Duration::from_secs(600),
             cooldown: Duration::from_secs(30),
             max_staleness: Duration::from_secs(24 * 3600),
-            failure_backoff: Duration::from_secs(5),
+            backoff: Backoff::default(),
+            max_wait: Duration::from_secs(2),
         }
     }
 }
@@ -64,7 +73,17 @@ type SharedRefresh = Shared<BoxFuture<'static, Result<Arc<Snapshot>, FetchError>
 struct RefreshState {
     inflight: Option<SharedRefresh>,
     last_unknown_kid_refresh: Option<Instant>,
-    last_failure: Option<Instant>,
+    failure: FailureState,
+}
+
+/// What asking for a refresh led to.
+enum Refresh {
+    /// A fetch is running (just started, or shared with others).
+    Running(SharedRefresh),
+    /// Newer keys than the caller saw were installed in the meantime.
+    Installed(Arc<Snapshot>),
+    /// Backing off after failures: no fetch for this long.
+    BackingOff(Duration),
 }
 
 /// The answer to "which key verifies this token?": ready now (the common
@@ -74,19 +93,32 @@ pub(crate) enum KeyAnswer {
     Wait(BoxFuture<'static, Result<Arc<VerifyingKey>, AuthError>>),
 }
 
+#[cfg(test)]
+type PauseHook = Box<dyn Fn(&KeyStore) + Send + Sync>;
+
 pub(crate) struct KeyStore {
     source: KeySource,
     fetcher: Fetcher,
     allowed: AlgorithmSet,
     policy: CachePolicy,
+    /// Only stored with `refresh` locked, so a snapshot loaded under that lock
+    /// is the last one installed.
     current: ArcSwapOption<Snapshot>,
     jwks_uri: ArcSwapOption<Url>,
     refresh: Mutex<RefreshState>,
     generations: std::sync::atomic::AtomicU64,
+    /// Runs between a request's snapshot read and its locked re-check, so
+    /// tests can finish a fetch exactly there.
+    #[cfg(test)]
+    pause_after_read: Mutex<Option<PauseHook>>,
 }
 
 fn unknown_key() -> AuthError {
     AuthError::invalid_token("unknown signing key")
+}
+
+fn unavailable(wait: Duration) -> AuthError {
+    AuthError::unavailable("signing keys are unavailable", retry_after(wait))
 }
 
 fn lookup(snapshot: &Snapshot, kid: Option<&str>, alg: Algorithm) -> Result<Arc<VerifyingKey>, AuthError> {
@@ -109,6 +141,8 @@ impl KeyStore {
             jwks_uri: ArcSwapOption::empty(),
             refresh: Mutex::new(RefreshState::default()),
             generations: std::sync::atomic::AtomicU64::new(1),
+            #[cfg(test)]
+            pause_after_read: Mutex::new(None),
         }
     }
 
@@ -123,135 +157,158 @@ impl KeyStore {
     pub(crate) fn prefetch(self: &Arc<Self>) {
         if tokio::runtime::Handle::try_current().is_ok() {
             let mut state = self.state();
-            drop(self.refresh_locked(&mut state, Instant::now()));
+            drop(self.refresh_locked(&mut state, Instant::now(), None));
         }
     }
 
-    /// Whether `key` is still in the current key set (for cached tokens).
-    /// Cached tokens skip `key_for`, so this also keeps the key set fresh:
-    /// past ¾ of `max_age` it starts a background refresh (never waits).
+    fn age(snapshot: &Snapshot, now: Instant) -> Duration {
+        now.saturating_duration_since(snapshot.fetched_at)
+    }
+
+    /// Keys serve until `max_age + max_staleness`; past `max_age` only while
+    /// a refresh is attempted in the background.
+    fn usable(&self, snapshot: &Snapshot, now: Instant) -> bool {
+        Self::age(snapshot, now) < self.policy.max_age.saturating_add(self.policy.max_staleness)
+    }
+
+    /// From three quarters of `max_age` on, every use of the keys makes sure
+    /// a refresh is running (or backing off), without waiting for it.
+    fn refresh_if_aging(self: &Arc<Self>, snapshot: &Snapshot, now: Instant) {
+        if Self::age(snapshot, now) >= self.policy.max_age / 4 * 3 {
+            let mut state = self.state();
+            drop(self.refresh_locked(&mut state, now, Some(snapshot.generation)));
+        }
+    }
+
+    /// Whether `key` is still in the current, usable key set (for cached
+    /// tokens). Cached tokens skip `key_for`, so this also keeps the key set
+    /// fresh.
     pub(crate) fn still_trusts(self: &Arc<Self>, key: &VerifyingKey) -> bool {
         let current = self.current.load();
         let Some(snapshot) = current.as_ref() else {
             return false;
         };
         let now = Instant::now();
-        if now.saturating_duration_since(snapshot.fetched_at) >= self.policy.max_age / 4 * 3 {
-            let mut state = self.state();
-            drop(self.refresh_locked(&mut state, now));
+        if !self.usable(snapshot, now) {
+            return false;
         }
+        self.refresh_if_aging(snapshot, now);
         // Same version: the key is in it by construction.
         key.generation == snapshot.generation || snapshot.keys.still_has(key)
     }
 
-    /// Finds the key for a token's `kid` and `alg`.
+    /// Finds the key for a token's `kid` and `alg`. Never waits while usable
+    /// keys are known (stale-while-revalidate); otherwise waits at most
+    /// `max_wait` for a fetch.
     pub(crate) fn key_for(self: &Arc<Self>, kid: Option<&str>, alg: Algorithm) -> KeyAnswer {
         let now = Instant::now();
-        let Some(snapshot) = self.current.load_full() else {
-            return self.after_refresh(now, kid, alg, None);
-        };
-        let age = now.saturating_duration_since(snapshot.fetched_at);
-        if age >= self.policy.max_age {
-            return self.after_refresh(now, kid, alg, Some(snapshot));
-        }
-        if age >= self.policy.max_age / 4 * 3 {
-            // Refresh ahead of expiry so no request has to wait for it.
-            let mut state = self.state();
-            drop(self.refresh_locked(&mut state, now));
-        }
-        match snapshot.keys.find(kid, alg) {
-            Lookup::Unknown => self.on_unknown_kid(now, kid, alg),
-            _ => KeyAnswer::Ready(lookup(&snapshot, kid, alg)),
+        let snapshot = self.current.load_full();
+        #[cfg(test)]
+        self.pause_after_read();
+        match snapshot {
+            Some(snapshot) if self.usable(&snapshot, now) => {
+                self.refresh_if_aging(&snapshot, now);
+                match snapshot.keys.find(kid, alg) {
+                    Lookup::Unknown => self.on_unknown_kid(now, kid, alg, &snapshot),
+                    _ => KeyAnswer::Ready(lookup(&snapshot, kid, alg)),
+                }
+            }
+            seen => self.without_usable_keys(now, kid, alg, seen.map(|s| s.generation)),
         }
     }
 
     /// An unknown kid may mean the provider rotated: refetch, at most once
     /// per cooldown for everyone, sharing an in-flight refresh.
-    fn on_unknown_kid(self: &Arc<Self>, now: Instant, kid: Option<&str>, alg: Algorithm) -> KeyAnswer {
+    fn on_unknown_kid(self: &Arc<Self>, now: Instant, kid: Option<&str>, alg: Algorithm, seen: &Snapshot) -> KeyAnswer {
         let mut state = self.state();
-        let refresh = match &state.inflight {
-            Some(inflight) => inflight.clone(),
-            None => {
-                let cooled = state
-                    .last_unknown_kid_refresh
-                    .is_none_or(|at| now.saturating_duration_since(at) >= self.policy.cooldown);
-                if !cooled {
-                    return KeyAnswer::Ready(Err(unknown_key()));
-                }
-                let Some(refresh) = self.refresh_locked(&mut state, now) else {
-                    return KeyAnswer::Ready(Err(unknown_key()));
-                };
-                state.last_unknown_kid_refresh = Some(now);
-                refresh
+        let cooled = state
+            .last_unknown_kid_refresh
+            .is_none_or(|at| now.saturating_duration_since(at) >= self.policy.cooldown);
+        let joining = state.inflight.is_some();
+        let refresh = if joining || cooled {
+            self.refresh_locked(&mut state, now, Some(seen.generation))
+        } else {
+            match self.newer_than(Some(seen.generation)) {
+                Some(newer) => Refresh::Installed(newer),
+                None => return KeyAnswer::Ready(Err(unknown_key())),
             }
         };
+        let refresh = match refresh {
+            Refresh::Installed(newer) => return KeyAnswer::Ready(lookup(&newer, kid, alg)),
+            // We have keys and the provider is failing: this kid is not among them.
+            Refresh::BackingOff(_) => return KeyAnswer::Ready(Err(unknown_key())),
+            Refresh::Running(refresh) => refresh,
+        };
+        if !joining {
+            state.last_unknown_kid_refresh = Some(now);
+        }
         drop(state);
         let kid = kid.map(str::to_owned);
+        let wait = self.policy.max_wait;
         KeyAnswer::Wait(Box::pin(async move {
-            match refresh.await {
-                Ok(snapshot) => lookup(&snapshot, kid.as_deref(), alg),
-                // The provider is down but we have keys: this kid is not among them.
-                Err(_) => Err(unknown_key()),
+            match tokio::time::timeout(wait, refresh).await {
+                Ok(Ok(snapshot)) => lookup(&snapshot, kid.as_deref(), alg),
+                Ok(Err(_)) => Err(unknown_key()),
+                // The provider is slow: we cannot tell yet whether the kid is real.
+                Err(_) => Err(unavailable(Duration::ZERO)),
             }
         }))
     }
 
-    /// No keys yet, or keys past `max_age`: refresh and look up in the new
-    /// set; on failure fall back to `stale` while within `max_staleness`.
-    fn after_refresh(
+    /// No keys yet, or keys past `max_age + max_staleness`: wait for a fetch,
+    /// at most `max_wait`; the fetch goes on for later requests after that.
+    fn without_usable_keys(
         self: &Arc<Self>,
         now: Instant,
         kid: Option<&str>,
         alg: Algorithm,
-        stale: Option<Arc<Snapshot>>,
+        seen: Option<u64>,
     ) -> KeyAnswer {
         let refresh = {
             let mut state = self.state();
-            self.refresh_locked(&mut state, now)
+            self.refresh_locked(&mut state, now, seen)
         };
-        let usable_stale = stale
-            .filter(|s| now.saturating_duration_since(s.fetched_at) < self.policy.max_age + self.policy.max_staleness);
-        let Some(refresh) = refresh else {
-            // In failure backoff: no fetch now.
-            return KeyAnswer::Ready(match &usable_stale {
-                Some(stale) => lookup(stale, kid, alg),
-                None => Err(self.unavailable(now)),
-            });
+        let refresh = match refresh {
+            Refresh::Installed(newer) => return KeyAnswer::Ready(lookup(&newer, kid, alg)),
+            Refresh::BackingOff(wait) => return KeyAnswer::Ready(Err(unavailable(wait))),
+            Refresh::Running(refresh) => refresh,
         };
         let store = Arc::clone(self);
         let kid = kid.map(str::to_owned);
         KeyAnswer::Wait(Box::pin(async move {
-            match refresh.await {
-                Ok(snapshot) => lookup(&snapshot, kid.as_deref(), alg),
-                Err(_) => match &usable_stale {
-                    Some(stale) => lookup(stale, kid.as_deref(), alg),
-                    None => Err(store.unavailable(Instant::now())),
-                },
+            match tokio::time::timeout(store.policy.max_wait, refresh).await {
+                Ok(Ok(snapshot)) => lookup(&snapshot, kid.as_deref(), alg),
+                Ok(Err(_)) => Err(unavailable(store.backoff_left())),
+                Err(_) => Err(unavailable(Duration::ZERO)),
             }
         }))
     }
 
-    fn unavailable(&self, now: Instant) -> AuthError {
-        let last_failure = self.state().last_failure;
-        let wait = last_failure.map_or(self.policy.failure_backoff, |at| {
-            self.policy
-                .failure_backoff
-                .saturating_sub(now.saturating_duration_since(at))
-        });
-        AuthError::unavailable("signing keys are unavailable", wait.max(Duration::from_secs(1)))
+    fn backoff_left(&self) -> Duration {
+        self.state().failure.waiting(Instant::now()).unwrap_or_default()
     }
 
-    /// The in-flight refresh, or a new one; `None` while backing off after a
-    /// failure. Called with the state lock held; spawns, never awaits.
-    fn refresh_locked(self: &Arc<Self>, state: &mut RefreshState, now: Instant) -> Option<SharedRefresh> {
-        if let Some(inflight) = &state.inflight {
-            return Some(inflight.clone());
+    /// The installed snapshot, if it is not the one the caller saw. Called
+    /// with the state lock held: installs happen under it, so the answer
+    /// cannot go stale before the lock is released.
+    fn newer_than(&self, seen: Option<u64>) -> Option<Arc<Snapshot>> {
+        self.current
+            .load_full()
+            .filter(|current| Some(current.generation) != seen)
+    }
+
+    /// Double-checked start of a refresh: newer keys than the caller saw
+    /// (a fetch finished between its read and this lock), else the in-flight
+    /// refresh, else a new one unless backing off. Spawns, never awaits.
+    fn refresh_locked(self: &Arc<Self>, state: &mut RefreshState, now: Instant, seen: Option<u64>) -> Refresh {
+        if let Some(newer) = self.newer_than(seen) {
+            return Refresh::Installed(newer);
         }
-        if state
-            .last_failure
-            .is_some_and(|at| now.saturating_duration_since(at) < self.policy.failure_backoff)
-        {
-            return None;
+        if let Some(inflight) = &state.inflight {
+            return Refresh::Running(inflight.clone());
+        }
+        if let Some(wait) = state.failure.waiting(now) {
+            return Refresh::BackingOff(wait);
         }
         let store = Arc::clone(self);
         let refresh: BoxFuture<'static, _> = match tokio::runtime::Handle::try_current() {
@@ -266,7 +323,7 @@ impl KeyStore {
         };
         let shared = refresh.shared();
         state.inflight = Some(shared.clone());
-        Some(shared)
+        Refresh::Running(shared)
     }
 
     async fn fetch_and_install(self: Arc<Self>) -> Result<Arc<Snapshot>, FetchError> {
@@ -277,14 +334,22 @@ impl KeyStore {
             Ok(snapshot) => {
                 tracing::debug!(keys = snapshot.keys.len(), "signing keys refreshed");
                 self.current.store(Some(Arc::clone(snapshot)));
-                state.last_failure = None;
+                state.failure.succeeded();
             }
             Err(error) => {
+                state.failure.failed(&self.policy.backoff, Instant::now());
                 tracing::warn!(%error, "fetching signing keys failed; keeping the last good keys");
-                state.last_failure = Some(Instant::now());
             }
         }
         result
+    }
+
+    #[cfg(test)]
+    fn pause_after_read(&self) {
+        let hook = self.pause_after_read.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(hook) = hook.as_ref() {
+            hook(self);
+        }
     }
 
     async fn fetch(&self) -> Result<Snapshot, FetchError> {
@@ -310,5 +375,120 @@ impl KeyStore {
             fetched_at: Instant::now(),
             generation,
         })
+    }
+}
+
+#[cfg(all(test, feature = "testing"))]
+mod tests {
+    //! The single-flight races, forced: a hook pauses a request between its
+    //! snapshot read and its locked re-check while the test finishes a fetch.
+
+    use std::sync::Arc;
+    use std::time::{Duration, Instant};
+
+    use super::*;
+    use crate::fetch::FetchPolicy;
+    use crate::testing::{IdpFailure, TestIdp};
+
+    fn store_for(idp: &TestIdp, policy: CachePolicy) -> Arc<KeyStore> {
+        let url = Url::parse(&idp.jwks_url()).unwrap();
+        let fetcher = Fetcher::new(FetchPolicy::default()).unwrap();
+        let allowed: AlgorithmSet = Algorithm::ALL.into_iter().collect();
+        Arc::new(KeyStore::new(KeySource::Jwks(url), fetcher, allowed, policy))
+    }
+
+    fn kid_and_alg(token: &str) -> (Option<String>, Algorithm) {
+        let jws = super::super::verify::parse(token, Algorithm::ALL.into_iter().collect()).unwrap();
+        (jws.kid.clone(), jws.alg)
+    }
+
+    async fn wait_for_fetches(idp: &TestIdp, count: usize) {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while idp.jwks_fetches() < count && Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        assert_eq!(idp.jwks_fetches(), count, "the provider saw the fetch");
+    }
+
+    /// While paused, lets the hanging provider answer and waits (bounded)
+    /// until the keys it returned are installed.
+    fn finish_fetch_during_pause(store: &KeyStore, idp: Arc<TestIdp>) {
+        let before = store.current.load().as_ref().map(|s| s.generation);
+        *store.pause_after_read.lock().unwrap() = Some(Box::new(move |store: &KeyStore| {
+            idp.set_failure(IdpFailure::None);
+            let deadline = Instant::now() + Duration::from_secs(5);
+            while store.current.load().as_ref().map(|s| s.generation) == before && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(2));
+            }
+        }));
+    }
+
+    /// Runs `key_for` on a blocking thread, so the paused request does not
+    /// hold a runtime worker the fetch needs.
+    async fn key_for_paused(store: &Arc<KeyStore>, kid: Option<String>, alg: Algorithm) -> KeyAnswer {
+        let store = Arc::clone(store);
+        tokio::task::spawn_blocking(move || store.key_for(kid.as_deref(), alg))
+            .await
+            .unwrap()
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_cold_request_that_reads_before_a_fetch_finishes_does_not_start_another() {
+        let idp = Arc::new(TestIdp::start().await);
+        let store = store_for(&idp, CachePolicy::default());
+        let (kid, alg) = kid_and_alg(&idp.token().sign());
+        idp.set_failure(IdpFailure::Hang);
+        // The first cold request starts a fetch, which hangs.
+        let KeyAnswer::Wait(first) = store.key_for(kid.as_deref(), alg) else {
+            panic!("a cold request waits for keys");
+        };
+        let first = tokio::spawn(first);
+        wait_for_fetches(&idp, 1).await;
+        // The second reads "no keys"; the fetch finishes before it locks.
+        finish_fetch_during_pause(&store, Arc::clone(&idp));
+        let second = key_for_paused(&store, kid, alg).await;
+        assert!(
+            matches!(second, KeyAnswer::Ready(Ok(_))),
+            "the re-check under the lock finds the new keys"
+        );
+        assert!(first.await.unwrap().is_ok());
+        assert_eq!(idp.jwks_fetches(), 1, "one fetch for both requests");
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_unknown_kid_request_that_reads_before_a_refresh_finishes_uses_its_keys() {
+        let idp = Arc::new(TestIdp::start().await);
+        let store = store_for(
+            &idp,
+            CachePolicy {
+                cooldown: Duration::from_secs(60),
+                ..CachePolicy::default()
+            },
+        );
+        let (kid, alg) = kid_and_alg(&idp.token().sign());
+        let KeyAnswer::Wait(prime) = store.key_for(kid.as_deref(), alg) else {
+            panic!("a cold request waits for keys");
+        };
+        assert!(prime.await.is_ok());
+        let new_kid = idp.rotate();
+        let (kid, alg) = kid_and_alg(&idp.token().sign());
+        assert_eq!(kid.as_deref(), Some(new_kid.as_str()));
+        idp.set_failure(IdpFailure::Hang);
+        // The first request with the new kid starts the cooldown and a refresh.
+        let KeyAnswer::Wait(first) = store.key_for(kid.as_deref(), alg) else {
+            panic!("an unknown kid waits for a refresh");
+        };
+        let first = tokio::spawn(first);
+        wait_for_fetches(&idp, 2).await;
+        // The second saw the old keys; the refresh installs the new ones
+        // before it locks, inside the cooldown.
+        finish_fetch_during_pause(&store, Arc::clone(&idp));
+        let second = key_for_paused(&store, kid, alg).await;
+        assert!(
+            matches!(second, KeyAnswer::Ready(Ok(_))),
+            "the re-check under the lock finds the rotated key"
+        );
+        assert!(first.await.unwrap().is_ok());
+        assert_eq!(idp.jwks_fetches(), 2, "no extra fetch");
     }
 }
