@@ -62,7 +62,9 @@ mod damper {
     }
 
     /// Remembers upstream failures per key (bounded), so a failing upstream
-    /// is asked at most once per backoff step for each key.
+    /// is asked at most once per backoff step for each key. Clones share
+    /// their memory.
+    #[derive(Clone)]
     pub(crate) struct FailureDamper<K> {
         backoff: Backoff,
         failures: moka::sync::Cache<K, Failure>,

@@ -36,6 +36,7 @@ use serde_json::{Map, Value};
 use tokio::sync::OnceCell;
 use url::Url;
 
+use crate::backoff::{Backoff, FailureDamper};
 use crate::error::ConfigError;
 use crate::fetch::{FetchPolicy, Fetcher, check_url, discover_document, parse_url};
 use crate::layer::{AuthLayer, Authentication, Authenticator, RequestHead};
@@ -88,6 +89,8 @@ struct Inner {
     ttl: Duration,
     active: Cache<[u8; 32], Cached>,
     inactive: Cache<[u8; 32], ()>,
+    /// While the endpoint fails for a token, its last error is answered again.
+    failures: FailureDamper<[u8; 32]>,
 }
 
 /// Checks tokens at an RFC 7662 introspection endpoint. Cheap to clone.
@@ -143,9 +146,15 @@ impl Inner {
         if self.inactive.contains_key(&key) {
             return Err(AuthError::invalid_token("token is not active"));
         }
+        self.failures.check(&key)?;
+        let introspect = async {
+            let outcome = self.introspect(credential, key).await;
+            self.failures.record(&key, &outcome);
+            outcome
+        };
         let cached = self
             .active
-            .try_get_with(key, self.introspect(credential, key))
+            .try_get_with(key, introspect)
             .await
             .map_err(|error| (*error).clone())?;
         // An entry may outlive `exp` by less than a second of cache timing; re-check.
@@ -405,6 +414,7 @@ impl IntrospectionBuilder {
                 .max_capacity(self.capacity)
                 .time_to_live(self.negative_ttl)
                 .build(),
+            failures: FailureDamper::new(Backoff::default(), self.capacity),
         };
         Ok(AuthLayer::new(IntrospectionAuthenticator { inner: Arc::new(inner) }))
     }

@@ -200,8 +200,15 @@ async fn identity_failures_are_upstream_errors_not_401() {
     team.set_failure(tower_authkit::testing::IdpFailure::Error);
     let error = auth.identity(&token).await.unwrap_err();
     assert!(matches!(error.status().as_u16(), 502 | 503), "{error:?}");
+    // Damped while failing: the identity service is not asked per call.
+    let before = team.identity_fetches();
+    for _ in 0..20 {
+        assert!(auth.identity(&token).await.is_err());
+    }
+    assert_eq!(team.identity_fetches(), before, "answered from the backoff");
     team.set_failure(tower_authkit::testing::IdpFailure::None);
-    // Failures were not cached.
+    // Failures were not cached as verdicts: after the backoff (0.5 s) it is asked again.
+    tokio::time::sleep(std::time::Duration::from_millis(600)).await;
     assert_eq!(
         auth.identity(&token).await.unwrap().email.as_deref(),
         Some("user@example.com")

@@ -74,8 +74,16 @@ async fn upstream_failures_are_503_and_not_cached() {
     let reply = common::get(&app, "/me", Some(&token)).await;
     assert_eq!(reply.status, 503, "{reply:?}");
     assert!(reply.headers.contains_key("retry-after"));
+    // Damped while failing: about one introspection a second for this token.
+    let before = idp.introspections();
+    let (reply, sent) = common::get_until(&app, "/me", Some(&token), 200, Duration::from_secs(2)).await;
+    assert_eq!(reply.status, 503);
+    assert_eq!(reply.headers["retry-after"], "1", "the time left of the backoff");
+    let asked = idp.introspections() - before;
+    assert!(sent > 40 && asked <= 3, "{sent} requests, {asked} introspections");
     idp.set_failure(IdpFailure::None);
-    assert_eq!(common::get(&app, "/me", Some(&token)).await.status, 200);
+    let (reply, _) = common::get_until(&app, "/me", Some(&token), 200, Duration::from_secs(3)).await;
+    assert_eq!(reply.status, 200, "recovered: the failure was not cached as a verdict");
     // Wrong client credentials are an upstream problem, not the caller's.
     let wrong_client = IntrospectionLayer::builder()
         .endpoint(format!("{}/introspect", idp.issuer()))

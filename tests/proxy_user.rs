@@ -86,7 +86,7 @@ async fn extractors_map_missing_invalid_denied_and_upstream_failures() {
 }
 
 #[tokio::test]
-async fn upstream_failures_are_502_and_never_cached() {
+async fn upstream_failures_are_502_and_damped_not_cached() {
     let idp = TestIdp::start().await;
     let app = app(layer(&idp));
     idp.set_failure(IdpFailure::Error);
@@ -95,15 +95,36 @@ async fn upstream_failures_are_502_and_never_cached() {
         assert_eq!(reply.status, 502, "{path}: {reply:?}");
         assert_eq!(reply.json()["error"], "upstream_error");
     }
+    // While it keeps failing, the upstream is asked about once a second for
+    // this token, not once per request.
     let calls = idp.proxy_me_calls();
+    let (reply, sent) = common::get_until(&app, "/v1/me", Some(GOOD), 200, Duration::from_secs(2)).await;
+    assert_eq!(reply.status, 502);
+    let asked = idp.proxy_me_calls() - calls;
+    assert!(
+        sent > 40 && asked <= 3,
+        "{sent} requests asked the upstream {asked} times"
+    );
+    // Once it answers again, the next attempt succeeds: failures were not
+    // cached as verdicts, and the first request after recovery is served
+    // within about a second.
     idp.set_failure(IdpFailure::None);
-    assert_eq!(get_with(&app, "/v1/me", Some(GOOD)).await.status, 200);
-    assert_eq!(idp.proxy_me_calls(), calls + 1, "the failure was not cached");
-    // A permission answer that failed is asked again too.
+    let calls = idp.proxy_me_calls();
+    let started = std::time::Instant::now();
+    let (reply, _) = common::get_until(&app, "/v1/me", Some(GOOD), 200, Duration::from_secs(3)).await;
+    assert_eq!(reply.status, 200, "{reply:?}");
+    assert!(
+        started.elapsed() < Duration::from_millis(1500),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(idp.proxy_me_calls(), calls + 1, "one call after recovery");
+    // A permission answer that failed is asked again too, after its backoff.
     idp.set_failure(IdpFailure::Error);
     assert_eq!(get_with(&app, "/v1/audit", Some(GOOD)).await.status, 502);
     idp.set_failure(IdpFailure::None);
-    assert_eq!(get_with(&app, "/v1/audit", Some(GOOD)).await.status, 200);
+    let (reply, _) = common::get_until(&app, "/v1/audit", Some(GOOD), 200, Duration::from_secs(3)).await;
+    assert_eq!(reply.status, 200, "{reply:?}");
 }
 
 #[tokio::test]

@@ -10,6 +10,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use url::Url;
 
+use crate::backoff::{Backoff, FailureDamper};
 use crate::fetch::{FetchError, Fetcher};
 use crate::rejection::AuthError;
 
@@ -108,6 +109,8 @@ pub struct CfIdentityClient {
     fetcher: Fetcher,
     url: Url,
     cache: Cache<[u8; 32], Arc<CfIdentity>>,
+    /// While lookups fail for a token, its last error is answered again.
+    failures: FailureDamper<[u8; 32]>,
 }
 
 impl std::fmt::Debug for CfIdentityClient {
@@ -124,6 +127,7 @@ impl CfIdentityClient {
             fetcher,
             url,
             cache: Cache::builder().max_capacity(capacity).time_to_live(ttl).build(),
+            failures: FailureDamper::new(Backoff::default(), capacity),
         }
     }
 
@@ -133,8 +137,14 @@ impl CfIdentityClient {
         let cookie = HeaderValue::try_from(format!("CF_Authorization={token}"))
             .map_err(|_| AuthError::invalid_request("malformed Cloudflare Access token"))?;
         let key = crate::token::digest(self.url.as_str(), token);
+        self.failures.check(&key)?;
+        let fetch = async {
+            let outcome = self.fetch(cookie).await;
+            self.failures.record(&key, &outcome);
+            outcome
+        };
         self.cache
-            .try_get_with(key, self.fetch(cookie))
+            .try_get_with(key, fetch)
             .await
             .map_err(|error| (*error).clone())
     }

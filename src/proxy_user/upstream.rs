@@ -12,6 +12,7 @@ use url::Url;
 
 use super::ProxySession;
 use super::user::ProxyUser;
+use crate::backoff::{Backoff, FailureDamper};
 use crate::fetch::{FetchError, Fetcher, check_url};
 use crate::layer::RequestHead;
 use crate::principal::Principal;
@@ -83,6 +84,10 @@ pub(crate) struct ProxyClient {
     users: Cache<[u8; 32], Principal>,
     invalid: Cache<[u8; 32], ()>,
     permissions: Cache<([u8; 32], Arc<str>), bool>,
+    /// While the upstream fails for a token (or a token's permission), its
+    /// last error is answered again instead of asking per request.
+    user_failures: FailureDamper<[u8; 32]>,
+    permission_failures: FailureDamper<([u8; 32], Arc<str>)>,
 }
 
 fn upstream_failed(error: FetchError) -> AuthError {
@@ -116,6 +121,8 @@ impl ProxyClient {
                 .max_capacity(capacity)
                 .time_to_live(settings.ttl)
                 .build(),
+            user_failures: FailureDamper::new(Backoff::default(), capacity),
+            permission_failures: FailureDamper::new(Backoff::default(), capacity),
             settings,
         }
     }
@@ -141,8 +148,14 @@ impl ProxyClient {
         if self.invalid.contains_key(&key) {
             return Err(AuthError::invalid_token("invalid token"));
         }
+        self.user_failures.check(&key)?;
+        let fetch = async {
+            let outcome = self.fetch_user(base, credential, key).await;
+            self.user_failures.record(&key, &outcome);
+            outcome
+        };
         self.users
-            .try_get_with(key, self.fetch_user(base, credential, key))
+            .try_get_with(key, fetch)
             .await
             .map_err(|error| (*error).clone())
     }
@@ -190,11 +203,15 @@ impl ProxyClient {
 
     /// Whether the session's user has `permission` (validated by the caller).
     pub(crate) async fn permission(&self, session: &ProxySession, permission: &Arc<str>) -> Result<bool, AuthError> {
+        let key = (session.key, Arc::clone(permission));
+        self.permission_failures.check(&key)?;
+        let fetch = async {
+            let outcome = self.fetch_permission(session, permission).await;
+            self.permission_failures.record(&key, &outcome);
+            outcome
+        };
         self.permissions
-            .try_get_with(
-                (session.key, Arc::clone(permission)),
-                self.fetch_permission(session, permission),
-            )
+            .try_get_with(key.clone(), fetch)
             .await
             .map_err(|error| (*error).clone())
     }

@@ -48,3 +48,24 @@ pub async fn send(app: &Router, request: Request<Body>) -> Reply {
         body: String::from_utf8_lossy(&bytes).into_owned(),
     }
 }
+
+/// Sends `GET path` every 20 ms until it answers `want` or `within` passes;
+/// returns the last reply and how many requests were sent.
+pub async fn get_until(
+    app: &Router,
+    path: &str,
+    token: Option<&str>,
+    want: u16,
+    within: std::time::Duration,
+) -> (Reply, usize) {
+    let started = std::time::Instant::now();
+    let mut sent = 0;
+    loop {
+        let reply = get(app, path, token).await;
+        sent += 1;
+        if reply.status == want || started.elapsed() >= within {
+            return (reply, sent);
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+}
