@@ -7,6 +7,8 @@
 //! Walks through: no token → 401, user token → 200 with the subject, user on
 //! the admin route → 403, admin → 200. Exits non-zero if any step surprises.
 
+mod support;
+
 use axum::Router;
 use axum::body::Body;
 use axum::routing::get;
@@ -18,6 +20,7 @@ use tower_authkit::{Principal, RequireRole};
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    support::init_tracing();
     // 1. A provider: in production, your Keycloak / Auth0 / Entra issuer URL.
     let idp = TestIdp::start().await;
     println!("test provider at {}", idp.issuer());

@@ -155,6 +155,61 @@ async fn resource_server_serves_its_routes() {
     assert!(started.elapsed() < Duration::from_secs(30));
 }
 
+#[tokio::test]
+async fn examples_log_from_rust_log_and_drain_in_flight_requests_on_sigterm() {
+    let idp = TestIdp::start().await;
+    // The provider hangs: a request waits (up to the 2 s key wait) and is in
+    // flight when SIGTERM arrives.
+    idp.set_failure(tower_authkit::testing::IdpFailure::Hang);
+    let mut command = Command::new(example("resource_server"));
+    command
+        .env("AUTHKIT_BIND", "127.0.0.1:0")
+        .env("AUTHKIT_ISSUER", idp.issuer())
+        .env("AUTHKIT_AUDIENCE", idp.audience())
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = command.spawn().unwrap();
+    let stdout = BufReader::new(child.stdout.take().unwrap());
+    let stderr = child.stderr.take().unwrap();
+    let pid = child.id();
+    let running = Running(child);
+    let base = stdout
+        .lines()
+        .map_while(Result::ok)
+        .find_map(|line| line.strip_prefix("listening on ").map(str::to_owned))
+        .expect("readiness line");
+    let token = idp.token().sign();
+    let in_flight = tokio::spawn({
+        let base = base.clone();
+        async move { call(&base, "/me", &bearer(token)).await }
+    });
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let sent = Command::new("kill").args(["-TERM", &pid.to_string()]).status().unwrap();
+    assert!(sent.success());
+    let (status, _) = tokio::time::timeout(Duration::from_secs(10), in_flight)
+        .await
+        .expect("the in-flight request finished")
+        .unwrap();
+    assert_eq!(status, 503, "answered, not cut off");
+    let mut running = running;
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let exit = loop {
+        if let Some(exit) = running.0.try_wait().unwrap() {
+            break exit;
+        }
+        assert!(Instant::now() < deadline, "the example did not exit after SIGTERM");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert!(exit.success(), "{exit:?}");
+    let mut logs = String::new();
+    std::io::Read::read_to_string(&mut BufReader::new(stderr), &mut logs).unwrap();
+    assert!(logs.contains("resource_server listening"), "{logs}");
+    assert!(logs.contains("shutting down"), "{logs}");
+    assert!(logs.contains("stopped"), "{logs}");
+    idp.set_failure(tower_authkit::testing::IdpFailure::None);
+}
+
 #[cfg(feature = "cloudflare")]
 #[tokio::test]
 async fn cloudflare_access_example_serves_its_routes() {

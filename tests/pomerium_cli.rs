@@ -224,3 +224,36 @@ async fn browser_from_the_browser_variable_completes_the_sign_in() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
+
+/// Regression: the sign-in URL was printed from a detached thread with
+/// `eprintln!`; when stderr could not be written (a closed pipe), that thread
+/// panicked unseen and the sign-in waited for a callback that could never
+/// come, until the login timeout. Now the failure ends the run at once.
+#[tokio::test]
+async fn a_sign_in_url_that_cannot_be_shown_fails_at_once_instead_of_hanging() {
+    let route = FakePomerium::start().await;
+    let mut child = Command::new(BIN)
+        .args(["--no-browser", "--timeout", "60", &route.url("/closed-stderr")])
+        .env_remove("BROWSER")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run authkit-pomerium");
+    // Nobody will read the prompt: close the pipe's read end.
+    drop(child.stderr.take());
+    let started = Instant::now();
+    let code = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status.code();
+        }
+        if started.elapsed() > Duration::from_secs(20) {
+            child.kill().unwrap();
+            panic!("authkit-pomerium waited for a sign-in nobody could see");
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    assert_eq!(code, Some(1));
+    assert!(started.elapsed() < Duration::from_secs(10), "{:?}", started.elapsed());
+    assert_eq!(route.sign_ins(), 0);
+}

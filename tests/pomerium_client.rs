@@ -319,6 +319,28 @@ async fn sign_in_timeout_is_a_clear_error() {
 }
 
 #[tokio::test]
+async fn an_opener_that_panics_ends_the_sign_in_at_once() {
+    let route = FakePomerium::start().await;
+    let auth = PomeriumAuth::builder()
+        .opener(|_| panic!("the opener broke"))
+        .login_timeout(Duration::from_secs(60))
+        .build()
+        .unwrap();
+    let started = std::time::Instant::now();
+    let error = tokio::time::timeout(
+        Duration::from_secs(10),
+        send(&mut hyper_client(&auth), "GET", &route.url("/"), ""),
+    )
+    .await
+    .expect("the sign-in did not wait for a callback nobody can send")
+    .unwrap_err();
+    assert!(matches!(error, PomeriumClientError::SignInNotShown(_)), "{error:?}");
+    assert_eq!(error.to_string(), "could not show the sign-in URL: the opener panicked");
+    assert!(started.elapsed() < Duration::from_secs(5));
+    assert_eq!(route.sign_ins(), 0);
+}
+
+#[tokio::test]
 async fn a_non_https_sign_in_url_is_never_opened() {
     let route = FakePomerium::start().await;
     route.sign_in_url("http://authenticate.example.com/.pomerium/sign_in");

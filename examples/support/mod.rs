@@ -1,10 +1,52 @@
-//! What the runnable examples share: reading settings from the environment
-//! and serving an app with the readiness line tests wait for.
+//! What the runnable examples share: logging from `RUST_LOG`, reading
+//! settings from the environment, and serving an app with the readiness line
+//! tests wait for, until SIGTERM or Ctrl-C.
 #![allow(dead_code)]
 
 use std::process::ExitCode;
+use std::time::Duration;
 
 use axum::Router;
+
+/// How long in-flight requests may take to finish after a shutdown signal.
+const DRAIN: Duration = Duration::from_secs(10);
+
+/// Logs to stderr, filtered by `RUST_LOG` (default `info`), so the crate's
+/// warnings (a failing provider, a refused host) are seen.
+pub fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    // A second call (or a subscriber set elsewhere) keeps the first one.
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .try_init();
+}
+
+/// Resolves on Ctrl-C or SIGTERM.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {}
+        () = terminate => {}
+    }
+}
 
 /// A required environment variable, or a message naming it.
 pub fn required(name: &str) -> Result<String, String> {
@@ -29,8 +71,11 @@ pub fn required_list(name: &str) -> Result<Vec<String>, String> {
 }
 
 /// Binds `AUTHKIT_BIND` (default `127.0.0.1:3000`), prints
-/// `listening on http://ADDR` once accepting, and serves `app`.
+/// `listening on http://ADDR` once accepting, and serves `app` until SIGTERM
+/// or Ctrl-C; then stops accepting and lets in-flight requests finish (at
+/// most 10 s).
 pub async fn serve(name: &str, app: Result<Router, String>) -> ExitCode {
+    init_tracing();
     let app = match app {
         Ok(app) => app,
         Err(message) => {
@@ -47,15 +92,50 @@ pub async fn serve(name: &str, app: Result<Router, String>) -> ExitCode {
         }
     };
     match listener.local_addr() {
-        Ok(addr) => println!("listening on http://{addr}"),
+        Ok(addr) => {
+            tracing::info!(%addr, "{name} listening");
+            println!("listening on http://{addr}");
+        }
         Err(e) => {
             eprintln!("{name}: {e}");
             return ExitCode::from(1);
         }
     }
-    if let Err(e) = axum::serve(listener, app).await {
-        eprintln!("{name}: {e}");
-        return ExitCode::from(1);
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let mut server = tokio::spawn(async move {
+        axum::serve(listener, app)
+            .with_graceful_shutdown(async {
+                let _ = stopped.await;
+            })
+            .await
+    });
+    let served = tokio::select! {
+        served = &mut server => served,
+        () = shutdown_signal() => {
+            tracing::info!("shutting down: finishing in-flight requests (at most {}s)", DRAIN.as_secs());
+            let _ = stop.send(());
+            match tokio::time::timeout(DRAIN, &mut server).await {
+                Ok(served) => served,
+                Err(_) => {
+                    tracing::warn!("in-flight requests did not finish in time; exiting");
+                    server.abort();
+                    return ExitCode::SUCCESS;
+                }
+            }
+        }
+    };
+    match served {
+        Ok(Ok(())) => {
+            tracing::info!("stopped");
+            ExitCode::SUCCESS
+        }
+        Ok(Err(e)) => {
+            eprintln!("{name}: {e}");
+            ExitCode::from(1)
+        }
+        Err(e) => {
+            eprintln!("{name}: server task failed: {e}");
+            ExitCode::from(1)
+        }
     }
-    ExitCode::SUCCESS
 }

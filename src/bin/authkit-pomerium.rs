@@ -7,12 +7,13 @@
 //! line on stderr and exit code 1.
 
 use std::error::Error;
+use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::Parser;
-use tower_authkit::pomerium::client::{BlockingPomeriumAuth, PomeriumAuth};
+use tower_authkit::pomerium::client::{BlockingPomeriumAuth, PomeriumAuth, print_sign_in_url};
 
 /// One authenticated GET through Pomerium: prints the status line and the
 /// response headers (no body).
@@ -39,7 +40,8 @@ fn main() -> ExitCode {
     match run(Args::parse()) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
-            eprintln!("authkit-pomerium: {}", one_line(&*error));
+            // Best effort: stderr may be the very thing that failed.
+            let _ = writeln!(std::io::stderr(), "authkit-pomerium: {}", one_line(&*error));
             ExitCode::FAILURE
         }
     }
@@ -51,9 +53,12 @@ fn run(args: Args) -> Result<(), Box<dyn Error>> {
     let mut builder = PomeriumAuth::builder()
         .login_timeout(Duration::from_secs(args.timeout))
         .opener(move |sign_in_url| {
-            eprintln!("sign in at: {sign_in_url}");
+            // One write that can fail (eprintln! would panic): if the user
+            // cannot see the URL, the sign-in ends with an error at once.
+            print_sign_in_url(sign_in_url)?;
             if open_browser && let Err(error) = webbrowser::open(sign_in_url) {
-                eprintln!("(could not open a browser: {error})");
+                // The URL is already shown; this note is best effort.
+                let _ = writeln!(std::io::stderr(), "(could not open a browser: {error})");
             }
             Ok(())
         });
@@ -71,10 +76,12 @@ fn run(args: Args) -> Result<(), Box<dyn Error>> {
 
     let status = response.status();
     let reason = status.canonical_reason().unwrap_or_default();
-    println!("{}", format!("{} {reason}", status.as_u16()).trim_end());
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "{}", format!("{} {reason}", status.as_u16()).trim_end())?;
     for (name, value) in response.headers() {
-        println!("{name}: {}", String::from_utf8_lossy(value.as_bytes()));
+        writeln!(out, "{name}: {}", String::from_utf8_lossy(value.as_bytes()))?;
     }
+    out.flush()?;
     Ok(())
 }
 

@@ -35,6 +35,10 @@ pub enum PomeriumClientError {
     },
     /// The local callback listener could not be started.
     Callback(String),
+    /// The sign-in URL could not be shown to the user (the opener failed
+    /// and writing it to stderr failed too, or the opener panicked): nobody
+    /// can complete the sign-in, so it is abandoned at once.
+    SignInNotShown(String),
     /// The request URL needs a token but is not https (http is allowed only
     /// for loopback hosts), so a token would travel in clear text.
     InsecureUrl(String),
@@ -69,6 +73,7 @@ impl fmt::Display for PomeriumClientError {
             Self::LoginEndpoint { host, reason } => write!(f, "pomerium login endpoint of {host} failed: {reason}"),
             Self::BadSignInUrl { host, reason } => write!(f, "pomerium login endpoint of {host} returned a bad sign-in URL: {reason}"),
             Self::Callback(reason) => write!(f, "could not start the sign-in callback listener: {reason}"),
+            Self::SignInNotShown(reason) => write!(f, "could not show the sign-in URL: {reason}"),
             Self::InsecureUrl(host) => write!(f, "refusing to send a pomerium token to {host} over plain http"),
             Self::MissingHost => f.write_str(
                 "the request URI has no host; give the pomerium layer the route's origin (PomeriumAuthLayer::with_origin)",

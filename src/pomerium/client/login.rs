@@ -1,6 +1,8 @@
 //! One sign-in: ask the route for a sign-in URL, show it to the user, and
 //! wait for the browser to bring the token to the callback listener.
 
+use std::io::{self, Write};
+
 use http::HeaderValue;
 use url::Url;
 
@@ -16,8 +18,11 @@ pub(super) async fn sign_in(shared: &Shared, route: &Route) -> Result<Token, Pom
     let timeout = shared.login_timeout;
     let flow = async {
         let sign_in_url = request_sign_in_url(shared, route, &listener.redirect_uri()).await?;
-        present(shared, sign_in_url.as_str());
-        Ok(listener.token().await)
+        let not_shown = present(shared, sign_in_url.as_str());
+        tokio::select! {
+            token = listener.token() => Ok(token),
+            reason = not_shown => Err(PomeriumClientError::SignInNotShown(reason)),
+        }
     };
     tokio::time::timeout(timeout, flow)
         .await
@@ -68,29 +73,87 @@ fn parse_sign_in_url(body: &[u8]) -> Result<Url, String> {
     Ok(url)
 }
 
-/// Shows the URL without waiting: a browser that blocks until it is closed
-/// (or one that loads the page to completion first) must not stall the
-/// callback listener.
-fn present(shared: &Shared, url: &str) {
+/// Shows the URL without waiting for it to be shown: a browser that blocks
+/// until it is closed (or one that loads the page to completion first) must
+/// not stall the callback listener. The returned future resolves only if the
+/// URL could not be shown at all (opener and stderr both failed, or the
+/// opener panicked), with the reason; the sign-in then ends at once instead
+/// of waiting for a callback that cannot come.
+fn present(shared: &Shared, url: &str) -> impl Future<Output = String> + use<> {
     let url = url.to_owned();
     let opener = shared.opener.clone();
     let open_browser = shared.open_browser;
-    tokio::task::spawn_blocking(move || {
+    let showing = tokio::task::spawn_blocking(move || {
         let opened = match opener {
             Some(opener) => opener(&url),
             None if open_browser => webbrowser::open(&url),
-            None => Err(std::io::Error::other("browser disabled")),
+            None => Err(io::Error::other("browser disabled")),
         };
-        if let Err(error) = opened {
+        opened.or_else(|error| {
             tracing::debug!(%error, "sign-in URL not opened; printing it");
-            eprintln!("sign in at: {url}");
-        }
+            print_sign_in_url(&url)
+        })
     });
+    async move {
+        match showing.await {
+            Ok(Ok(())) => std::future::pending().await,
+            Ok(Err(error)) => format!("writing it to stderr failed ({error})"),
+            Err(_) => "the opener panicked".to_owned(),
+        }
+    }
+}
+
+/// Writes `sign in at: <url>` and a newline to stderr in one write and
+/// flushes it, so a reader of a pipe gets the whole line at once; a failed
+/// write is returned, never a panic (unlike `eprintln!`). Use it in an
+/// [`opener`](super::PomeriumAuthBuilder::opener) that prints the URL itself.
+pub fn print_sign_in_url(url: &str) -> io::Result<()> {
+    write_sign_in_line(&mut io::stderr().lock(), url)
+}
+
+fn write_sign_in_line(out: &mut impl Write, url: &str) -> io::Result<()> {
+    let line = format!("sign in at: {url}\n");
+    out.write_all(line.as_bytes())?;
+    out.flush()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Records each `write` call separately.
+    #[derive(Default)]
+    struct Writes(Vec<Vec<u8>>);
+
+    impl Write for Writes {
+        fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+            self.0.push(buf.to_vec());
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    struct Closed;
+
+    impl Write for Closed {
+        fn write(&mut self, _: &[u8]) -> io::Result<usize> {
+            Err(io::Error::from(io::ErrorKind::BrokenPipe))
+        }
+        fn flush(&mut self) -> io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn the_sign_in_line_is_one_write_and_a_failed_write_is_an_error() {
+        let mut out = Writes::default();
+        write_sign_in_line(&mut out, "https://auth.example/sign_in?x=1").unwrap();
+        assert_eq!(out.0, [b"sign in at: https://auth.example/sign_in?x=1\n".to_vec()]);
+        let error = write_sign_in_line(&mut Closed, "https://auth.example/").unwrap_err();
+        assert_eq!(error.kind(), io::ErrorKind::BrokenPipe);
+    }
 
     #[test]
     fn sign_in_urls_must_be_absolute_https() {

@@ -70,6 +70,7 @@ pub use blocking::BlockingPomeriumAuth;
 pub use builder::PomeriumAuthBuilder;
 pub use error::{BoxError, PomeriumClientError};
 pub use layer::{PomeriumAuthLayer, PomeriumAuthService};
+pub use login::print_sign_in_url;
 pub use middleware::PomeriumMiddleware;
 
 use crate::fetch::Fetcher;
