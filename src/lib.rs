@@ -32,6 +32,8 @@ pub mod principal;
 #[cfg(feature = "proxy-user")]
 pub mod proxy_user;
 pub mod rejection;
+#[cfg(feature = "session")]
+pub mod session;
 #[cfg(feature = "testing")]
 pub mod testing;
 pub mod token;

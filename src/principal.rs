@@ -135,23 +135,33 @@ impl Principal {
     }
     /// A copy of this principal with `roles` replacing its roles.
     pub fn with_roles(&self, roles: Vec<String>) -> Principal {
+        self.derive(|inner| inner.roles = roles)
+    }
+
+    /// A copy of this principal carrying `data` as its attachment.
+    #[cfg(feature = "session")]
+    pub(crate) fn with_attachment<T: Any + Send + Sync>(&self, data: T) -> Principal {
+        self.derive(|inner| inner.attachment = Some(Arc::new(data)))
+    }
+
+    fn derive(&self, change: impl FnOnce(&mut Inner)) -> Principal {
         let inner = &self.inner;
-        Principal {
-            inner: Arc::new(Inner {
-                roles,
-                subject: inner.subject.clone(),
-                issuer: inner.issuer.clone(),
-                audiences: inner.audiences.clone(),
-                email: inner.email.clone(),
-                name: inner.name.clone(),
-                groups: inner.groups.clone(),
-                scopes: inner.scopes.clone(),
-                permissions: inner.permissions.clone(),
-                claims: Arc::clone(&inner.claims),
-                attachment: inner.attachment.clone(),
-                ..**inner
-            }),
-        }
+        let mut copy = Inner {
+            subject: inner.subject.clone(),
+            issuer: inner.issuer.clone(),
+            audiences: inner.audiences.clone(),
+            email: inner.email.clone(),
+            name: inner.name.clone(),
+            roles: inner.roles.clone(),
+            groups: inner.groups.clone(),
+            scopes: inner.scopes.clone(),
+            permissions: inner.permissions.clone(),
+            claims: Arc::clone(&inner.claims),
+            attachment: inner.attachment.clone(),
+            ..**inner
+        };
+        change(&mut copy);
+        Principal { inner: Arc::new(copy) }
     }
 }
 

@@ -37,6 +37,7 @@
 
 mod body;
 mod future;
+mod hook;
 mod service;
 
 use std::fmt;
@@ -49,6 +50,7 @@ use tower_layer::Layer;
 pub use body::AuthBody;
 pub(crate) use body::rejection_response;
 pub use future::ResponseFuture;
+pub use hook::{Finish, ResponseHook, Settled};
 pub use service::AuthService;
 
 use crate::principal::Principal;
@@ -90,6 +92,21 @@ pub trait Authenticator: Send + Sync + 'static {
     /// leaves the request unauthenticated; a development bypass returns a
     /// fixed identity here.
     fn without_credential(&self, _request: &RequestHead<'_>) -> Option<Authentication<Self::Future>> {
+        None
+    }
+
+    /// Whether [`response_hook`](Self::response_hook) is called. Off by
+    /// default, so authenticators without response-side work pay nothing.
+    const RESPONSE_HOOK: bool = false;
+
+    /// Response-side work for this request (see [`ResponseHook`]), called
+    /// once authentication settled, on public paths too. It may leave state
+    /// for extractors in the request's extensions.
+    fn response_hook(
+        &self,
+        _request: &mut http::request::Parts,
+        _settled: Settled<'_>,
+    ) -> Option<Box<dyn ResponseHook>> {
         None
     }
 }

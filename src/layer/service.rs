@@ -7,7 +7,6 @@ use tower_service::Service;
 use super::body::AuthBody;
 use super::future::ResponseFuture;
 use super::{AuthLayer, Authentication, Authenticator, Mode, RendererHandle, RequestHead};
-use crate::context::SecurityContext;
 use crate::rejection::{AuthError, AuthErrorKind};
 
 /// The service produced by [`AuthLayer`].
@@ -69,7 +68,7 @@ where
 {
     type Response = Response<AuthBody<ResBody>>;
     type Error = S::Error;
-    type Future = ResponseFuture<S, A::Future, ReqBody>;
+    type Future = ResponseFuture<S, A, ReqBody, ResBody>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         self.inner.poll_ready(cx)
@@ -91,10 +90,10 @@ where
             headers: request.headers(),
             extensions: request.extensions(),
         };
-        if config.is_public(&head) {
-            return ResponseFuture::call_inner(inner, request, SecurityContext::default());
-        }
         let authenticator = &self.layer.authenticator;
+        if config.is_public(&head) {
+            return ResponseFuture::public(inner, request, authenticator, config);
+        }
         let answer = match config.sources.extract(head.headers, head.uri) {
             Ok(Some(credential)) => authenticator.authenticate(credential, &head),
             Ok(None) => authenticator
@@ -104,9 +103,9 @@ where
         };
         match answer {
             // Cache hits and cheap rejections never enter the async state.
-            Authentication::Ready(outcome) => ResponseFuture::settled(inner, request, config, outcome),
+            Authentication::Ready(outcome) => ResponseFuture::settled(inner, request, authenticator, config, outcome),
             Authentication::Pending(future) => {
-                ResponseFuture::authenticating(future, inner, request, Arc::clone(config))
+                ResponseFuture::authenticating(future, Arc::clone(authenticator), inner, request, Arc::clone(config))
             }
         }
     }

@@ -1,0 +1,79 @@
+//! [`SessionAdmin`]: revoke and list sessions from outside a request.
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use super::audit;
+use super::id::SessionKey;
+use super::store::{SessionStore, StoreError};
+
+/// A live session, as listings show it: its public handle and times, never
+/// its id or cookie.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SessionInfo {
+    /// The public handle (revoke with it).
+    pub handle: SessionKey,
+    /// When it was created (sign-in or rotation).
+    pub created_at: SystemTime,
+    /// Its last recorded activity (recorded at most once per `max(1 s, idle / 10)`).
+    pub last_seen_at: SystemTime,
+    /// When it ends unless used (idle) or at the latest (absolute).
+    pub expires_at: SystemTime,
+}
+
+fn time(ms: u64) -> SystemTime {
+    UNIX_EPOCH + Duration::from_millis(ms)
+}
+
+/// Revokes and lists sessions. Revocations take effect at the next request
+/// of the session, and in-flight requests cannot undo them (stores never
+/// re-create a deleted record). Get it from the layer
+/// ([`SessionAuthenticator::admin`](super::SessionAuthenticator::admin)) or
+/// from a store.
+#[derive(Clone)]
+pub struct SessionAdmin {
+    store: Arc<dyn SessionStore>,
+}
+
+impl std::fmt::Debug for SessionAdmin {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SessionAdmin").finish_non_exhaustive()
+    }
+}
+
+impl SessionAdmin {
+    /// An admin over `store`.
+    pub fn new(store: Arc<dyn SessionStore>) -> Self {
+        Self { store }
+    }
+
+    /// Ends one session. Returns whether it existed.
+    pub async fn revoke(&self, handle: &SessionKey) -> Result<bool, StoreError> {
+        let existed = self.store.delete(handle).await?;
+        audit::revoked(handle, existed);
+        Ok(existed)
+    }
+
+    /// Ends every session of `subject`. Returns how many there were.
+    pub async fn revoke_user(&self, subject: &str) -> Result<u64, StoreError> {
+        let count = self.store.delete_user(subject).await?;
+        audit::revoked_user(subject, count);
+        Ok(count)
+    }
+
+    /// The live sessions of `subject`, oldest first.
+    pub async fn list_user(&self, subject: &str) -> Result<Vec<SessionInfo>, StoreError> {
+        Ok(self
+            .store
+            .list_user(subject)
+            .await?
+            .into_iter()
+            .map(|record| SessionInfo {
+                handle: record.key,
+                created_at: time(record.created_at),
+                last_seen_at: time(record.last_seen_at),
+                expires_at: time(record.expires_at()),
+            })
+            .collect())
+    }
+}

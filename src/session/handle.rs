@@ -1,0 +1,149 @@
+//! [`Session`]: what a handler does with its session. Changes are applied
+//! once, after the handler answered, by the layer's response hook.
+
+use std::collections::BTreeSet;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use serde_json::{Map, Value};
+
+use super::id::SessionKey;
+use super::record::SessionRecord;
+use crate::principal::Principal;
+
+/// What the handler asked for, applied at the end of the request.
+#[derive(Default)]
+pub(crate) enum Action {
+    #[default]
+    Keep,
+    /// A new session for this principal, under a new id.
+    Login(Principal),
+    /// End the session.
+    Logout,
+    /// The same session under a new id.
+    Rotate,
+}
+
+#[derive(Default)]
+pub(crate) struct State {
+    /// The session the request carried and the layer loaded.
+    pub(crate) loaded: Option<SessionRecord>,
+    /// A valid cookie's key that was not loaded (public paths): ended by a
+    /// login, as a fixation defence.
+    pub(crate) carried: Option<SessionKey>,
+    /// The working copy of the data.
+    pub(crate) data: Map<String, Value>,
+    /// Keys inserted or removed by this request.
+    pub(crate) changed: BTreeSet<String>,
+    pub(crate) action: Action,
+}
+
+impl State {
+    /// The key of the session this request carried, loaded or not.
+    pub(crate) fn carried_key(&self) -> Option<SessionKey> {
+        self.loaded.as_ref().map(|r| r.key).or(self.carried)
+    }
+}
+
+/// The request's session, as an extractor (`Session` in a handler's
+/// arguments; needs a [`SessionLayer`](super::SessionLayer) around the route).
+///
+/// Reads see this request's changes; writes are applied once after the
+/// handler answered, and only if something changed.
+#[derive(Clone)]
+pub struct Session {
+    pub(crate) state: Arc<Mutex<State>>,
+}
+
+impl std::fmt::Debug for Session {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let state = self.lock();
+        f.debug_struct("Session")
+            .field("handle", &state.loaded.as_ref().map(|r| r.key))
+            .field("keys", &state.data.keys().collect::<Vec<_>>())
+            .finish()
+    }
+}
+
+impl Session {
+    pub(crate) fn new(state: State) -> Self {
+        Self {
+            state: Arc::new(Mutex::new(state)),
+        }
+    }
+
+    pub(crate) fn lock(&self) -> MutexGuard<'_, State> {
+        // Never held across an await; a panicking handler leaves usable data.
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Signs `principal` in: a new session under a new id (any session the
+    /// request carried is ended, so a planted id is useless). This request's
+    /// data moves to the new session.
+    pub fn login(&self, principal: Principal) {
+        self.lock().action = Action::Login(principal);
+    }
+
+    /// Signs out: the session is deleted and the cookie removed.
+    pub fn logout(&self) {
+        self.lock().action = Action::Logout;
+    }
+
+    /// Keeps the session but moves it to a new id (after a privilege change).
+    pub fn rotate(&self) {
+        let mut state = self.lock();
+        if matches!(state.action, Action::Keep) {
+            state.action = Action::Rotate;
+        }
+    }
+
+    /// Whether the request carries a live session.
+    pub fn is_signed_in(&self) -> bool {
+        self.lock().loaded.is_some()
+    }
+
+    /// The public handle of the current session (for listings), if any.
+    pub fn handle(&self) -> Option<SessionKey> {
+        self.lock().loaded.as_ref().map(|r| r.key)
+    }
+
+    /// The value under `key`, if present and of type `T`.
+    pub fn get<T: DeserializeOwned>(&self, key: &str) -> Option<T> {
+        let state = self.lock();
+        state.data.get(key).and_then(|value| T::deserialize(value).ok())
+    }
+
+    /// Stores `value` under `key` (written back at the end of the request).
+    pub fn insert<T: Serialize>(&self, key: &str, value: T) -> Result<(), serde_json::Error> {
+        let value = serde_json::to_value(value)?;
+        let mut state = self.lock();
+        if state.data.get(key) != Some(&value) {
+            state.data.insert(key.to_owned(), value);
+            state.changed.insert(key.to_owned());
+        }
+        Ok(())
+    }
+
+    /// Removes `key`, returning whether it was there.
+    pub fn remove(&self, key: &str) -> bool {
+        let mut state = self.lock();
+        let removed = state.data.remove(key).is_some();
+        if removed {
+            state.changed.insert(key.to_owned());
+        }
+        removed
+    }
+}
+
+#[cfg(feature = "axum")]
+impl<S: Send + Sync> axum_core::extract::FromRequestParts<S> for Session {
+    type Rejection = (http::StatusCode, &'static str);
+
+    async fn from_request_parts(parts: &mut http::request::Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        parts.extensions.get::<Session>().cloned().ok_or((
+            http::StatusCode::INTERNAL_SERVER_ERROR,
+            "the Session extractor needs a SessionLayer around this route",
+        ))
+    }
+}

@@ -1,0 +1,283 @@
+//! Server-side sessions behind signed opaque cookies (feature `session`).
+//!
+//! ```
+//! use axum::{routing::{get, post}, Router};
+//! use tower_authkit::session::{MemoryStore, Session, SessionLayer};
+//! use tower_authkit::{Principal, RequireRole};
+//!
+//! # fn main() -> Result<(), tower_authkit::ConfigError> {
+//! let sessions = SessionLayer::builder()
+//!     .key(b"a signing key of at least 32 bytes!".to_vec())
+//!     .store(MemoryStore::new())
+//!     .login_redirect("/login") // browsers without a session are sent here
+//!     .build()?;
+//!
+//! let app: Router = Router::new()
+//!     .route("/", get(|p: Principal| async move { format!("hello, {}", p.subject()) }))
+//!     .route(
+//!         "/admin",
+//!         get(|| async { "admin" }).route_layer(RequireRole::new("admin")),
+//!     )
+//!     .route(
+//!         "/login",
+//!         post(|session: Session| async move {
+//!             // ... check the password first (see `session::password`) ...
+//!             session.login(Principal::builder("session", "alice").roles(vec!["admin".into()]).build());
+//!             "signed in"
+//!         }),
+//!     )
+//!     .route("/logout", post(|session: Session| async move { session.logout(); "bye" }))
+//!     .layer(sessions.public_path("/login"));
+//! # Ok(()) }
+//! ```
+//!
+//! A session is one more [`Authenticator`](crate::Authenticator) of the one
+//! pipeline: the cookie is the credential, the store record yields the
+//! [`Principal`], so `Require*` layers, extractors and
+//! [`SecurityContext`](crate::SecurityContext) work as with tokens. The
+//! pipeline's response hook sets or clears the cookie, writes changed data
+//! back (once, only when changed) and records activity (at most once per
+//! `max(1 s, idle / 10)`).
+//!
+//! - The cookie holds a 256-bit random id signed with the `cookie` crate's
+//!   signed jar; `HttpOnly`, `SameSite=Lax`, `Path=/`, `Secure` unless turned
+//!   off. Oversized (> 4 KiB), unsigned or tampered cookies count as absent.
+//!   One key signs, older keys still verify ([`SessionLayerBuilder::old_key`]).
+//! - Stores key records by the SHA-256 of the id. Idle timeout and absolute
+//!   lifetime apply together (defaults 30 min, 8 h).
+//! - [`Session::login`] always issues a new id (fixation defence),
+//!   [`Session::rotate`] moves the session to a new id, [`Session::logout`]
+//!   deletes it. [`SessionAdmin`] revokes one session or all of a user's.
+//!   Stores never re-create a deleted record, so a revoke always wins over
+//!   in-flight requests; write-backs are version-checked and merged per key.
+//! - No session: 401 (or anonymous in optional mode, or a 303 to the login
+//!   path for browsers). Store down: 503 + `Retry-After`, and the cookie is
+//!   kept.
+
+mod admin;
+pub mod audit;
+mod authenticator;
+mod handle;
+mod id;
+mod record;
+pub mod store;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use cookie::SameSite;
+use futures_util::future::BoxFuture;
+
+pub use admin::{SessionAdmin, SessionInfo};
+pub use authenticator::{SessionAuthenticator, local_path};
+pub use handle::Session;
+pub use id::SessionKey;
+pub use record::{SessionRecord, StoredPrincipal};
+pub use store::{MemoryStore, SessionStore, StoreError};
+
+use authenticator::{Config, CookieSettings};
+use id::CookieKeys;
+
+use crate::error::ConfigError;
+use crate::layer::AuthLayer;
+use crate::principal::Principal;
+use crate::rejection::AuthError;
+use crate::token::{TokenSource, TokenSources};
+
+/// The session preset of [`AuthLayer`]. Build it with [`SessionLayer::builder`].
+pub type SessionLayer = AuthLayer<SessionAuthenticator>;
+
+/// Rebuilds the principal from the application's own user records at every
+/// request, so authorization is never stale: `Ok(None)` (user gone or
+/// disabled) ends the session at that request.
+pub trait PrincipalLoader: Send + Sync + 'static {
+    /// The current principal for the one stored with the session.
+    fn load<'a>(&'a self, stored: &'a Principal) -> BoxFuture<'a, Result<Option<Principal>, AuthError>>;
+}
+
+impl SessionAuthenticator {
+    /// Revokes and lists sessions of this layer's store.
+    pub fn admin(&self) -> SessionAdmin {
+        SessionAdmin::new(Arc::clone(&self.config.store))
+    }
+
+    /// The store this layer uses.
+    pub fn store(&self) -> Arc<dyn SessionStore> {
+        Arc::clone(&self.config.store)
+    }
+}
+
+impl AuthLayer<SessionAuthenticator> {
+    /// Starts configuring a session layer.
+    pub fn builder() -> SessionLayerBuilder {
+        SessionLayerBuilder::default()
+    }
+}
+
+/// Configures a [`SessionLayer`].
+pub struct SessionLayerBuilder {
+    key: Option<Vec<u8>>,
+    old_keys: Vec<Vec<u8>>,
+    store: Option<Arc<dyn SessionStore>>,
+    cookie_name: String,
+    same_site: SameSite,
+    secure: bool,
+    idle: Duration,
+    absolute: Duration,
+    loader: Option<Arc<dyn PrincipalLoader>>,
+    login_redirect: Option<String>,
+}
+
+impl std::fmt::Debug for SessionLayerBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Keys are secrets: only their count is shown.
+        f.debug_struct("SessionLayerBuilder")
+            .field("keys", &(usize::from(self.key.is_some()) + self.old_keys.len()))
+            .field("cookie_name", &self.cookie_name)
+            .field("secure", &self.secure)
+            .field("idle", &self.idle)
+            .field("absolute", &self.absolute)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Default for SessionLayerBuilder {
+    fn default() -> Self {
+        Self {
+            key: None,
+            old_keys: Vec::new(),
+            store: None,
+            cookie_name: "authkit_session".to_owned(),
+            same_site: SameSite::Lax,
+            secure: true,
+            idle: Duration::from_secs(30 * 60),
+            absolute: Duration::from_secs(8 * 3600),
+            loader: None,
+            login_redirect: None,
+        }
+    }
+}
+
+impl SessionLayerBuilder {
+    /// The key that signs cookies (required; at least 32 bytes, high entropy).
+    pub fn key(mut self, key: impl Into<Vec<u8>>) -> Self {
+        self.key = Some(key.into());
+        self
+    }
+
+    /// A previous key: cookies it signed still verify (call again for more).
+    pub fn old_key(mut self, key: impl Into<Vec<u8>>) -> Self {
+        self.old_keys.push(key.into());
+        self
+    }
+
+    /// Where sessions live (default: a new [`MemoryStore`]).
+    pub fn store(mut self, store: impl SessionStore) -> Self {
+        self.store = Some(Arc::new(store));
+        self
+    }
+
+    /// A store shared with other code (e.g. an admin task).
+    pub fn shared_store(mut self, store: Arc<dyn SessionStore>) -> Self {
+        self.store = Some(store);
+        self
+    }
+
+    /// The cookie's name (default `authkit_session`).
+    pub fn cookie_name(mut self, name: impl Into<String>) -> Self {
+        self.cookie_name = name.into();
+        self
+    }
+
+    /// `SameSite` (default `Lax`).
+    pub fn same_site(mut self, same_site: SameSite) -> Self {
+        self.same_site = same_site;
+        self
+    }
+
+    /// Whether the cookie is `Secure` (default true). Turn it off only for
+    /// local http development.
+    pub fn secure(mut self, secure: bool) -> Self {
+        self.secure = secure;
+        self
+    }
+
+    /// A session unused this long ends (default 30 min).
+    pub fn idle_timeout(mut self, idle: Duration) -> Self {
+        self.idle = idle;
+        self
+    }
+
+    /// A session ends this long after sign-in, however active (default 8 h).
+    pub fn absolute_timeout(mut self, absolute: Duration) -> Self {
+        self.absolute = absolute;
+        self
+    }
+
+    /// Rebuilds the principal from your user records at every request.
+    pub fn principal_loader(mut self, loader: impl PrincipalLoader) -> Self {
+        self.loader = Some(Arc::new(loader));
+        self
+    }
+
+    /// Browsers (requests accepting `text/html`) without a valid session get
+    /// a 303 to `path?next=<the requested path>` instead of a 401.
+    pub fn login_redirect(mut self, path: impl Into<String>) -> Self {
+        self.login_redirect = Some(path.into());
+        self
+    }
+
+    /// Checks the configuration and builds the layer: cookie-only, required
+    /// mode (use `.optional()` on the layer for anonymous access), an ended
+    /// session treated as no session.
+    pub fn build(self) -> Result<SessionLayer, ConfigError> {
+        let key = self.key.ok_or(ConfigError::Missing("key"))?;
+        let keys = CookieKeys::new(&key, &self.old_keys)?;
+        if self.cookie_name.is_empty()
+            || !self
+                .cookie_name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
+        {
+            return Err(ConfigError::Invalid {
+                setting: "cookie_name",
+                reason: "use letters, digits, `-`, `_` or `.`".into(),
+            });
+        }
+        for (setting, value) in [("idle_timeout", self.idle), ("absolute_timeout", self.absolute)] {
+            if value.is_zero() {
+                return Err(ConfigError::Invalid {
+                    setting,
+                    reason: "must be positive".into(),
+                });
+            }
+        }
+        if let Some(path) = &self.login_redirect
+            && local_path(path).is_none()
+        {
+            return Err(ConfigError::Invalid {
+                setting: "login_redirect",
+                reason: "must be a local path such as /login".into(),
+            });
+        }
+        let store = self.store.unwrap_or_else(|| Arc::new(MemoryStore::new()));
+        let config = Config {
+            store,
+            keys,
+            cookie: CookieSettings {
+                name: self.cookie_name.clone(),
+                same_site: self.same_site,
+                secure: self.secure,
+            },
+            idle: self.idle,
+            absolute: self.absolute,
+            loader: self.loader,
+            login_redirect: self.login_redirect,
+        };
+        Ok(AuthLayer::new(SessionAuthenticator {
+            config: Arc::new(config),
+        })
+        .token_sources(TokenSources::new([TokenSource::Cookie(self.cookie_name)]))
+        .invalid_as_anonymous(true))
+    }
+}

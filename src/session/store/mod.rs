@@ -1,0 +1,125 @@
+//! Where sessions live: one [`SessionStore`] trait, with memory, SQLite and
+//! Redis implementations that pass one conformance suite.
+//!
+//! The rules every store keeps:
+//! - records are keyed by [`SessionKey`] (a hash of the id, never the id);
+//! - `load` never returns an expired record (and may purge it);
+//! - `touch`, `save` and `rekey` never create a record: once deleted or
+//!   revoked, a session stays gone, whatever in-flight requests do;
+//! - `save` succeeds only on the version it read ([`SaveOutcome::Conflict`]
+//!   otherwise), so concurrent requests do not overwrite each other blindly;
+//! - failures are [`StoreError`]s, which the layer answers with 503.
+
+mod memory;
+
+use std::fmt;
+use std::time::Duration;
+
+use futures_util::future::BoxFuture;
+use serde_json::{Map, Value};
+
+pub use memory::MemoryStore;
+
+use super::id::SessionKey;
+use super::record::SessionRecord;
+
+/// A store operation's future.
+pub type StoreFuture<'a, T> = BoxFuture<'a, Result<T, StoreError>>;
+
+/// The store could not be used (unreachable, failing, corrupt data).
+#[derive(Clone)]
+pub struct StoreError {
+    reason: String,
+}
+
+impl StoreError {
+    /// A failure, described without secrets.
+    pub fn new(reason: impl fmt::Display) -> Self {
+        Self {
+            reason: reason.to_string(),
+        }
+    }
+}
+
+impl fmt::Debug for StoreError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "StoreError({:?})", self.reason)
+    }
+}
+
+impl fmt::Display for StoreError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "session store failed: {}", self.reason)
+    }
+}
+
+impl std::error::Error for StoreError {}
+
+/// What a version-checked write-back did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SaveOutcome {
+    /// Written; the record now has this version.
+    Saved(u64),
+    /// The record changed since it was read (another request wrote first).
+    Conflict,
+    /// The record is gone (deleted, revoked or expired): nothing written.
+    Gone,
+}
+
+/// A failure counter's state after one more failure.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Counter {
+    /// Failures in the current window, this one included.
+    pub count: u64,
+    /// Time left until the window (and the count) ends.
+    pub resets_in: Duration,
+}
+
+/// A session store. Methods return boxed futures so stores can be used as
+/// `Arc<dyn SessionStore>`. See the [module docs](self) for the rules.
+pub trait SessionStore: Send + Sync + 'static {
+    /// Inserts a new record (its key is fresh and random).
+    fn create<'a>(&'a self, record: &'a SessionRecord) -> StoreFuture<'a, ()>;
+
+    /// The live record under `key`, or `None` (missing or expired).
+    fn load<'a>(&'a self, key: &'a SessionKey) -> StoreFuture<'a, Option<SessionRecord>>;
+
+    /// Records activity: sets `last_seen_at` and `idle_expires_at` if the
+    /// record still exists and is live. Returns whether it did.
+    fn touch<'a>(&'a self, key: &'a SessionKey, seen_at: u64, idle_expires_at: u64) -> StoreFuture<'a, bool>;
+
+    /// Replaces the data (and touches) if the stored version is `expected`,
+    /// bumping the version.
+    fn save<'a>(
+        &'a self,
+        key: &'a SessionKey,
+        expected: u64,
+        data: &'a Map<String, Value>,
+        seen_at: u64,
+        idle_expires_at: u64,
+    ) -> StoreFuture<'a, SaveOutcome>;
+
+    /// Moves a live record to a new key (id rotation), atomically. Returns
+    /// `false`, doing nothing, if the old record is gone.
+    fn rekey<'a>(&'a self, old: &'a SessionKey, new: &'a SessionKey, created_at: u64) -> StoreFuture<'a, bool>;
+
+    /// Deletes one record. Returns whether it existed.
+    fn delete<'a>(&'a self, key: &'a SessionKey) -> StoreFuture<'a, bool>;
+
+    /// Deletes every record of `subject`. Returns how many live ones there were.
+    fn delete_user<'a>(&'a self, subject: &'a str) -> StoreFuture<'a, u64>;
+
+    /// The live records of `subject`, oldest first.
+    fn list_user<'a>(&'a self, subject: &'a str) -> StoreFuture<'a, Vec<SessionRecord>>;
+
+    /// Counts one more failure under `counter`; a new window of `window`
+    /// starts with the first failure after the last one ended. Shared by
+    /// every process using the store.
+    fn count_failure<'a>(&'a self, counter: &'a str, window: Duration) -> StoreFuture<'a, Counter>;
+
+    /// The current count under `counter` (0 when no window is running).
+    fn failures<'a>(&'a self, counter: &'a str) -> StoreFuture<'a, Counter>;
+
+    /// Ends `counter`'s window (after a success).
+    fn reset_counter<'a>(&'a self, counter: &'a str) -> StoreFuture<'a, ()>;
+}
