@@ -158,6 +158,15 @@ fn too_large() -> AuthError {
     AuthError::invalid_token("token too large")
 }
 
+/// RFC 6265 `cookie-octet`s only: printable ASCII except space, `"`, `,`,
+/// `;` and `\\`. Cookies are not bearer headers: signed values such as the
+/// `cookie` crate's carry `=` inside.
+fn is_cookie_value(value: &str) -> bool {
+    value
+        .bytes()
+        .all(|b| (0x21..=0x7e).contains(&b) && !matches!(b, b'"' | b',' | b';' | b'\\'))
+}
+
 /// RFC 6750 `b64token`: `1*( ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/" ) *"="`.
 pub(crate) fn is_b64token(token: &str) -> bool {
     // Branch-free per byte and checked in chunks so the compiler vectorizes
@@ -262,7 +271,7 @@ fn cookie(headers: &HeaderMap, name: &str, max_len: usize) -> Result<Option<Stri
     }
     match found {
         Some(value) if value.is_empty() => Ok(None),
-        Some(value) if !is_b64token(&value) => Err(AuthError::invalid_request(format!("malformed {name} cookie"))),
+        Some(value) if !is_cookie_value(&value) => Err(AuthError::invalid_request(format!("malformed {name} cookie"))),
         other => Ok(other),
     }
 }
