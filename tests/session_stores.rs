@@ -257,3 +257,54 @@ macro_rules! conformance {
 }
 
 conformance!(memory, Arc::new(tower_authkit::session::MemoryStore::new()));
+
+#[cfg(feature = "session-sqlite")]
+conformance!(sqlite, {
+    let dir = tempfile::tempdir().unwrap();
+    let store = tower_authkit::session::store::SqliteStore::open(dir.path().join("sessions.db")).unwrap();
+    // The directory must outlive the test: leak it (a few bytes per test).
+    std::mem::forget(dir);
+    Arc::new(store)
+});
+
+#[cfg(feature = "session-sqlite")]
+mod sqlite_specific {
+    use super::*;
+    use tower_authkit::session::store::SqliteStore;
+
+    #[tokio::test]
+    async fn records_survive_reopening_and_the_sweeper_purges_expired_ones() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("sessions.db");
+        let live = record(&user("persistent"), HOUR);
+        let mut expired = record(&user("expired"), HOUR);
+        expired.idle_expires_at = now() - 1;
+        {
+            let store = SqliteStore::open(&path).unwrap();
+            store.create(&live).await.unwrap();
+            store.create(&expired).await.unwrap();
+        }
+        let reopened = SqliteStore::open(&path).unwrap();
+        assert_eq!(reopened.load(&live.key).await.unwrap(), Some(live.clone()));
+        assert_eq!(reopened.sweep().await.unwrap(), 1, "only the expired record");
+        assert!(reopened.load(&live.key).await.unwrap().is_some());
+    }
+
+    #[tokio::test]
+    async fn a_failing_database_is_a_store_error_not_a_panic() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("sessions.db");
+        let store = SqliteStore::open(&path).unwrap();
+        let live = record(&user("victim"), HOUR);
+        store.create(&live).await.unwrap();
+        // Another process breaks the database under us.
+        let other = rusqlite::Connection::open(&path).unwrap();
+        other
+            .execute_batch("DROP TABLE authkit_sessions; DROP TABLE authkit_counters;")
+            .unwrap();
+        assert!(store.load(&live.key).await.is_err());
+        assert!(store.touch(&live.key, now(), now() + 1000).await.is_err());
+        assert!(store.count_failure("c", Duration::from_secs(1)).await.is_err());
+        assert!(SqliteStore::open(dir.path().join("missing-dir/x.db")).is_err());
+    }
+}

@@ -11,6 +11,8 @@
 //! - failures are [`StoreError`]s, which the layer answers with 503.
 
 mod memory;
+#[cfg(feature = "session-sqlite")]
+mod sqlite;
 
 use std::fmt;
 use std::time::Duration;
@@ -19,6 +21,8 @@ use futures_util::future::BoxFuture;
 use serde_json::{Map, Value};
 
 pub use memory::MemoryStore;
+#[cfg(feature = "session-sqlite")]
+pub use sqlite::SqliteStore;
 
 use super::id::SessionKey;
 use super::record::SessionRecord;
