@@ -4,9 +4,10 @@
 # the quickstart demo. Needs cargo, node/npm and python3: the interop tests
 # run `npm ci` (oidc-provider, pinned by tests/interop/oidc-provider's lock
 # file) and create a PyJWT venv under target/ on first use; the Pomerium
-# client's browser test needs Chromium, installed here from Debian's packages
-# when missing. Every server runs on loopback and is stopped by the test that
-# started it.
+# client's browser test needs Chromium and the Redis session store's tests a
+# redis-server, both installed here from Debian's packages when missing. Every
+# server runs on loopback: tests stop the ones they start, and this script
+# starts one redis-server on a free port and stops it when it exits.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TERM_COLOR=never
@@ -15,16 +16,41 @@ step() { printf '\n==> %s\n' "$*"; }
 
 # Every `cargo test` run's output is kept so the closing line can sum them up.
 results=$(mktemp)
-trap 'rm -f "$results"' EXIT
+redis_dir=$(mktemp -d)
+cleanup() {
+  if [ -f "$redis_dir/redis.pid" ]; then kill "$(cat "$redis_dir/redis.pid")" 2>/dev/null || true; fi
+  rm -rf "$results" "$redis_dir"
+}
+trap cleanup EXIT
 run_tests() { cargo test "$@" 2>&1 | tee -a "$results"; }
+
+sudo_cmd=""
+if [ "$(id -u)" -ne 0 ]; then sudo_cmd="sudo"; fi
+apt_updated=""
+apt_install() {
+  if [ -z "$apt_updated" ]; then $sudo_cmd apt-get update -qq; apt_updated=1; fi
+  DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq "$@" >/dev/null
+}
 
 if [ -z "${AUTHKIT_CHROMIUM:-}" ] && ! command -v chromium >/dev/null 2>&1; then
   step "installing chromium (headless browser for the Pomerium sign-in test)"
-  sudo_cmd=""
-  if [ "$(id -u)" -ne 0 ]; then sudo_cmd="sudo"; fi
-  $sudo_cmd apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq chromium >/dev/null
+  apt_install chromium
 fi
+
+if ! command -v redis-server >/dev/null 2>&1; then
+  step "installing redis-server (the Redis session store's tests)"
+  apt_install redis-server
+fi
+
+step "starting redis-server on a free loopback port (stopped when this script ends)"
+redis_port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1]); s.close()')
+redis-server --port "$redis_port" --bind 127.0.0.1 --save "" --appendonly no \
+  --daemonize yes --pidfile "$redis_dir/redis.pid" --dir "$redis_dir" >/dev/null
+for _ in $(seq 1 100); do
+  if (exec 3<>"/dev/tcp/127.0.0.1/$redis_port") 2>/dev/null; then break; fi
+  sleep 0.1
+done
+export AUTHKIT_TEST_REDIS_URL="redis://127.0.0.1:$redis_port"
 
 step "cargo fmt --check"
 cargo fmt --all -- --check

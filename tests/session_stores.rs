@@ -308,3 +308,132 @@ mod sqlite_specific {
         assert!(SqliteStore::open(dir.path().join("missing-dir/x.db")).is_err());
     }
 }
+
+/// The Redis the test script started (`AUTHKIT_TEST_REDIS_URL`).
+#[cfg(feature = "session-redis")]
+fn redis_url() -> String {
+    std::env::var("AUTHKIT_TEST_REDIS_URL").expect(
+        "AUTHKIT_TEST_REDIS_URL is not set: scripts/test.sh starts a redis-server and sets it \
+         (or start one and set it to redis://127.0.0.1:PORT)",
+    )
+}
+
+/// A store with a prefix of its own, so tests never see each other's keys.
+#[cfg(feature = "session-redis")]
+fn redis_store() -> tower_authkit::session::store::RedisStore {
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    let prefix = format!(
+        "authkit-test:{}:{}:{}:",
+        std::process::id(),
+        now(),
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    );
+    tower_authkit::session::store::RedisStore::with_prefix(&redis_url(), &prefix).unwrap()
+}
+
+#[cfg(feature = "session-redis")]
+conformance!(redis, Arc::new(redis_store()));
+
+#[cfg(feature = "session-redis")]
+mod redis_specific {
+    use std::process::{Child, Command, Stdio};
+
+    use super::*;
+    use tower_authkit::session::store::RedisStore;
+
+    /// A redis-server of this test's own, stopped when dropped.
+    struct Server(Child);
+
+    impl Server {
+        fn start(port: u16) -> Server {
+            let child = Command::new("redis-server")
+                .args([
+                    "--port",
+                    &port.to_string(),
+                    "--bind",
+                    "127.0.0.1",
+                    "--save",
+                    "",
+                    "--appendonly",
+                    "no",
+                ])
+                .stdout(Stdio::null())
+                .spawn()
+                .expect("redis-server (scripts/test.sh installs it)");
+            let server = Server(child);
+            let deadline = std::time::Instant::now() + Duration::from_secs(10);
+            while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+                assert!(std::time::Instant::now() < deadline, "redis-server did not start");
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            server
+        }
+    }
+
+    impl Drop for Server {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+
+    fn free_port() -> u16 {
+        std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port()
+    }
+
+    #[tokio::test]
+    async fn records_expire_in_redis_itself_at_their_deadline() {
+        let store = redis_store();
+        let mut short = record(&user("short"), HOUR);
+        short.idle_expires_at = now() + 300;
+        store.create(&short).await.unwrap();
+        assert!(store.load(&short.key).await.unwrap().is_some());
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        assert_eq!(store.load(&short.key).await.unwrap(), None);
+        assert!(store.list_user(short.subject()).await.unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn an_unreachable_redis_is_a_store_error_and_the_store_reconnects() {
+        let port = free_port();
+        let url = format!("redis://127.0.0.1:{port}");
+        // Nothing listens yet: errors, not hangs or panics.
+        let store = RedisStore::new(&url).unwrap();
+        let started = std::time::Instant::now();
+        assert!(store.load(&key()).await.is_err());
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "bounded: {:?}",
+            started.elapsed()
+        );
+        let server = Server::start(port);
+        let live = record(&user("reconnect"), HOUR);
+        let mut stored = false;
+        for _ in 0..100 {
+            if store.create(&live).await.is_ok() {
+                stored = true;
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        assert!(stored, "reconnected once Redis was up");
+        assert!(store.load(&live.key).await.unwrap().is_some());
+        drop(server);
+        assert!(store.load(&live.key).await.is_err(), "down again: an error");
+        let _server = Server::start(port);
+        let mut recovered = false;
+        for _ in 0..100 {
+            if store.load(&live.key).await.is_ok() {
+                recovered = true;
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        assert!(recovered);
+        assert!(RedisStore::new("not a url").is_err());
+    }
+}

@@ -11,6 +11,8 @@
 //! - failures are [`StoreError`]s, which the layer answers with 503.
 
 mod memory;
+#[cfg(feature = "session-redis")]
+mod redis;
 #[cfg(feature = "session-sqlite")]
 mod sqlite;
 
@@ -20,6 +22,8 @@ use std::time::Duration;
 use futures_util::future::BoxFuture;
 use serde_json::{Map, Value};
 
+#[cfg(feature = "session-redis")]
+pub use self::redis::RedisStore;
 pub use memory::MemoryStore;
 #[cfg(feature = "session-sqlite")]
 pub use sqlite::SqliteStore;
