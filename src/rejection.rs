@@ -36,6 +36,9 @@ pub enum AuthErrorKind {
     Unavailable,
     /// An upstream answered, but not in a way we can use (502).
     BadGateway,
+    /// Too many attempts (e.g. failed sign-ins) in a window (429 +
+    /// `Retry-After`).
+    TooManyRequests,
 }
 
 /// An authentication or authorization failure.
@@ -95,6 +98,13 @@ impl AuthError {
         error
     }
 
+    /// Too many attempts; clients may retry after `retry_after`.
+    pub fn too_many_requests(description: impl Into<Cow<'static, str>>, retry_after: Duration) -> Self {
+        let mut error = Self::new(AuthErrorKind::TooManyRequests, description);
+        error.retry_after = Some(retry_after);
+        error
+    }
+
     /// An upstream answered with an error or an unusable body.
     pub fn bad_gateway(description: impl Into<Cow<'static, str>>) -> Self {
         Self::new(AuthErrorKind::BadGateway, description)
@@ -135,6 +145,7 @@ impl AuthError {
             AuthErrorKind::InsufficientScope => StatusCode::FORBIDDEN,
             AuthErrorKind::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
             AuthErrorKind::BadGateway => StatusCode::BAD_GATEWAY,
+            AuthErrorKind::TooManyRequests => StatusCode::TOO_MANY_REQUESTS,
         }
     }
 
@@ -148,15 +159,18 @@ impl AuthError {
             AuthErrorKind::InsufficientScope => "insufficient_scope",
             AuthErrorKind::Unavailable => "temporarily_unavailable",
             AuthErrorKind::BadGateway => "upstream_error",
+            AuthErrorKind::TooManyRequests => "too_many_requests",
         }
     }
 
-    /// The gRPC status code: 16 UNAUTHENTICATED, 7 PERMISSION_DENIED or 14 UNAVAILABLE.
+    /// The gRPC status code: 16 UNAUTHENTICATED, 7 PERMISSION_DENIED, 14
+    /// UNAVAILABLE or 8 RESOURCE_EXHAUSTED.
     pub fn grpc_status(&self) -> u16 {
         match self.kind {
             AuthErrorKind::MissingCredentials | AuthErrorKind::InvalidRequest | AuthErrorKind::InvalidToken => 16,
             AuthErrorKind::InsufficientScope => 7,
             AuthErrorKind::Unavailable | AuthErrorKind::BadGateway => 14,
+            AuthErrorKind::TooManyRequests => 8,
         }
     }
 }
@@ -259,7 +273,7 @@ fn challenge(error: &AuthError, realm: &str) -> Option<String> {
     let realm = sanitize(realm);
     match error.kind {
         AuthErrorKind::MissingCredentials => Some(format!("Bearer realm=\"{realm}\"")),
-        AuthErrorKind::Unavailable | AuthErrorKind::BadGateway => None,
+        AuthErrorKind::Unavailable | AuthErrorKind::BadGateway | AuthErrorKind::TooManyRequests => None,
         _ => {
             let mut value = format!(
                 "Bearer realm=\"{realm}\", error=\"{}\", error_description=\"{}\"",

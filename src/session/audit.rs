@@ -30,3 +30,11 @@ pub(crate) fn revoked(key: &SessionKey, existed: bool) {
 pub(crate) fn revoked_user(subject: &str, count: u64) {
     tracing::info!(target: TARGET, event = "session.revoked_user", subject, count);
 }
+
+pub(crate) fn sign_in_succeeded(account: &str) {
+    tracing::info!(target: TARGET, event = "sign_in.succeeded", account);
+}
+
+pub(crate) fn sign_in_failed(account: &str, reason: &'static str) {
+    tracing::warn!(target: TARGET, event = "sign_in.failed", account, reason);
+}

@@ -59,6 +59,8 @@ pub mod audit;
 mod authenticator;
 mod handle;
 mod id;
+mod limit;
+pub mod password;
 mod record;
 pub mod store;
 
@@ -72,6 +74,8 @@ pub use admin::{SessionAdmin, SessionInfo};
 pub use authenticator::{SessionAuthenticator, local_path};
 pub use handle::Session;
 pub use id::SessionKey;
+pub use limit::{SignIn, SignInError, client_address};
+pub use password::Passwords;
 pub use record::{SessionRecord, StoredPrincipal};
 pub use store::{MemoryStore, SessionStore, StoreError};
 
@@ -159,7 +163,8 @@ impl Default for SessionLayerBuilder {
 }
 
 impl SessionLayerBuilder {
-    /// The key that signs cookies (required; at least 32 bytes, high entropy).
+    /// The key that signs cookies (required; at least 32 bytes, high entropy,
+    /// used for nothing else).
     pub fn key(mut self, key: impl Into<Vec<u8>>) -> Self {
         self.key = Some(key.into());
         self
