@@ -9,6 +9,7 @@ mod backoff;
 #[cfg(feature = "cloudflare")]
 pub mod cloudflare;
 pub mod context;
+pub mod cross_origin;
 mod crypto;
 mod error;
 #[cfg(feature = "axum")]

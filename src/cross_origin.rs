@@ -1,0 +1,237 @@
+//! Cross-origin protection for cookie-authenticated requests, in the style
+//! of Go 1.25's `net/http.CrossOriginProtection`: no tokens, just the
+//! headers browsers send.
+//!
+//! ```
+//! use axum::{routing::post, Router};
+//! use tower_authkit::cross_origin::CrossOriginLayer;
+//!
+//! let app: Router = Router::new()
+//!     .route("/transfer", post(|| async { "done" }))
+//!     .layer(CrossOriginLayer::new().allow_origin("https://admin.example.com").unwrap());
+//! ```
+//!
+//! Unsafe methods (anything but GET, HEAD, OPTIONS, TRACE) are refused with
+//! 403 when the browser says the request is cross-site (`Sec-Fetch-Site:
+//! cross-site` or `same-site`), or when its `Origin` is neither the request's
+//! own (compared with `Host`) nor allowlisted. Requests with neither header
+//! pass: they come from non-browser clients, which cookies do not follow
+//! around. Put it in front of any layer that authenticates by cookie.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+
+use bytes::Bytes;
+use http::header::{CONTENT_TYPE, HOST, ORIGIN};
+use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode};
+use pin_project_lite::pin_project;
+use tower_layer::Layer;
+use tower_service::Service;
+
+use crate::error::ConfigError;
+use crate::layer::AuthBody;
+
+/// Refuses cross-origin unsafe requests; see the [module docs](self).
+#[derive(Clone, Debug, Default)]
+pub struct CrossOriginLayer {
+    allowed: Arc<Vec<String>>,
+}
+
+impl CrossOriginLayer {
+    /// Only same-origin unsafe requests pass.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Also lets `origin` (`scheme://host[:port]`, no path) send unsafe requests.
+    pub fn allow_origin(mut self, origin: &str) -> Result<Self, ConfigError> {
+        let invalid = |reason: &str| ConfigError::Invalid {
+            setting: "allow_origin",
+            reason: format!("{origin:?}: {reason}"),
+        };
+        let url = url_like(origin).ok_or_else(|| invalid("expected scheme://host[:port]"))?;
+        Arc::make_mut(&mut self.allowed).push(url);
+        Ok(self)
+    }
+}
+
+/// `scheme://host[:port]`, lowercased, if `origin` has exactly that shape.
+fn url_like(origin: &str) -> Option<String> {
+    let (scheme, rest) = origin.split_once("://")?;
+    let valid = matches!(scheme, "http" | "https")
+        && !rest.is_empty()
+        && !rest.contains(['/', '?', '#', '@'])
+        && rest.chars().all(|c| c.is_ascii_alphanumeric() || "-.:[]".contains(c));
+    valid.then(|| origin.to_ascii_lowercase())
+}
+
+fn is_safe(method: &Method) -> bool {
+    matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS | Method::TRACE)
+}
+
+/// `None` when the request may pass, else why not.
+fn refusal(method: &Method, headers: &HeaderMap, allowed: &[String]) -> Option<&'static str> {
+    if is_safe(method) {
+        return None;
+    }
+    let origin = headers.get(ORIGIN).and_then(|v| v.to_str().ok());
+    if origin.is_some_and(|o| allowed.iter().any(|a| a.eq_ignore_ascii_case(o))) {
+        return None;
+    }
+    if let Some(site) = headers.get("sec-fetch-site") {
+        return match site.as_bytes() {
+            b"same-origin" | b"none" => None,
+            _ => Some("cross-origin request refused"),
+        };
+    }
+    let origin = origin?;
+    let host = headers.get(HOST).and_then(|v| v.to_str().ok());
+    let same = origin
+        .split_once("://")
+        .is_some_and(|(_, authority)| host.is_some_and(|h| h.eq_ignore_ascii_case(authority)));
+    (!same).then_some("cross-origin request refused")
+}
+
+fn forbidden(reason: &'static str) -> Response<Bytes> {
+    let body = serde_json::json!({"error": "cross_origin_request", "error_description": reason});
+    let mut response = Response::new(Bytes::from(body.to_string()));
+    *response.status_mut() = StatusCode::FORBIDDEN;
+    response
+        .headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    response
+}
+
+impl<S> Layer<S> for CrossOriginLayer {
+    type Service = CrossOriginService<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        CrossOriginService {
+            inner,
+            allowed: Arc::clone(&self.allowed),
+        }
+    }
+}
+
+/// The service of [`CrossOriginLayer`].
+#[derive(Clone, Debug)]
+pub struct CrossOriginService<S> {
+    inner: S,
+    allowed: Arc<Vec<String>>,
+}
+
+impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for CrossOriginService<S>
+where
+    S: Service<Request<ReqBody>, Response = Response<ResBody>>,
+{
+    type Response = Response<AuthBody<ResBody>>;
+    type Error = S::Error;
+    type Future = CrossOriginFuture<S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: Request<ReqBody>) -> Self::Future {
+        match refusal(request.method(), request.headers(), &self.allowed) {
+            Some(reason) => {
+                tracing::info!(target: "tower_authkit::audit", event = "access.denied", reason, method = %request.method(), path = request.uri().path());
+                CrossOriginFuture {
+                    state: State::Refused {
+                        response: Some(forbidden(reason)),
+                    },
+                }
+            }
+            None => CrossOriginFuture {
+                state: State::Inner {
+                    future: self.inner.call(request),
+                },
+            },
+        }
+    }
+}
+
+pin_project! {
+    /// The response future of [`CrossOriginService`].
+    pub struct CrossOriginFuture<F> {
+        #[pin]
+        state: State<F>,
+    }
+}
+
+pin_project! {
+    #[project = StateProj]
+    enum State<F> {
+        Inner { #[pin] future: F },
+        Refused { response: Option<Response<Bytes>> },
+    }
+}
+
+impl<F, ResBody, E> Future for CrossOriginFuture<F>
+where
+    F: Future<Output = Result<Response<ResBody>, E>>,
+{
+    type Output = Result<Response<AuthBody<ResBody>>, E>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        match self.project().state.project() {
+            StateProj::Inner { future } => future.poll(cx).map_ok(|r| r.map(AuthBody::inner)),
+            StateProj::Refused { response } => {
+                let response = response.take().expect("CrossOriginFuture polled after completion");
+                Poll::Ready(Ok(crate::layer::rejection_response(response)))
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(pairs: &[(&'static str, &'static str)]) -> HeaderMap {
+        let mut map = HeaderMap::new();
+        for (name, value) in pairs {
+            map.append(*name, HeaderValue::from_static(value));
+        }
+        map
+    }
+
+    #[test]
+    fn the_rules() {
+        let allowed = vec!["https://admin.example.com".to_owned()];
+        let post = Method::POST;
+        let pass = |h: &[(&'static str, &'static str)]| refusal(&post, &headers(h), &allowed).is_none();
+        assert!(pass(&[]), "non-browser clients");
+        assert!(pass(&[("sec-fetch-site", "same-origin")]));
+        assert!(pass(&[("sec-fetch-site", "none")]));
+        assert!(!pass(&[("sec-fetch-site", "cross-site")]));
+        assert!(!pass(&[("sec-fetch-site", "same-site")]));
+        assert!(pass(&[
+            ("host", "app.example.com"),
+            ("origin", "https://app.example.com")
+        ]));
+        assert!(!pass(&[
+            ("host", "app.example.com"),
+            ("origin", "https://evil.example")
+        ]));
+        assert!(!pass(&[("host", "app.example.com"), ("origin", "null")]));
+        assert!(pass(&[
+            ("sec-fetch-site", "cross-site"),
+            ("origin", "https://admin.example.com")
+        ]));
+        assert!(refusal(&Method::GET, &headers(&[("sec-fetch-site", "cross-site")]), &allowed).is_none());
+        for method in [Method::PUT, Method::PATCH, Method::DELETE] {
+            assert!(refusal(&method, &headers(&[("sec-fetch-site", "cross-site")]), &allowed).is_some());
+        }
+    }
+
+    #[test]
+    fn allowlisted_origins_are_checked() {
+        assert!(CrossOriginLayer::new().allow_origin("https://a.example:8443").is_ok());
+        for bad in ["a.example", "https://a.example/path", "ftp://a.example", "https://"] {
+            assert!(CrossOriginLayer::new().allow_origin(bad).is_err(), "{bad}");
+        }
+    }
+}
