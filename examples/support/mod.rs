@@ -103,11 +103,15 @@ pub async fn serve(name: &str, app: Result<Router, String>) -> ExitCode {
     }
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let mut server = tokio::spawn(async move {
-        axum::serve(listener, app)
-            .with_graceful_shutdown(async {
-                let _ = stopped.await;
-            })
-            .await
+        // Connect info: handlers can read the peer address (`ConnectInfo<SocketAddr>`).
+        axum::serve(
+            listener,
+            app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+        )
+        .with_graceful_shutdown(async {
+            let _ = stopped.await;
+        })
+        .await
     });
     let served = tokio::select! {
         served = &mut server => served,
