@@ -4,8 +4,8 @@
 # the quickstart demo. Needs cargo, node/npm and python3: the interop tests
 # run `npm ci` (oidc-provider, pinned by tests/interop/oidc-provider's lock
 # file) and create a PyJWT venv under target/ on first use; the Pomerium
-# client's browser test needs Chromium and the Redis session store's tests a
-# redis-server, both installed here from Debian's packages when missing. Every
+# client's and the session portal's browser tests need Chromium (and
+# chromedriver), the Redis session store's tests a redis-server, all installed here from Debian's packages when missing. Every
 # server runs on loopback: tests stop the ones they start, and this script
 # starts one redis-server on a free port and stops it when it exits.
 set -euo pipefail
@@ -33,8 +33,13 @@ apt_install() {
 }
 
 if [ -z "${AUTHKIT_CHROMIUM:-}" ] && ! command -v chromium >/dev/null 2>&1; then
-  step "installing chromium (headless browser for the Pomerium sign-in test)"
+  step "installing chromium (headless browser for the Pomerium and session portal tests)"
   apt_install chromium
+fi
+
+if [ -z "${AUTHKIT_CHROMEDRIVER:-}" ] && ! command -v chromedriver >/dev/null 2>&1; then
+  step "installing chromium-driver (WebDriver for the session portal's form test)"
+  apt_install chromium-driver
 fi
 
 if ! command -v redis-server >/dev/null 2>&1; then

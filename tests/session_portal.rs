@@ -5,6 +5,7 @@ mod process;
 
 use std::process::{Command, Stdio};
 use std::sync::Mutex;
+use std::time::Duration;
 
 use process::{Running, example, start};
 use serde_json::Value;
@@ -418,4 +419,218 @@ async fn key_rotation_keeps_sessions_signed_with_an_old_key() {
     let dropped = Visitor::new(&base);
     dropped.with_cookie(cookie);
     assert_eq!(dropped.get("/me").await.status, 401, "a dropped key no longer does");
+}
+
+#[tokio::test]
+async fn no_password_cookie_or_session_id_reaches_the_output_even_at_trace() {
+    let dir = tempfile::tempdir().unwrap();
+    let log_path = dir.path().join("portal.log");
+    let log = std::fs::File::create(&log_path).unwrap();
+    let mut command = Command::new(example("session_portal"));
+    command
+        .env("AUTHKIT_BIND", "127.0.0.1:0")
+        .env("AUTHKIT_SESSION_KEY", KEY)
+        .env("AUTHKIT_DEMO_USERS", USERS)
+        .env("AUTHKIT_SECURE_COOKIES", "false")
+        .env("RUST_LOG", "trace")
+        .stdout(Stdio::piped())
+        .stderr(log);
+    let mut child = command.spawn().unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let running = Running(child);
+    let (sender, receiver) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        // Keep reading so the child never blocks on a full pipe; keep every line.
+        for line in std::io::BufReader::new(stdout).lines().map_while(Result::ok) {
+            let _ = sender.send(line);
+        }
+    });
+    let base = loop {
+        let line = receiver.recv_timeout(Duration::from_secs(30)).expect("readiness line");
+        if let Some(url) = line.strip_prefix("listening on ") {
+            break url.to_owned();
+        }
+    };
+    let visitor = Visitor::new(&base);
+    assert_eq!(visitor.login("user@example.com", "user-pass").await.status, 303);
+    let cookie = visitor.cookie().unwrap();
+    visitor.get("/me").await;
+    visitor.get("/me/sessions").await;
+    let wrong = Visitor::new(&base);
+    wrong.login("user@example.com", "a-wrong-secret-password").await;
+    let tampered = Visitor::new(&base);
+    tampered.with_cookie(Some(format!("{cookie}x")));
+    tampered.get("/me").await;
+    visitor.send("POST", "/logout", None, &[]).await;
+    drop(running);
+    let mut output = std::fs::read_to_string(&log_path).unwrap();
+    while let Ok(line) = receiver.try_recv() {
+        output.push_str(&line);
+        output.push('\n');
+    }
+    assert!(
+        output.contains("sign_in.succeeded"),
+        "audit events are there:\n{output}"
+    );
+    assert!(output.contains("sign_in.failed"));
+    let value = cookie.split_once('=').unwrap().1;
+    for secret in ["user-pass", "a-wrong-secret-password", KEY, value, &value[44..]] {
+        assert!(!output.contains(secret), "{secret:?} leaked into the output");
+    }
+}
+
+/// Drives Debian's chromium through chromedriver's WebDriver HTTP API.
+struct WebDriver {
+    client: reqwest::Client,
+    base: String,
+    _driver: Running,
+}
+
+const ELEMENT: &str = "element-6066-11e4-a52e-4f735466cecf";
+
+fn json_body(request: reqwest::RequestBuilder, body: &Value) -> reqwest::RequestBuilder {
+    request
+        .header("content-type", "application/json")
+        .body(serde_json::to_vec(body).unwrap())
+}
+
+impl WebDriver {
+    async fn start(profile: &std::path::Path) -> (WebDriver, String) {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let driver = std::env::var("AUTHKIT_CHROMEDRIVER").unwrap_or_else(|_| "/usr/bin/chromedriver".to_owned());
+        let child = Command::new(&driver)
+            .arg(format!("--port={port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("{driver}: {e} (scripts/test.sh installs chromium-driver)"));
+        let driver = WebDriver {
+            client: reqwest::Client::new(),
+            base: format!("http://127.0.0.1:{port}"),
+            _driver: Running(child),
+        };
+        let chromium = std::env::var("AUTHKIT_CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".to_owned());
+        let capabilities = serde_json::json!({"capabilities": {"alwaysMatch": {
+            "browserName": "chrome",
+            "goog:chromeOptions": {
+                "binary": chromium,
+                "args": [
+                    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+                    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+                    format!("--user-data-dir={}", profile.display()),
+                ],
+            },
+        }}});
+        let mut session = None;
+        for _ in 0..100 {
+            let request = driver.client.post(format!("{}/session", driver.base));
+            if let Ok(response) = json_body(request, &capabilities).send().await {
+                let body: Value = serde_json::from_slice(&response.bytes().await.unwrap()).unwrap();
+                session = Some(
+                    body["value"]["sessionId"]
+                        .as_str()
+                        .unwrap_or_else(|| panic!("{body}"))
+                        .to_owned(),
+                );
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let session = session.expect("chromedriver answered");
+        (driver, session)
+    }
+
+    async fn call(&self, method: reqwest::Method, path: &str, body: Value) -> Value {
+        let request = self.client.request(method, format!("{}{path}", self.base));
+        let request = if body.is_null() {
+            request
+        } else {
+            json_body(request, &body)
+        };
+        let answer: Value = serde_json::from_slice(&request.send().await.unwrap().bytes().await.unwrap()).unwrap();
+        answer["value"].clone()
+    }
+
+    async fn element(&self, session: &str, css: &str) -> String {
+        let found = self
+            .call(
+                reqwest::Method::POST,
+                &format!("/session/{session}/element"),
+                serde_json::json!({"using": "css selector", "value": css}),
+            )
+            .await;
+        found[ELEMENT]
+            .as_str()
+            .unwrap_or_else(|| panic!("{css}: {found}"))
+            .to_owned()
+    }
+}
+
+#[tokio::test]
+async fn a_real_browser_signs_in_through_the_form_and_sees_its_email() {
+    let (_portal, base) = portal(&[]);
+    let profile = tempfile::tempdir().unwrap();
+    let (driver, session) = WebDriver::start(profile.path()).await;
+    let post = reqwest::Method::POST;
+    driver
+        .call(
+            post.clone(),
+            &format!("/session/{session}/url"),
+            serde_json::json!({"url": format!("{base}/")}),
+        )
+        .await;
+    // Sent to the sign-in page, with `next` pointing back.
+    let url = driver
+        .call(reqwest::Method::GET, &format!("/session/{session}/url"), Value::Null)
+        .await;
+    assert!(url.as_str().unwrap().ends_with("/login?next=%2F"), "{url}");
+    for (css, text) in [("#email", "user@example.com"), ("#password", "user-pass")] {
+        let element = driver.element(&session, css).await;
+        driver
+            .call(
+                post.clone(),
+                &format!("/session/{session}/element/{element}/value"),
+                serde_json::json!({"text": text}),
+            )
+            .await;
+    }
+    let submit = driver.element(&session, "#submit").await;
+    driver
+        .call(
+            post.clone(),
+            &format!("/session/{session}/element/{submit}/click"),
+            serde_json::json!({}),
+        )
+        .await;
+    let mut landed = String::new();
+    for _ in 0..100 {
+        landed = driver
+            .call(reqwest::Method::GET, &format!("/session/{session}/url"), Value::Null)
+            .await
+            .as_str()
+            .unwrap_or_default()
+            .to_owned();
+        if landed == format!("{base}/") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(landed, format!("{base}/"), "landed on the portal's home page");
+    let email = driver.element(&session, "#email").await;
+    let text = driver
+        .call(
+            reqwest::Method::GET,
+            &format!("/session/{session}/element/{email}/text"),
+            Value::Null,
+        )
+        .await;
+    assert_eq!(text, "user@example.com");
+    driver
+        .call(reqwest::Method::DELETE, &format!("/session/{session}"), Value::Null)
+        .await;
 }

@@ -197,14 +197,16 @@ pub fn client_address(
     headers: &http::HeaderMap,
     trusted_header: Option<&str>,
 ) -> Option<IpAddr> {
+    // Only the very last entry: if it is unusable, earlier (client-written)
+    // entries must not stand in for it.
     let forwarded = trusted_header.and_then(|name| {
         headers
             .get_all(name)
             .iter()
-            .filter_map(|v| v.to_str().ok())
-            .flat_map(|v| v.split(','))
-            .filter_map(|entry| entry.trim().parse::<IpAddr>().ok())
-            .last()
+            .next_back()
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.rsplit(',').next())
+            .and_then(|entry| entry.trim().parse::<IpAddr>().ok())
     });
     forwarded.or(socket.map(|s| s.ip()))
 }
@@ -229,6 +231,12 @@ mod tests {
         assert_eq!(
             client_address(socket, &http::HeaderMap::new(), Some("x-forwarded-for")),
             Some("127.0.0.1".parse().unwrap())
+        );
+        headers.insert("x-forwarded-for", "198.51.100.7, garbage".parse().unwrap());
+        assert_eq!(
+            client_address(socket, &headers, Some("x-forwarded-for")),
+            Some("127.0.0.1".parse().unwrap()),
+            "a client-written entry never stands in for the proxy's"
         );
     }
 
