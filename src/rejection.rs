@@ -112,6 +112,7 @@ impl AuthError {
 
     /// The same failure with another `Retry-After` (e.g. the time left of a
     /// backoff when an earlier failure is answered again).
+    #[cfg(any(feature = "proxy-user", feature = "introspection", feature = "cloudflare"))]
     pub(crate) fn with_retry_after(mut self, retry_after: std::time::Duration) -> Self {
         self.retry_after = Some(retry_after);
         self
