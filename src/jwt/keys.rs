@@ -378,7 +378,7 @@ impl KeyStore {
     }
 }
 
-#[cfg(all(test, feature = "testing"))]
+#[cfg(all(test, feature = "testing", any(feature = "aws-lc-rs", feature = "rust-crypto")))]
 mod tests {
     //! The single-flight races, forced: a hook pauses a request between its
     //! snapshot read and its locked re-check while the test finishes a fetch.
