@@ -249,11 +249,20 @@ where
                     future: self.inner.call(request),
                 },
             },
-            Err(error) => RequireFuture {
-                state: RequireState::Rejected {
-                    response: Some(render_in(request.extensions(), request.headers(), &error)),
-                },
-            },
+            Err(error) => {
+                if error.kind() == crate::rejection::AuthErrorKind::InsufficientScope {
+                    crate::audit::emit(crate::audit::AuditEvent::AccessDenied {
+                        subject: request.extensions().get::<Principal>().map(Principal::subject),
+                        path: request.uri().path(),
+                        reason: error.description(),
+                    });
+                }
+                RequireFuture {
+                    state: RequireState::Rejected {
+                        response: Some(render_in(request.extensions(), request.headers(), &error)),
+                    },
+                }
+            }
         }
     }
 }

@@ -137,7 +137,11 @@ where
     fn call(&mut self, request: Request<ReqBody>) -> Self::Future {
         match refusal(request.method(), request.headers(), &self.allowed) {
             Some(reason) => {
-                tracing::info!(target: "tower_authkit::audit", event = "access.denied", reason, method = %request.method(), path = request.uri().path());
+                crate::audit::emit(crate::audit::AuditEvent::AccessDenied {
+                    subject: None,
+                    path: request.uri().path(),
+                    reason,
+                });
                 CrossOriginFuture {
                     state: State::Refused {
                         response: Some(forbidden(reason)),

@@ -3,6 +3,7 @@
 #![warn(missing_docs)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+pub mod audit;
 pub mod authz;
 #[cfg_attr(not(feature = "jwks"), allow(dead_code))]
 mod backoff;

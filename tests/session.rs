@@ -25,16 +25,32 @@ const KEY: &[u8] = b"test signing key, 32 bytes or more.";
 const OLD_KEY: &[u8] = b"an older signing key, also long enough";
 const COOKIE: &str = "authkit_session";
 
-/// A memory store that counts calls and can be switched to failing.
-#[derive(Clone, Default)]
+/// A store (memory unless said otherwise) that counts calls and can be
+/// switched to failing.
+#[derive(Clone)]
 struct Instrumented {
-    inner: MemoryStore,
+    inner: Arc<dyn SessionStore>,
     failing: Arc<AtomicBool>,
     loads: Arc<AtomicUsize>,
     writes: Arc<AtomicUsize>,
 }
 
+impl Default for Instrumented {
+    fn default() -> Self {
+        Self::over(MemoryStore::new())
+    }
+}
+
 impl Instrumented {
+    fn over(store: impl SessionStore) -> Self {
+        Self {
+            inner: Arc::new(store),
+            failing: Arc::default(),
+            loads: Arc::default(),
+            writes: Arc::default(),
+        }
+    }
+
     fn check(&self) -> Result<(), StoreError> {
         if self.failing.load(Ordering::SeqCst) {
             Err(StoreError::new("injected failure"))
@@ -358,9 +374,9 @@ async fn rotation_moves_the_session_to_a_new_id_keeping_its_data() {
     assert_eq!(old.send("GET", "/me").await.status, 401);
 }
 
-#[tokio::test]
-async fn data_is_written_back_once_and_only_when_changed() {
-    let store = Instrumented::default();
+/// One store read per request for an unchanged session, no write but the
+/// throttled touch; one write-back when data changes, none when it does not.
+async fn one_read_per_request_and_writes_only_when_changed(store: Instrumented) {
     let app = app_with(builder(&store).build().unwrap());
     let browser = Browser::new(&app);
     browser.login("alice").await;
@@ -379,6 +395,27 @@ async fn data_is_written_back_once_and_only_when_changed() {
     browser.send("POST", "/put/theme/dark").await;
     assert_eq!(store.writes.load(Ordering::SeqCst) - writes, 1, "same value: no write");
     assert_eq!(browser.send("GET", "/get/theme").await.body, "dark");
+}
+
+#[tokio::test]
+async fn data_is_written_back_once_and_only_when_changed() {
+    one_read_per_request_and_writes_only_when_changed(Instrumented::default()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqlite_sessions_cost_one_read_per_request() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = tower_authkit::session::store::SqliteStore::open(dir.path().join("s.db")).unwrap();
+    one_read_per_request_and_writes_only_when_changed(Instrumented::over(store)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_sessions_cost_one_read_per_request() {
+    let url = std::env::var("AUTHKIT_TEST_REDIS_URL")
+        .expect("AUTHKIT_TEST_REDIS_URL is not set: scripts/test.sh starts a redis-server and sets it");
+    let prefix = format!("authkit-layer-test:{}:", std::process::id());
+    let store = tower_authkit::session::store::RedisStore::with_prefix(&url, &prefix).unwrap();
+    one_read_per_request_and_writes_only_when_changed(Instrumented::over(store)).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -645,6 +682,8 @@ impl std::io::Write for Captured {
 
 #[tokio::test]
 async fn logs_carry_audit_events_but_never_cookies_or_session_ids() {
+    // A global subscriber: scoped (thread-local) ones miss events whose
+    // callsites other tests register concurrently.
     let captured = Captured::default();
     let writer = captured.clone();
     let subscriber = tracing_subscriber::fmt()
@@ -652,7 +691,7 @@ async fn logs_carry_audit_events_but_never_cookies_or_session_ids() {
         .with_ansi(false)
         .with_writer(move || writer.clone())
         .finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
+    tracing::subscriber::set_global_default(subscriber).expect("only this test installs one");
 
     let store = Instrumented::default();
     let layer = builder(&store).build().unwrap();
@@ -664,6 +703,7 @@ async fn logs_carry_audit_events_but_never_cookies_or_session_ids() {
     browser.send("POST", "/put/k/v").await;
     browser.send("POST", "/rotate").await;
     let rotated = browser.cookie().unwrap();
+    assert_eq!(browser.send("GET", "/admin").await.status, 403);
     let intruder = Browser::new(&app);
     intruder.set_cookie(Some(format!("{}x", &cookie[..cookie.len() - 1])));
     intruder.send("GET", "/me").await;
@@ -690,4 +730,33 @@ async fn logs_carry_audit_events_but_never_cookies_or_session_ids() {
         assert!(!logs.contains(id), "a session id was logged");
     }
     assert!(!logs.contains(std::str::from_utf8(KEY).unwrap()));
+}
+
+/// Collects event names (the process-wide sink is installed once, here).
+struct Names(Arc<Mutex<Vec<&'static str>>>);
+
+impl tower_authkit::audit::AuditSink for Names {
+    fn record(&self, event: &tower_authkit::audit::AuditEvent<'_>) {
+        self.0.lock().unwrap().push(event.name());
+    }
+}
+
+#[tokio::test]
+async fn an_audit_sink_receives_the_events() {
+    let names = Arc::new(Mutex::new(Vec::new()));
+    assert!(tower_authkit::audit::set_sink(Names(Arc::clone(&names))).is_ok());
+    assert!(
+        tower_authkit::audit::set_sink(Names(Arc::default())).is_err(),
+        "installed once"
+    );
+    let store = Instrumented::default();
+    let app = app_with(builder(&store).build().unwrap());
+    let browser = Browser::new(&app);
+    browser.login("sink-user").await;
+    assert_eq!(browser.send("GET", "/admin").await.status, 403);
+    browser.send("POST", "/logout").await;
+    let seen = names.lock().unwrap().clone();
+    for name in ["session.created", "access.denied", "session.signed_out"] {
+        assert!(seen.contains(&name), "{name} not in {seen:?}");
+    }
 }

@@ -49,7 +49,12 @@ impl std::fmt::Debug for Finish {
     }
 }
 
-/// Response-side work for one request; see the [module docs](self).
+/// Response-side work for one request, for authenticators that keep state
+/// with the client: sessions set or clear their cookie, write back changed
+/// data and extend the idle deadline after the handler answered. The
+/// pipeline runs it on every response that leaves the layer (the handler's or
+/// a rendered rejection), before the response is returned; see
+/// [`Authenticator::response_hook`](super::Authenticator::response_hook).
 pub trait ResponseHook: Send + 'static {
     /// Edits the response head (status, headers) and says whether async work
     /// remains.

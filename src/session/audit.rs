@@ -1,40 +1,52 @@
-//! Audit events: `tracing` events under one target, `tower_authkit::audit`.
-//! They name the subject and a session's public handle (a hash of its id,
-//! shortened), never a password, token, cookie value or session id.
+//! The session events, with a session's handle shortened for the log.
 
 use super::id::SessionKey;
+use crate::audit::{AuditEvent, emit};
 
-/// The target every audit event is logged under.
-pub const TARGET: &str = "tower_authkit::audit";
+fn short(key: &SessionKey) -> String {
+    key.to_hex()[..12].to_owned()
+}
 
 pub(crate) fn session_created(subject: &str, key: &SessionKey) {
-    tracing::info!(target: TARGET, event = "session.created", subject, session = ?key);
+    emit(AuditEvent::SessionCreated {
+        subject,
+        session: &short(key),
+    });
 }
 
 pub(crate) fn signed_out(key: &SessionKey) {
-    tracing::info!(target: TARGET, event = "session.signed_out", session = ?key);
+    emit(AuditEvent::SignedOut { session: &short(key) });
 }
 
 pub(crate) fn session_rotated(old: &SessionKey, new: &SessionKey) {
-    tracing::info!(target: TARGET, event = "session.rotated", session = ?old, new_session = ?new);
+    emit(AuditEvent::SessionRotated {
+        session: &short(old),
+        new_session: &short(new),
+    });
 }
 
 pub(crate) fn session_ended_by_loader(subject: &str, key: &SessionKey) {
-    tracing::info!(target: TARGET, event = "session.ended", reason = "user gone or disabled", subject, session = ?key);
+    emit(AuditEvent::SessionEnded {
+        subject,
+        session: &short(key),
+    });
 }
 
 pub(crate) fn revoked(key: &SessionKey, existed: bool) {
-    tracing::info!(target: TARGET, event = "session.revoked", session = ?key, existed);
+    emit(AuditEvent::SessionRevoked {
+        session: &short(key),
+        existed,
+    });
 }
 
 pub(crate) fn revoked_user(subject: &str, count: u64) {
-    tracing::info!(target: TARGET, event = "session.revoked_user", subject, count);
+    emit(AuditEvent::UserSessionsRevoked { subject, count });
 }
 
 pub(crate) fn sign_in_succeeded(account: &str) {
-    tracing::info!(target: TARGET, event = "sign_in.succeeded", account);
+    emit(AuditEvent::SignInSucceeded { account });
 }
 
 pub(crate) fn sign_in_failed(account: &str, reason: &'static str) {
-    tracing::warn!(target: TARGET, event = "sign_in.failed", account, reason);
+    emit(AuditEvent::SignInFailed { account, reason });
 }

@@ -55,7 +55,7 @@
 //!   kept.
 
 mod admin;
-pub mod audit;
+mod audit;
 mod authenticator;
 mod handle;
 mod id;
