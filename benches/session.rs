@@ -86,6 +86,7 @@ fn bench(c: &mut Criterion) {
         Arc::new(tower_authkit::session::store::SqliteStore::open(dir.path().join("bench.db")).unwrap()),
     ));
     if let Ok(url) = std::env::var("AUTHKIT_BENCH_REDIS_URL") {
+        let _runtime = runtime.enter();
         stores.push((
             "redis",
             Arc::new(tower_authkit::session::store::RedisStore::new(&url).unwrap()),

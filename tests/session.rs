@@ -760,3 +760,35 @@ async fn an_audit_sink_receives_the_events() {
         assert!(seen.contains(&name), "{name} not in {seen:?}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_redis_outage_is_503_and_the_same_cookie_works_once_redis_is_back() {
+    use common::redis_server::{Server, free_port};
+    let port = free_port();
+    let server = Server::start(port);
+    let store = tower_authkit::session::store::RedisStore::new(&format!("redis://127.0.0.1:{port}")).unwrap();
+    let app = app_with(SessionLayer::builder().key(KEY.to_vec()).store(store).build().unwrap());
+    let browser = Browser::new(&app);
+    browser.login("alice").await;
+    let cookie = browser.cookie().unwrap();
+    assert_eq!(browser.send("GET", "/me").await.status, 200);
+    // Redis hangs (keeping its data): bounded by the store's response timeout.
+    server.signal("-STOP");
+    let started = std::time::Instant::now();
+    let reply = browser.send("GET", "/me").await;
+    assert_eq!(reply.status, 503, "{reply:?}");
+    assert!(started.elapsed() < Duration::from_secs(10), "{:?}", started.elapsed());
+    assert!(reply.headers.contains_key("retry-after"));
+    assert!(reply.headers.get("set-cookie").is_none(), "no silent logout");
+    assert_eq!(browser.cookie().unwrap(), cookie);
+    server.signal("-CONT");
+    let mut status = 503;
+    for _ in 0..100 {
+        status = browser.send("GET", "/me").await.status.as_u16();
+        if status == 200 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(status, 200, "the same cookie works again");
+}

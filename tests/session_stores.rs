@@ -1,6 +1,8 @@
 //! One conformance suite for every session store: the same behaviour from
 //! memory, SQLite and Redis.
 
+mod common;
+
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -336,54 +338,9 @@ conformance!(redis, Arc::new(redis_store()));
 
 #[cfg(feature = "session-redis")]
 mod redis_specific {
-    use std::process::{Child, Command, Stdio};
-
     use super::*;
+    use crate::common::redis_server::{Server, free_port};
     use tower_authkit::session::store::RedisStore;
-
-    /// A redis-server of this test's own, stopped when dropped.
-    struct Server(Child);
-
-    impl Server {
-        fn start(port: u16) -> Server {
-            let child = Command::new("redis-server")
-                .args([
-                    "--port",
-                    &port.to_string(),
-                    "--bind",
-                    "127.0.0.1",
-                    "--save",
-                    "",
-                    "--appendonly",
-                    "no",
-                ])
-                .stdout(Stdio::null())
-                .spawn()
-                .expect("redis-server (scripts/test.sh installs it)");
-            let server = Server(child);
-            let deadline = std::time::Instant::now() + Duration::from_secs(10);
-            while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-                assert!(std::time::Instant::now() < deadline, "redis-server did not start");
-                std::thread::sleep(Duration::from_millis(20));
-            }
-            server
-        }
-    }
-
-    impl Drop for Server {
-        fn drop(&mut self) {
-            let _ = self.0.kill();
-            let _ = self.0.wait();
-        }
-    }
-
-    fn free_port() -> u16 {
-        std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port()
-    }
 
     #[tokio::test]
     async fn records_expire_in_redis_itself_at_their_deadline() {
@@ -435,5 +392,10 @@ mod redis_specific {
         }
         assert!(recovered);
         assert!(RedisStore::new("not a url").is_err());
+        let outside = std::thread::spawn(|| RedisStore::new("redis://127.0.0.1:1").map(|_| ()));
+        assert!(
+            outside.join().unwrap().is_err(),
+            "outside a runtime: an error, not a panic"
+        );
     }
 }

@@ -189,9 +189,17 @@ impl Authenticator for SessionAuthenticator {
     const RESPONSE_HOOK: bool = true;
 
     fn authenticate(&self, credential: Credential, _request: &RequestHead<'_>) -> Authentication<Self::Future> {
-        match self.config.key_of(credential.expose()) {
-            None => Authentication::Ready(Err(AuthError::missing_credentials())),
-            Some(key) => Authentication::Pending(Box::pin(Arc::clone(&self.config).load(key))),
+        let Some(key) = self.config.key_of(credential.expose()) else {
+            return Authentication::Ready(Err(AuthError::missing_credentials()));
+        };
+        let mut load: Self::Future = Box::pin(Arc::clone(&self.config).load(key));
+        // An in-process store answers at once: settle now, without the
+        // pipeline's async state. Otherwise the pipeline polls it again with
+        // its own waker (a future registers the latest waker it is given).
+        let mut context = std::task::Context::from_waker(std::task::Waker::noop());
+        match load.as_mut().poll(&mut context) {
+            std::task::Poll::Ready(outcome) => Authentication::Ready(outcome),
+            std::task::Poll::Pending => Authentication::Pending(load),
         }
     }
 
@@ -202,8 +210,7 @@ impl Authenticator for SessionAuthenticator {
         match settled {
             Settled::Authenticated(principal) => {
                 if let Some(Loaded(record)) = principal.attachment::<Loaded>() {
-                    state.data = record.data.clone();
-                    state.loaded = Some((**record).clone());
+                    state.loaded = Some(Arc::clone(record));
                 }
             }
             Settled::Public => {
@@ -265,14 +272,17 @@ impl ResponseHook for SessionHook {
             response.headers.insert(LOCATION, location);
             response.headers.remove(WWW_AUTHENTICATE);
         }
-        let state = match &self.session {
+        let mut state = match &self.session {
             Some(session) => std::mem::take(&mut *session.lock()),
             None => State::default(),
         };
         let now = now_ms();
         let carried = state.carried_key();
-        match state.action {
-            Action::Login(principal) => Finish::Pending(Box::pin(login(config, carried, principal, state.data))),
+        match std::mem::take(&mut state.action) {
+            Action::Login(principal) => {
+                let data = state.take_data();
+                Finish::Pending(Box::pin(login(config, carried, principal, data)))
+            }
             Action::Logout => match carried {
                 Some(key) => Finish::Pending(Box::pin(async move {
                     config.store.delete(&key).await.map_err(store_unavailable)?;
@@ -387,7 +397,7 @@ async fn write_back(config: &Config, key: SessionKey, state: &State, now: u64) -
         return Ok(HeaderMap::new());
     };
     let mut version = loaded.version;
-    let mut data = state.data.clone();
+    let mut data = state.data().clone();
     let mut deadline = config.idle_deadline(loaded, now);
     for _ in 0..SAVE_ATTEMPTS {
         match config
@@ -404,7 +414,7 @@ async fn write_back(config: &Config, key: SessionKey, state: &State, now: u64) -
                 };
                 let mut merged = fresh.data.clone();
                 for changed in &state.changed {
-                    match state.data.get(changed) {
+                    match state.data().get(changed) {
                         Some(value) => merged.insert(changed.clone(), value.clone()),
                         None => merged.remove(changed),
                     };

@@ -28,21 +28,46 @@ pub(crate) enum Action {
 #[derive(Default)]
 pub(crate) struct State {
     /// The session the request carried and the layer loaded.
-    pub(crate) loaded: Option<SessionRecord>,
+    pub(crate) loaded: Option<Arc<SessionRecord>>,
     /// A valid cookie's key that was not loaded (public paths): ended by a
     /// login, as a fixation defence.
     pub(crate) carried: Option<SessionKey>,
-    /// The working copy of the data.
-    pub(crate) data: Map<String, Value>,
+    /// The working copy of the data, made on the first change (reads use
+    /// the loaded record's until then).
+    pub(crate) data: Option<Map<String, Value>>,
     /// Keys inserted or removed by this request.
     pub(crate) changed: BTreeSet<String>,
     pub(crate) action: Action,
 }
 
+static NO_DATA: std::sync::LazyLock<Map<String, Value>> = std::sync::LazyLock::new(Map::new);
+
 impl State {
     /// The key of the session this request carried, loaded or not.
     pub(crate) fn carried_key(&self) -> Option<SessionKey> {
         self.loaded.as_ref().map(|r| r.key).or(self.carried)
+    }
+
+    /// The data as this request sees it.
+    pub(crate) fn data(&self) -> &Map<String, Value> {
+        match (&self.data, &self.loaded) {
+            (Some(data), _) => data,
+            (None, Some(record)) => &record.data,
+            (None, None) => &NO_DATA,
+        }
+    }
+
+    fn data_mut(&mut self) -> &mut Map<String, Value> {
+        if self.data.is_none() {
+            self.data = Some(self.loaded.as_ref().map(|r| r.data.clone()).unwrap_or_default());
+        }
+        self.data.get_or_insert_with(Map::new)
+    }
+
+    /// The data to carry into a new session.
+    pub(crate) fn take_data(&mut self) -> Map<String, Value> {
+        self.data_mut();
+        self.data.take().unwrap_or_default()
     }
 }
 
@@ -61,7 +86,7 @@ impl std::fmt::Debug for Session {
         let state = self.lock();
         f.debug_struct("Session")
             .field("handle", &state.loaded.as_ref().map(|r| r.key))
-            .field("keys", &state.data.keys().collect::<Vec<_>>())
+            .field("keys", &state.data().keys().collect::<Vec<_>>())
             .finish()
     }
 }
@@ -111,15 +136,15 @@ impl Session {
     /// The value under `key`, if present and of type `T`.
     pub fn get<T: DeserializeOwned>(&self, key: &str) -> Option<T> {
         let state = self.lock();
-        state.data.get(key).and_then(|value| T::deserialize(value).ok())
+        state.data().get(key).and_then(|value| T::deserialize(value).ok())
     }
 
     /// Stores `value` under `key` (written back at the end of the request).
     pub fn insert<T: Serialize>(&self, key: &str, value: T) -> Result<(), serde_json::Error> {
         let value = serde_json::to_value(value)?;
         let mut state = self.lock();
-        if state.data.get(key) != Some(&value) {
-            state.data.insert(key.to_owned(), value);
+        if state.data().get(key) != Some(&value) {
+            state.data_mut().insert(key.to_owned(), value);
             state.changed.insert(key.to_owned());
         }
         Ok(())
@@ -128,7 +153,10 @@ impl Session {
     /// Removes `key`, returning whether it was there.
     pub fn remove(&self, key: &str) -> bool {
         let mut state = self.lock();
-        let removed = state.data.remove(key).is_some();
+        if !state.data().contains_key(key) {
+            return false;
+        }
+        let removed = state.data_mut().remove(key).is_some();
         if removed {
             state.changed.insert(key.to_owned());
         }

@@ -7,6 +7,8 @@ use http::{HeaderMap, Request, StatusCode};
 use http_body_util::BodyExt;
 use tower::ServiceExt;
 
+pub mod redis_server;
+
 /// What a test needs from a response.
 #[derive(Debug)]
 pub struct Reply {

@@ -161,6 +161,7 @@ fn bench(c: &mut Criterion) {
             pool.wait_for_connect().await.unwrap();
             tower_sessions_redis_store::RedisStore::new(pool)
         });
+        let _runtime = runtime.enter();
         let store = tower_authkit::session::store::RedisStore::new(&url).unwrap();
         apps.push(("tower-authkit, redis".into(), ours(Arc::new(store.clone()), false)));
         apps.push(("tower-authkit + loader, redis".into(), ours(Arc::new(store), true)));

@@ -133,7 +133,8 @@ fn corrupt(what: &str) -> StoreError {
 }
 
 impl RedisStore {
-    /// A store on `url` (`redis://host:port[/db]`), keys prefixed `authkit:`.
+    /// A store on `url` (`redis://host:port[/db]`), keys prefixed `authkit:`,
+    /// created inside a Tokio runtime.
     /// Connects on first use: a Redis that is down at start gives 503s until
     /// it is reachable, not a startup failure.
     pub fn new(url: &str) -> Result<Self, StoreError> {
@@ -141,7 +142,13 @@ impl RedisStore {
     }
 
     /// Like [`new`](Self::new) with another key prefix (several apps on one Redis).
+    /// Call it inside a Tokio runtime (the connection manager lives there).
     pub fn with_prefix(url: &str, prefix: &str) -> Result<Self, StoreError> {
+        if tokio::runtime::Handle::try_current().is_err() {
+            return Err(StoreError::new(
+                "redis: RedisStore must be created inside a Tokio runtime",
+            ));
+        }
         let client = redis::Client::open(url).map_err(|_| StoreError::new("redis: invalid URL"))?;
         let config = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(Duration::from_secs(2)))
