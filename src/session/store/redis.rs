@@ -183,25 +183,39 @@ impl RedisStore {
     }
 
     async fn fetch(&self, key: &SessionKey) -> Result<Option<SessionRecord>, StoreError> {
+        const FIELDS: [&str; 7] = [
+            "principal",
+            "data",
+            "created_at",
+            "last_seen_at",
+            "idle_expires_at",
+            "absolute_expires_at",
+            "version",
+        ];
         let mut connection = self.connection.clone();
-        let fields: std::collections::HashMap<String, String> =
-            connection.hgetall(self.session(key)).await.map_err(failed)?;
-        if fields.is_empty() {
+        // HMGET in a fixed order: one round trip, no map to build.
+        let values: Vec<Option<String>> = redis::cmd("HMGET")
+            .arg(self.session(key))
+            .arg(&FIELDS[..])
+            .query_async(&mut connection)
+            .await
+            .map_err(failed)?;
+        if values.iter().all(Option::is_none) {
             return Ok(None);
         }
-        let field = |name: &str| fields.get(name).ok_or_else(|| corrupt(name));
-        let number = |name: &str| field(name)?.parse::<u64>().map_err(|_| corrupt(name));
-        let principal: StoredPrincipal = serde_json::from_str(field("principal")?).map_err(|_| corrupt("principal"))?;
-        let data: Map<String, Value> = serde_json::from_str(field("data")?).map_err(|_| corrupt("data"))?;
+        let field = |i: usize| values[i].as_deref().ok_or_else(|| corrupt(FIELDS[i]));
+        let number = |i: usize| field(i)?.parse::<u64>().map_err(|_| corrupt(FIELDS[i]));
+        let principal: StoredPrincipal = serde_json::from_str(field(0)?).map_err(|_| corrupt("principal"))?;
+        let data: Map<String, Value> = serde_json::from_str(field(1)?).map_err(|_| corrupt("data"))?;
         Ok(Some(SessionRecord {
             key: *key,
             principal,
             data,
-            created_at: number("created_at")?,
-            last_seen_at: number("last_seen_at")?,
-            idle_expires_at: number("idle_expires_at")?,
-            absolute_expires_at: number("absolute_expires_at")?,
-            version: number("version")?,
+            created_at: number(2)?,
+            last_seen_at: number(3)?,
+            idle_expires_at: number(4)?,
+            absolute_expires_at: number(5)?,
+            version: number(6)?,
         }))
     }
 }
