@@ -15,14 +15,10 @@
 //! // ... then `.layer(jwks_auth_layer)` around the whole router.
 //! ```
 
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll, ready};
+use std::task::{Context, Poll};
 
-use bytes::Bytes;
 use http::{Request, Response};
-use pin_project_lite::pin_project;
 use tower_layer::Layer;
 use tower_service::Service;
 
@@ -244,11 +240,7 @@ where
     fn call(&mut self, request: Request<ReqBody>) -> Self::Future {
         let verdict = principal_in(request.extensions()).and_then(|p| self.requirement.check(p));
         match verdict {
-            Ok(()) => RequireFuture {
-                state: RequireState::Inner {
-                    future: self.inner.call(request),
-                },
-            },
+            Ok(()) => RequireFuture::pass(self.inner.call(request)),
             Err(error) => {
                 if error.kind() == crate::rejection::AuthErrorKind::InsufficientScope {
                     crate::audit::emit(crate::audit::AuditEvent::AccessDenied {
@@ -257,51 +249,14 @@ where
                         reason: error.description(),
                     });
                 }
-                RequireFuture {
-                    state: RequireState::Rejected {
-                        response: Some(render_in(request.extensions(), request.headers(), &error)),
-                    },
-                }
+                RequireFuture::refuse(render_in(request.extensions(), request.headers(), &error))
             }
         }
     }
 }
 
-pin_project! {
-    /// The response future of [`RequireService`].
-    pub struct RequireFuture<F> {
-        #[pin]
-        state: RequireState<F>,
-    }
-}
-
-pin_project! {
-    #[project = RequireStateProj]
-    enum RequireState<F> {
-        Inner { #[pin] future: F },
-        Rejected { response: Option<Response<Bytes>> },
-    }
-}
-
-impl<F, ResBody, E> Future for RequireFuture<F>
-where
-    F: Future<Output = Result<Response<ResBody>, E>>,
-{
-    type Output = Result<Response<AuthBody<ResBody>>, E>;
-
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        match self.project().state.project() {
-            RequireStateProj::Inner { future } => {
-                let response = ready!(future.poll(cx))?;
-                Poll::Ready(Ok(response.map(AuthBody::inner)))
-            }
-            RequireStateProj::Rejected { response } => {
-                let response = response.take().expect("RequireFuture polled after completion");
-                Poll::Ready(Ok(crate::layer::rejection_response(response)))
-            }
-        }
-    }
-}
+/// The response future of [`RequireService`].
+pub type RequireFuture<F> = crate::layer::GuardFuture<F>;
 
 #[cfg(test)]
 mod tests {

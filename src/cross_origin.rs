@@ -18,15 +18,12 @@
 //! pass: they come from non-browser clients, which cookies do not follow
 //! around. Put it in front of any layer that authenticates by cookie.
 
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use bytes::Bytes;
 use http::header::{CONTENT_TYPE, HOST, ORIGIN};
 use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode};
-use pin_project_lite::pin_project;
 use tower_layer::Layer;
 use tower_service::Service;
 
@@ -142,53 +139,15 @@ where
                     path: request.uri().path(),
                     reason,
                 });
-                CrossOriginFuture {
-                    state: State::Refused {
-                        response: Some(forbidden(reason)),
-                    },
-                }
+                CrossOriginFuture::refuse(forbidden(reason))
             }
-            None => CrossOriginFuture {
-                state: State::Inner {
-                    future: self.inner.call(request),
-                },
-            },
+            None => CrossOriginFuture::pass(self.inner.call(request)),
         }
     }
 }
 
-pin_project! {
-    /// The response future of [`CrossOriginService`].
-    pub struct CrossOriginFuture<F> {
-        #[pin]
-        state: State<F>,
-    }
-}
-
-pin_project! {
-    #[project = StateProj]
-    enum State<F> {
-        Inner { #[pin] future: F },
-        Refused { response: Option<Response<Bytes>> },
-    }
-}
-
-impl<F, ResBody, E> Future for CrossOriginFuture<F>
-where
-    F: Future<Output = Result<Response<ResBody>, E>>,
-{
-    type Output = Result<Response<AuthBody<ResBody>>, E>;
-
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
-        match self.project().state.project() {
-            StateProj::Inner { future } => future.poll(cx).map_ok(|r| r.map(AuthBody::inner)),
-            StateProj::Refused { response } => {
-                let response = response.take().expect("CrossOriginFuture polled after completion");
-                Poll::Ready(Ok(crate::layer::rejection_response(response)))
-            }
-        }
-    }
-}
+/// The response future of [`CrossOriginService`].
+pub type CrossOriginFuture<F> = crate::layer::GuardFuture<F>;
 
 #[cfg(test)]
 mod tests {

@@ -37,6 +37,7 @@
 
 mod body;
 mod future;
+mod guard;
 mod hook;
 mod service;
 
@@ -50,6 +51,7 @@ use tower_layer::Layer;
 pub use body::AuthBody;
 pub(crate) use body::rejection_response;
 pub use future::ResponseFuture;
+pub use guard::GuardFuture;
 pub use hook::{Finish, ResponseHook, Settled};
 pub use service::AuthService;
 
