@@ -49,6 +49,7 @@ use http::{Extensions, HeaderMap, Method, Uri};
 use tower_layer::Layer;
 
 pub use body::AuthBody;
+#[cfg(feature = "proxy-user")]
 pub(crate) use body::rejection_response;
 pub use future::ResponseFuture;
 pub use guard::GuardFuture;
