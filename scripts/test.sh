@@ -75,8 +75,9 @@ run_tests --no-default-features --features axum,jwks --lib
 step "Pomerium client and CLI alone (no JWKS, no crypto backend): builds warning-free"
 cargo clippy --no-default-features --features cli -- -D warnings
 
-step "sessions alone (no JWKS, no axum): builds warning-free"
+step "sessions alone, and the ingress pieces alone (no JWKS, no axum): build warning-free"
 cargo clippy --no-default-features --features session -- -D warnings
+cargo clippy --no-default-features --features ingress -- -D warnings
 
 step "docs"
 RUSTDOCFLAGS="-D warnings" cargo doc --no-deps --all-features

@@ -29,12 +29,18 @@
 //!   forwarding headers replaced by what the ingress knows.
 //! - [`forward_response_headers`] moves a service's own redirects and its
 //!   cookies under `/s/{name}/`.
+//! - [`ServiceProxy`] forwards one request with both, streaming bodies within
+//!   [`Limits`] (413 for requests; responses past the limit are cut and the
+//!   connection closed), a timeout (504), 502 for unreachable services, and
+//!   error pages with a correlation id; it never retries a request.
 
 mod destination;
 mod headers;
+mod proxy;
 
 pub use destination::Destination;
 pub use headers::{
     Forwarded, GROUPS_HEADER, IDENTITY_PREFIX, Identity, USER_HEADER, forward_request_headers,
     forward_response_headers, remove_hop_by_hop, rewrite_location, scope_set_cookie,
 };
+pub use proxy::{Limits, ProxyBody, ServiceProxy, correlation_id};
