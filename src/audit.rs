@@ -81,6 +81,31 @@ pub enum AuditEvent<'a> {
         /// How many sessions ended.
         count: u64,
     },
+    /// An ingress let a user into a service (logged once per session and service).
+    EntryAllowed {
+        /// The user.
+        subject: &'a str,
+        /// The service.
+        service: &'a str,
+    },
+    /// An ingress refused a user entry to a service.
+    EntryDenied {
+        /// The user.
+        subject: &'a str,
+        /// The service.
+        service: &'a str,
+    },
+    /// A proxied request failed downstream (the id is on the error page).
+    DownstreamFailed {
+        /// The service.
+        service: &'a str,
+        /// The HTTP status answered (502, 504).
+        status: u16,
+        /// The correlation id.
+        request_id: &'a str,
+        /// What failed, in general terms.
+        reason: &'a str,
+    },
     /// An authenticated request was refused (403).
     AccessDenied {
         /// The caller, when known.
@@ -104,6 +129,9 @@ impl AuditEvent<'_> {
             AuditEvent::SessionEnded { .. } => "session.ended",
             AuditEvent::SessionRevoked { .. } => "session.revoked",
             AuditEvent::UserSessionsRevoked { .. } => "session.revoked_user",
+            AuditEvent::EntryAllowed { .. } => "ingress.entry_allowed",
+            AuditEvent::EntryDenied { .. } => "ingress.entry_denied",
+            AuditEvent::DownstreamFailed { .. } => "ingress.downstream_failed",
             AuditEvent::AccessDenied { .. } => "access.denied",
         }
     }
@@ -127,8 +155,9 @@ pub fn set_sink<S: AuditSink>(sink: S) -> Result<(), S> {
     }
 }
 
-/// Logs `event` under [`TARGET`] and hands it to the sink.
-pub(crate) fn emit(event: AuditEvent<'_>) {
+/// Logs `event` under [`TARGET`] and hands it to the sink; for events an
+/// application raises itself (e.g. an ingress's entry decisions).
+pub fn emit(event: AuditEvent<'_>) {
     let name = event.name();
     match event {
         AuditEvent::SignInSucceeded { account } => tracing::info!(target: TARGET, event = name, account),
@@ -150,6 +179,17 @@ pub(crate) fn emit(event: AuditEvent<'_>) {
         }
         AuditEvent::UserSessionsRevoked { subject, count } => {
             tracing::info!(target: TARGET, event = name, subject, count);
+        }
+        AuditEvent::EntryAllowed { subject, service } | AuditEvent::EntryDenied { subject, service } => {
+            tracing::info!(target: TARGET, event = name, subject, service);
+        }
+        AuditEvent::DownstreamFailed {
+            service,
+            status,
+            request_id,
+            reason,
+        } => {
+            tracing::warn!(target: TARGET, event = name, service, status, request_id, reason);
         }
         AuditEvent::AccessDenied { subject, path, reason } => {
             tracing::info!(target: TARGET, event = name, subject, path, reason);

@@ -89,14 +89,12 @@ fn page(status: StatusCode, id: &str) -> Response<ProxyBody> {
 
 fn downstream_failed(status: StatusCode, destination: &Destination, reason: &str) -> Response<ProxyBody> {
     let id = correlation_id();
-    tracing::warn!(
-        target: crate::audit::TARGET,
-        event = "ingress.downstream_failed",
-        service = destination.name(),
-        status = status.as_u16(),
-        request_id = %id,
+    crate::audit::emit(crate::audit::AuditEvent::DownstreamFailed {
+        service: destination.name(),
+        status: status.as_u16(),
+        request_id: &id,
         reason,
-    );
+    });
     page(status, &id)
 }
 

@@ -6,6 +6,9 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
+#[cfg(feature = "http-client")]
+pub mod visitor;
+
 /// `target/<profile>/examples/<name>`, built by `cargo test` alongside the tests.
 pub fn example(name: &str) -> PathBuf {
     let exe = std::env::current_exe().unwrap();

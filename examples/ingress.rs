@@ -1,0 +1,261 @@
+//! An authenticated ingress: people sign in once (the `session_portal`
+//! routes, shared through `examples/support/portal.rs`), and enter internal
+//! services that have no login of their own according to their groups,
+//! re-checked on every request.
+//!
+//! ```sh
+//! AUTHKIT_INGRESS_SERVICES='wiki=http://127.0.0.1:9001|staff;ops' \
+//! AUTHKIT_DEMO_USERS='admin@example.com:admin-pass:admin:staff,user@example.com:user-pass::ops' \
+//! AUTHKIT_SECURE_COOKIES=false \
+//!   cargo run --example ingress --features ingress,session-sqlite,session-redis -- --dev
+//! ```
+//!
+//! Everything `session_portal` reads (store, keys, cookie flags, expiry,
+//! sign-in limits), plus:
+//!
+//! | variable | meaning | default |
+//! |---|---|---|
+//! | `AUTHKIT_INGRESS_SERVICES` | `name=URL\|group1;group2,...`; internal hosts only | none |
+//! | `AUTHKIT_DEMO_USERS` | `email:password:roles:groups` (`\|`-separated lists, either may be empty) | none |
+//! | `AUTHKIT_INGRESS_MAX_REQUEST_BYTES` | request body limit (413) | 10 MiB |
+//! | `AUTHKIT_INGRESS_MAX_RESPONSE_BYTES` | response body limit (cut, connection closed) | 50 MiB |
+//! | `AUTHKIT_INGRESS_TIMEOUT` | seconds for a service to answer (504) | 30 |
+//!
+//! Routes (besides the portal's): `GET /` lists the services the user may
+//! enter; `/s/{name}/{rest}` (any method) proxies to the service with
+//! `X-Authkit-User` / `X-Authkit-Groups` set (and any incoming `X-Authkit-*`,
+//! `Authorization` and the session cookie removed); `GET /s/{name}` is a 308
+//! to `/s/{name}/`; `POST /admin/groups?email=E&groups=a|b` (admin) replaces
+//! E's groups. WebSockets are not proxied yet.
+
+#[path = "support/portal.rs"]
+mod portal;
+mod support;
+
+use std::collections::HashSet;
+use std::net::SocketAddr;
+use std::process::ExitCode;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::{ConnectInfo, Path, Query, Request, State};
+use axum::http::StatusCode;
+use axum::http::header::HOST;
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::routing::{any, get, post};
+use portal::{App, escape};
+use tower_authkit::audit::{AuditEvent, emit};
+use tower_authkit::ingress::{Destination, Forwarded, Identity, Limits, ServiceProxy};
+use tower_authkit::session::{Session, SessionKey};
+use tower_authkit::{Principal, RequireRole};
+
+/// Entries already audited, so "entry allowed" is logged once per session
+/// and service. Bounded: cleared when full.
+const AUDITED_ENTRIES: usize = 100_000;
+
+struct Service {
+    destination: Destination,
+    groups: Vec<String>,
+}
+
+#[derive(Clone)]
+struct Ingress {
+    services: Arc<Vec<Service>>,
+    proxy: ServiceProxy,
+    audited: Arc<Mutex<HashSet<(SessionKey, String)>>>,
+}
+
+impl Ingress {
+    fn service(&self, name: &str) -> Option<&Service> {
+        self.services.iter().find(|s| s.destination.name() == name)
+    }
+}
+
+fn services() -> Result<Vec<Service>, String> {
+    let spec = std::env::var("AUTHKIT_INGRESS_SERVICES").unwrap_or_default();
+    let mut services = Vec::new();
+    for entry in spec.split(',').map(str::trim).filter(|e| !e.is_empty()) {
+        let (name, rest) = entry
+            .split_once('=')
+            .ok_or_else(|| format!("AUTHKIT_INGRESS_SERVICES: {entry:?} is not name=URL|groups"))?;
+        let (url, groups) = rest.split_once('|').unwrap_or((rest, ""));
+        let destination =
+            Destination::parse(name.trim(), url.trim()).map_err(|e| format!("AUTHKIT_INGRESS_SERVICES: {e}"))?;
+        let groups = groups
+            .split(';')
+            .map(str::trim)
+            .filter(|g| !g.is_empty())
+            .map(str::to_owned)
+            .collect();
+        services.push(Service { destination, groups });
+    }
+    Ok(services)
+}
+
+fn bytes(name: &str, default: u64) -> Result<u64, String> {
+    match std::env::var(name) {
+        Err(_) => Ok(default),
+        Ok(value) => value
+            .trim()
+            .parse()
+            .map_err(|_| format!("{name} must be a whole number, got {value:?}")),
+    }
+}
+
+fn limits() -> Result<Limits, String> {
+    let defaults = Limits::default();
+    Ok(Limits {
+        max_request_bytes: bytes("AUTHKIT_INGRESS_MAX_REQUEST_BYTES", defaults.max_request_bytes)?,
+        max_response_bytes: bytes("AUTHKIT_INGRESS_MAX_RESPONSE_BYTES", defaults.max_response_bytes)?,
+        timeout: Duration::from_secs(bytes("AUTHKIT_INGRESS_TIMEOUT", defaults.timeout.as_secs())?),
+    })
+}
+
+fn may_enter(principal: &Principal, service: &Service) -> bool {
+    service.groups.iter().any(|g| principal.has_group(g))
+}
+
+async fn home(State(ingress): State<Ingress>, principal: Principal) -> Html<String> {
+    let links: String = ingress
+        .services
+        .iter()
+        .filter(|s| may_enter(&principal, s))
+        .map(|s| {
+            let name = escape(s.destination.name());
+            format!("<li><a href=\"/s/{name}/\">{name}</a></li>")
+        })
+        .collect();
+    Html(format!(
+        "<!doctype html><html><head><title>Services</title></head><body>\
+         <p id=\"email\">{}</p><ul id=\"services\">{links}</ul>\
+         <form method=\"post\" action=\"/logout\"><button type=\"submit\">Sign out</button></form></body></html>",
+        escape(principal.email().unwrap_or(principal.subject()))
+    ))
+}
+
+async fn enter(
+    State(ingress): State<Ingress>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    principal: Principal,
+    session: Session,
+    Path(path): Path<Vec<(String, String)>>,
+    request: Request,
+) -> Response {
+    let name = path
+        .iter()
+        .find(|(k, _)| k == "name")
+        .map(|(_, v)| v.clone())
+        .unwrap_or_default();
+    let rest = path
+        .iter()
+        .find(|(k, _)| k == "rest")
+        .map(|(_, v)| v.clone())
+        .unwrap_or_default();
+    let Some(service) = ingress.service(&name) else {
+        return StatusCode::NOT_FOUND.into_response();
+    };
+    if !may_enter(&principal, service) {
+        emit(AuditEvent::EntryDenied {
+            subject: principal.subject(),
+            service: &name,
+        });
+        return (
+            StatusCode::FORBIDDEN,
+            "you are not in a group that may enter this service",
+        )
+            .into_response();
+    }
+    if let Some(handle) = session.handle() {
+        let mut audited = ingress.audited.lock().unwrap_or_else(|p| p.into_inner());
+        if audited.len() >= AUDITED_ENTRIES {
+            audited.clear();
+        }
+        if audited.insert((handle, name.clone())) {
+            emit(AuditEvent::EntryAllowed {
+                subject: principal.subject(),
+                service: &name,
+            });
+        }
+    }
+    let host = request
+        .headers()
+        .get(HOST)
+        .and_then(|h| h.to_str().ok())
+        .map(str::to_owned);
+    let user = principal.email().unwrap_or(principal.subject()).to_owned();
+    ingress
+        .proxy
+        .forward(
+            &service.destination,
+            &rest,
+            request,
+            Identity {
+                user: &user,
+                groups: principal.groups(),
+            },
+            Forwarded {
+                client: peer.ip(),
+                proto: "http",
+                host: host.as_deref(),
+            },
+            "authkit_session",
+        )
+        .await
+        .into_response()
+}
+
+async fn to_slash(Path(name): Path<String>) -> Redirect {
+    Redirect::permanent(&format!("/s/{name}/"))
+}
+
+#[derive(serde::Deserialize)]
+struct Groups {
+    email: String,
+    groups: String,
+}
+
+async fn set_groups(State(app): State<App>, Query(q): Query<Groups>) -> Response {
+    let groups = q
+        .groups
+        .split('|')
+        .map(str::trim)
+        .filter(|g| !g.is_empty())
+        .map(str::to_owned)
+        .collect::<Vec<_>>();
+    if app
+        .users
+        .set_groups(&q.email.trim().to_ascii_lowercase(), groups.clone())
+    {
+        axum::Json(serde_json::json!({"email": q.email, "groups": groups})).into_response()
+    } else {
+        StatusCode::NOT_FOUND.into_response()
+    }
+}
+
+async fn app(dev: bool) -> Result<Router, String> {
+    let ingress = Ingress {
+        services: Arc::new(services()?),
+        proxy: ServiceProxy::new(limits()?),
+        audited: Arc::default(),
+    };
+    let portal = portal::Portal::from_env(dev).await?;
+    let services: Router<App> = Router::new()
+        .route("/", get(home))
+        .route("/s/{name}", get(to_slash))
+        .route("/s/{name}/", any(enter))
+        .route("/s/{name}/{*rest}", any(enter))
+        .with_state(ingress);
+    let admin: Router<App> = Router::new()
+        .route("/admin/groups", post(set_groups))
+        .route_layer(RequireRole::new("admin"));
+    Ok(portal.router(admin.merge(services)))
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    support::init_tracing();
+    let dev = std::env::args().skip(1).any(|arg| arg == "--dev");
+    let app = app(dev).await;
+    support::serve("ingress", app).await
+}
