@@ -44,7 +44,7 @@ use axum::http::StatusCode;
 use axum::http::header::HOST;
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::{any, get, post};
-use portal::{App, escape};
+use portal::{App, escape, number};
 use tower_authkit::audit::{AuditEvent, emit};
 use tower_authkit::ingress::{Destination, Forwarded, Identity, Limits, ServiceProxy};
 use tower_authkit::session::{Session, SessionKey};
@@ -93,22 +93,12 @@ fn services() -> Result<Vec<Service>, String> {
     Ok(services)
 }
 
-fn bytes(name: &str, default: u64) -> Result<u64, String> {
-    match std::env::var(name) {
-        Err(_) => Ok(default),
-        Ok(value) => value
-            .trim()
-            .parse()
-            .map_err(|_| format!("{name} must be a whole number, got {value:?}")),
-    }
-}
-
 fn limits() -> Result<Limits, String> {
     let defaults = Limits::default();
     Ok(Limits {
-        max_request_bytes: bytes("AUTHKIT_INGRESS_MAX_REQUEST_BYTES", defaults.max_request_bytes)?,
-        max_response_bytes: bytes("AUTHKIT_INGRESS_MAX_RESPONSE_BYTES", defaults.max_response_bytes)?,
-        timeout: Duration::from_secs(bytes("AUTHKIT_INGRESS_TIMEOUT", defaults.timeout.as_secs())?),
+        max_request_bytes: number("AUTHKIT_INGRESS_MAX_REQUEST_BYTES", defaults.max_request_bytes)?,
+        max_response_bytes: number("AUTHKIT_INGRESS_MAX_RESPONSE_BYTES", defaults.max_response_bytes)?,
+        timeout: Duration::from_secs(number("AUTHKIT_INGRESS_TIMEOUT", defaults.timeout.as_secs())?),
     })
 }
 

@@ -23,6 +23,8 @@ mod fetch;
 #[cfg(all(feature = "fuzzing", feature = "jwks"))]
 #[doc(hidden)]
 pub mod fuzzing;
+#[cfg(any(feature = "session", feature = "ingress"))]
+mod hex;
 #[cfg(feature = "ingress")]
 pub mod ingress;
 #[cfg(feature = "introspection")]

@@ -98,7 +98,8 @@ pub struct App {
     pub admin: tower_authkit::session::SessionAdmin,
 }
 
-fn number(name: &str, default: u64) -> Result<u64, String> {
+/// A whole number from the environment, or `default`.
+pub fn number(name: &str, default: u64) -> Result<u64, String> {
     match std::env::var(name) {
         Err(_) => Ok(default),
         Ok(value) => value

@@ -67,7 +67,7 @@ impl std::fmt::Debug for ServiceProxy {
 pub fn correlation_id() -> String {
     let mut bytes = [0u8; 8];
     let _ = getrandom::fill(&mut bytes);
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    crate::hex::encode(&bytes)
 }
 
 fn page(status: StatusCode, id: &str) -> Response<ProxyBody> {

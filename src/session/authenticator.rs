@@ -18,7 +18,7 @@ use super::{PrincipalLoader, audit};
 use crate::layer::{Authentication, Authenticator, Finish, RequestHead, ResponseHook, Settled};
 use crate::principal::Principal;
 use crate::rejection::{AuthError, AuthErrorKind};
-use crate::token::{Credential, TokenSource, TokenSources};
+use crate::token::{Credential, TokenSources};
 
 /// Cookies longer than this are ignored (and logged as suspicious).
 pub(crate) const MAX_COOKIE_LEN: usize = 4096;
@@ -28,6 +28,8 @@ const SAVE_ATTEMPTS: usize = 3;
 
 pub(crate) struct CookieSettings {
     pub(crate) name: String,
+    /// Finds the cookie on paths the pipeline did not authenticate (built once).
+    pub(crate) source: TokenSources,
     pub(crate) same_site: SameSite,
     pub(crate) secure: bool,
 }
@@ -88,7 +90,8 @@ impl Config {
     }
 
     fn cookie_in(&self, headers: &HeaderMap) -> Option<String> {
-        TokenSources::new([TokenSource::Cookie(self.cookie.name.clone())])
+        self.cookie
+            .source
             .extract(headers, &http::Uri::from_static("/"))
             .ok()
             .flatten()

@@ -51,11 +51,7 @@ pub struct SessionKey([u8; 32]);
 impl SessionKey {
     /// Lowercase hex, 64 characters.
     pub fn to_hex(&self) -> String {
-        let mut out = String::with_capacity(64);
-        for byte in self.0 {
-            out.push_str(&format!("{byte:02x}"));
-        }
-        out
+        crate::hex::encode(&self.0)
     }
 
     /// Parses [`to_hex`](Self::to_hex)'s form.

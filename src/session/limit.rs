@@ -91,8 +91,7 @@ impl std::fmt::Debug for SignIn {
 fn account_counter(account: &str) -> String {
     // Hashed: bounded key size, and no e-mail addresses as store keys.
     let digest = Sha256::digest(account.trim().to_lowercase().as_bytes());
-    let hex: String = digest[..16].iter().map(|b| format!("{b:02x}")).collect();
-    format!("signin:account:{hex}")
+    format!("signin:account:{}", crate::hex::encode(&digest[..16]))
 }
 
 fn client_counter(client: IpAddr) -> String {

@@ -266,11 +266,14 @@ impl SessionLayerBuilder {
             });
         }
         let store = self.store.unwrap_or_else(|| Arc::new(MemoryStore::new()));
+        // One source: the layer's and the one public paths use.
+        let sources = TokenSources::new([TokenSource::Cookie(self.cookie_name.clone())]);
         let config = Config {
             store,
             keys,
             cookie: CookieSettings {
                 name: self.cookie_name.clone(),
+                source: sources.clone(),
                 same_site: self.same_site,
                 secure: self.secure,
             },
@@ -282,7 +285,7 @@ impl SessionLayerBuilder {
         Ok(AuthLayer::new(SessionAuthenticator {
             config: Arc::new(config),
         })
-        .token_sources(TokenSources::new([TokenSource::Cookie(self.cookie_name)]))
+        .token_sources(sources)
         .invalid_as_anonymous(true))
     }
 }
