@@ -11,8 +11,14 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TERM_COLOR=never
+# CI machines can be short of disk (one run died with "No space left on
+# device"): the suite builds five feature sets, so it keeps no incremental
+# cache and only line tables for backtraces, which cuts target/ several-fold.
+export CARGO_INCREMENTAL=0
+export CARGO_PROFILE_DEV_DEBUG=line-tables-only
 
-step() { printf '\n==> %s\n' "$*"; }
+# Each step says how much disk is left, so a failing run shows where it went.
+step() { printf '\n==> %s (disk: %s free)\n' "$*" "$(df -Ph . | awk 'NR==2 {print $4}')"; }
 
 # Every `cargo test` run's output is kept so the closing line can sum them up.
 results=$(mktemp)
