@@ -20,13 +20,18 @@
 //! | `AUTHKIT_INGRESS_MAX_REQUEST_BYTES` | request body limit (413) | 10 MiB |
 //! | `AUTHKIT_INGRESS_MAX_RESPONSE_BYTES` | response body limit (cut, connection closed) | 50 MiB |
 //! | `AUTHKIT_INGRESS_TIMEOUT` | seconds for a service to answer (504) | 30 |
+//! | `AUTHKIT_INGRESS_WS_LIFETIME` | seconds a WebSocket may stay open (then closed with 1008) | 3600 |
 //!
 //! Routes (besides the portal's): `GET /` lists the services the user may
 //! enter; `/s/{name}/{rest}` (any method) proxies to the service with
 //! `X-Authkit-User` / `X-Authkit-Groups` set (and any incoming `X-Authkit-*`,
 //! `Authorization` and the session cookie removed); `GET /s/{name}` is a 308
 //! to `/s/{name}/`; `POST /admin/groups?email=E&groups=a|b` (admin) replaces
-//! E's groups. WebSockets are not proxied yet.
+//! E's groups. WebSocket upgrades under `/s/{name}/` pass the same checks,
+//! then messages are relayed both ways; every 5 s the session and the
+//! user's groups are re-checked, and the connection is closed (1008) once
+//! the session is revoked, signed out, expired or its user disabled or
+//! moved out of the service's groups, and when its lifetime is reached.
 
 #[path = "support/portal.rs"]
 mod portal;
@@ -44,11 +49,17 @@ use axum::http::StatusCode;
 use axum::http::header::HOST;
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::{any, get, post};
+use futures_util::future::BoxFuture;
 use portal::{App, escape, number};
 use tower_authkit::audit::{AuditEvent, emit};
-use tower_authkit::ingress::{Destination, Forwarded, Identity, Limits, ServiceProxy};
-use tower_authkit::session::{Session, SessionKey};
+use tower_authkit::ingress::{
+    Destination, Forwarded, Identity, Limits, ServiceProxy, Standing, WebSocketPolicy, is_websocket_upgrade,
+};
+use tower_authkit::session::{Session, SessionAuthenticator, SessionKey};
 use tower_authkit::{Principal, RequireRole};
+
+/// The portal's session cookie: never forwarded to a service.
+const COOKIE: &str = "authkit_session";
 
 /// Entries already audited, so "entry allowed" is logged once per session
 /// and service. Bounded: cleared when full.
@@ -56,13 +67,15 @@ const AUDITED_ENTRIES: usize = 100_000;
 
 struct Service {
     destination: Destination,
-    groups: Vec<String>,
+    groups: Arc<[String]>,
 }
 
 #[derive(Clone)]
 struct Ingress {
     services: Arc<Vec<Service>>,
     proxy: ServiceProxy,
+    websockets: WebSocketPolicy,
+    sessions: SessionAuthenticator,
     audited: Arc<Mutex<HashSet<(SessionKey, String)>>>,
 }
 
@@ -102,15 +115,34 @@ fn limits() -> Result<Limits, String> {
     })
 }
 
-fn may_enter(principal: &Principal, service: &Service) -> bool {
-    service.groups.iter().any(|g| principal.has_group(g))
+fn may_enter(principal: &Principal, groups: &[String]) -> bool {
+    groups.iter().any(|g| principal.has_group(g))
+}
+
+/// A WebSocket's re-check: the session as a request would see it now, and
+/// the user still in one of the service's groups.
+fn watch(
+    sessions: SessionAuthenticator,
+    handle: SessionKey,
+    groups: Arc<[String]>,
+) -> impl FnMut() -> BoxFuture<'static, Standing> + Send + 'static {
+    move || {
+        let (sessions, groups) = (sessions.clone(), Arc::clone(&groups));
+        Box::pin(async move {
+            match sessions.principal_of(&handle).await {
+                Ok(Some(principal)) if may_enter(&principal, &groups) => Standing::Allowed,
+                Ok(_) => Standing::Ended,
+                Err(_) => Standing::Unknown,
+            }
+        })
+    }
 }
 
 async fn home(State(ingress): State<Ingress>, principal: Principal) -> Html<String> {
     let links: String = ingress
         .services
         .iter()
-        .filter(|s| may_enter(&principal, s))
+        .filter(|s| may_enter(&principal, &s.groups))
         .map(|s| {
             let name = escape(s.destination.name());
             format!("<li><a href=\"/s/{name}/\">{name}</a></li>")
@@ -145,7 +177,7 @@ async fn enter(
     let Some(service) = ingress.service(&name) else {
         return StatusCode::NOT_FOUND.into_response();
     };
-    if !may_enter(&principal, service) {
+    if !may_enter(&principal, &service.groups) {
         emit(AuditEvent::EntryDenied {
             subject: principal.subject(),
             service: &name,
@@ -156,7 +188,10 @@ async fn enter(
         )
             .into_response();
     }
-    if let Some(handle) = session.handle() {
+    let Some(handle) = session.handle() else {
+        return StatusCode::UNAUTHORIZED.into_response();
+    };
+    {
         let mut audited = ingress.audited.lock().unwrap_or_else(|p| p.into_inner());
         if audited.len() >= AUDITED_ENTRIES {
             audited.clear();
@@ -174,23 +209,36 @@ async fn enter(
         .and_then(|h| h.to_str().ok())
         .map(str::to_owned);
     let user = principal.email().unwrap_or(principal.subject()).to_owned();
+    let identity = Identity {
+        user: &user,
+        groups: principal.groups(),
+    };
+    let forwarded = Forwarded {
+        client: peer.ip(),
+        proto: "http",
+        host: host.as_deref(),
+    };
+    let destination = &service.destination;
+    if is_websocket_upgrade(&request) {
+        let check = watch(ingress.sessions.clone(), handle, Arc::clone(&service.groups));
+        return ingress
+            .proxy
+            .forward_websocket(
+                destination,
+                &rest,
+                request,
+                identity,
+                forwarded,
+                COOKIE,
+                ingress.websockets,
+                check,
+            )
+            .await
+            .into_response();
+    }
     ingress
         .proxy
-        .forward(
-            &service.destination,
-            &rest,
-            request,
-            Identity {
-                user: &user,
-                groups: principal.groups(),
-            },
-            Forwarded {
-                client: peer.ip(),
-                proto: "http",
-                host: host.as_deref(),
-            },
-            "authkit_session",
-        )
+        .forward(destination, &rest, request, identity, forwarded, COOKIE)
         .await
         .into_response()
 }
@@ -224,12 +272,20 @@ async fn set_groups(State(app): State<App>, Query(q): Query<Groups>) -> Response
 }
 
 async fn app(dev: bool) -> Result<Router, String> {
-    let ingress = Ingress {
-        services: Arc::new(services()?),
-        proxy: ServiceProxy::new(limits()?),
-        audited: Arc::default(),
+    let services = services()?;
+    let proxy = ServiceProxy::new(limits()?);
+    let websockets = WebSocketPolicy {
+        lifetime: Duration::from_secs(number("AUTHKIT_INGRESS_WS_LIFETIME", 3600)?),
+        ..WebSocketPolicy::default()
     };
     let portal = portal::Portal::from_env(dev).await?;
+    let ingress = Ingress {
+        services: Arc::new(services),
+        proxy,
+        websockets,
+        sessions: portal.state.sessions.clone(),
+        audited: Arc::default(),
+    };
     let services: Router<App> = Router::new()
         .route("/", get(home))
         .route("/s/{name}", get(to_slash))

@@ -106,6 +106,15 @@ pub enum AuditEvent<'a> {
         /// What failed, in general terms.
         reason: &'a str,
     },
+    /// An ingress closed a proxied WebSocket on its own: the session ended,
+    /// the connection reached its lifetime, or the session could not be
+    /// checked for too long.
+    ConnectionClosed {
+        /// The service.
+        service: &'a str,
+        /// Why, in general terms.
+        reason: &'a str,
+    },
     /// An authenticated request was refused (403).
     AccessDenied {
         /// The caller, when known.
@@ -132,6 +141,7 @@ impl AuditEvent<'_> {
             AuditEvent::EntryAllowed { .. } => "ingress.entry_allowed",
             AuditEvent::EntryDenied { .. } => "ingress.entry_denied",
             AuditEvent::DownstreamFailed { .. } => "ingress.downstream_failed",
+            AuditEvent::ConnectionClosed { .. } => "ingress.connection_closed",
             AuditEvent::AccessDenied { .. } => "access.denied",
         }
     }
@@ -190,6 +200,9 @@ pub fn emit(event: AuditEvent<'_>) {
             reason,
         } => {
             tracing::warn!(target: TARGET, event = name, service, status, request_id, reason);
+        }
+        AuditEvent::ConnectionClosed { service, reason } => {
+            tracing::info!(target: TARGET, event = name, service, reason);
         }
         AuditEvent::AccessDenied { subject, path, reason } => {
             tracing::info!(target: TARGET, event = name, subject, path, reason);

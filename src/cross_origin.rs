@@ -14,15 +14,16 @@
 //! Unsafe methods (anything but GET, HEAD, OPTIONS, TRACE) are refused with
 //! 403 when the browser says the request is cross-site (`Sec-Fetch-Site:
 //! cross-site` or `same-site`), or when its `Origin` is neither the request's
-//! own (compared with `Host`) nor allowlisted. Requests with neither header
-//! pass: they come from non-browser clients, which cookies do not follow
-//! around. Put it in front of any layer that authenticates by cookie.
+//! own (compared with `Host`) nor allowlisted. WebSocket handshakes are
+//! checked the same way, although they are GETs (cross-site WebSocket
+//! hijacking). Requests with neither header pass: they come from
+//! non-browser clients, which cookies do not follow around. Put it in front of any layer that authenticates by cookie.
 
 use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use bytes::Bytes;
-use http::header::{CONTENT_TYPE, HOST, ORIGIN};
+use http::header::{CONNECTION, CONTENT_TYPE, HOST, HeaderName, ORIGIN, UPGRADE};
 use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode};
 use tower_layer::Layer;
 use tower_service::Service;
@@ -68,9 +69,27 @@ fn is_safe(method: &Method) -> bool {
     matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS | Method::TRACE)
 }
 
-/// `None` when the request may pass, else why not.
+/// Whether one of the `name` headers lists `token` (comma-separated, any case).
+fn lists_token(headers: &HeaderMap, name: HeaderName, token: &str) -> bool {
+    headers
+        .get_all(name)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|t| t.trim().eq_ignore_ascii_case(token))
+}
+
+/// A WebSocket opening handshake (RFC 6455 §4.1): a GET with
+/// `Connection: upgrade` and `Upgrade: websocket`.
+pub(crate) fn is_websocket_handshake(method: &Method, headers: &HeaderMap) -> bool {
+    method == Method::GET && lists_token(headers, CONNECTION, "upgrade") && lists_token(headers, UPGRADE, "websocket")
+}
+
+/// `None` when the request may pass, else why not. A WebSocket handshake
+/// is a GET, but it opens a channel that acts for the cookie's owner (and
+/// browsers let any page open one), so it is checked like an unsafe method.
 fn refusal(method: &Method, headers: &HeaderMap, allowed: &[String]) -> Option<&'static str> {
-    if is_safe(method) {
+    if is_safe(method) && !is_websocket_handshake(method, headers) {
         return None;
     }
     let origin = headers.get(ORIGIN).and_then(|v| v.to_str().ok());
@@ -188,6 +207,25 @@ mod tests {
         for method in [Method::PUT, Method::PATCH, Method::DELETE] {
             assert!(refusal(&method, &headers(&[("sec-fetch-site", "cross-site")]), &allowed).is_some());
         }
+    }
+
+    #[test]
+    fn websocket_handshakes_are_checked_like_unsafe_requests() {
+        let handshake = |origin: &'static str| {
+            headers(&[
+                ("host", "app.example.com"),
+                ("connection", "keep-alive, Upgrade"),
+                ("upgrade", "websocket"),
+                ("origin", origin),
+            ])
+        };
+        assert!(refusal(&Method::GET, &handshake("https://app.example.com"), &[]).is_none());
+        assert_eq!(
+            refusal(&Method::GET, &handshake("https://evil.example"), &[]),
+            Some("cross-origin request refused")
+        );
+        let plain_get = headers(&[("host", "app.example.com"), ("origin", "https://evil.example")]);
+        assert!(refusal(&Method::GET, &plain_get, &[]).is_none());
     }
 
     #[test]

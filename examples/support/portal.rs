@@ -96,6 +96,8 @@ pub struct App {
     pub users: Arc<Users>,
     sign_in: SignIn,
     pub admin: tower_authkit::session::SessionAdmin,
+    /// Re-checks sessions outside requests (the ingress's WebSockets).
+    pub sessions: tower_authkit::session::SessionAuthenticator,
 }
 
 /// A whole number from the environment, or `default`.
@@ -222,6 +224,7 @@ impl Portal {
             users,
             sign_in,
             admin: sessions.authenticator().admin(),
+            sessions: sessions.authenticator().clone(),
         };
         Ok(Portal { state, sessions })
     }

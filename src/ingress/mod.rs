@@ -33,10 +33,15 @@
 //!   [`Limits`] (413 for requests; responses past the limit are cut and the
 //!   connection closed), a timeout (504), 502 for unreachable services, and
 //!   error pages with a correlation id; it never retries a request.
+//! - [`ServiceProxy::forward_websocket`] does the same for WebSocket
+//!   upgrades, then relays messages under a [`WebSocketPolicy`]: the user's
+//!   [`Standing`] is re-checked every few seconds and the connection closed
+//!   (1008) when it ends or the lifetime is reached.
 
 mod destination;
 mod headers;
 mod proxy;
+mod websocket;
 
 pub use destination::Destination;
 pub use headers::{
@@ -44,3 +49,4 @@ pub use headers::{
     forward_response_headers, remove_hop_by_hop, rewrite_location, scope_set_cookie,
 };
 pub use proxy::{Limits, ProxyBody, ServiceProxy, correlation_id};
+pub use websocket::{Standing, WebSocketPolicy, is_websocket_upgrade};

@@ -70,7 +70,7 @@ pub fn correlation_id() -> String {
     crate::hex::encode(&bytes)
 }
 
-fn page(status: StatusCode, id: &str) -> Response<ProxyBody> {
+pub(super) fn page(status: StatusCode, id: &str) -> Response<ProxyBody> {
     let reason = status.canonical_reason().unwrap_or("error");
     let body = format!("{} {reason} (request id {id})\n", status.as_u16());
     let mut response = Response::new(
@@ -87,7 +87,7 @@ fn page(status: StatusCode, id: &str) -> Response<ProxyBody> {
     response
 }
 
-fn downstream_failed(status: StatusCode, destination: &Destination, reason: &str) -> Response<ProxyBody> {
+pub(super) fn downstream_failed(status: StatusCode, destination: &Destination, reason: &str) -> Response<ProxyBody> {
     let id = correlation_id();
     crate::audit::emit(crate::audit::AuditEvent::DownstreamFailed {
         service: destination.name(),
@@ -176,7 +176,9 @@ impl ServiceProxy {
     /// `destination`, as `identity`. Answers 413 for a request over the
     /// limit, 502 when the downstream cannot be reached or fails, 504 when it
     /// is too slow; those pages carry an `X-Request-Id` that the log line
-    /// (target `tower_authkit::audit`) repeats.
+    /// (target `tower_authkit::audit`) repeats. WebSocket upgrades need
+    /// [`forward_websocket`](Self::forward_websocket); here they are
+    /// forwarded as plain requests.
     pub async fn forward<B>(
         &self,
         destination: &Destination,
@@ -199,20 +201,30 @@ impl ServiceProxy {
         if declared.is_some_and(|len| len > self.limits.max_request_bytes) {
             return page(StatusCode::PAYLOAD_TOO_LARGE, &correlation_id());
         }
-        let target = destination.target(rest, parts.uri.query());
-        let Ok(uri) = target.parse::<http::Uri>() else {
-            return downstream_failed(StatusCode::BAD_GATEWAY, destination, "unusable target URL");
-        };
-        forward_request_headers(&mut parts.headers, identity, forwarded, session_cookie);
-        parts.headers.remove(http::header::HOST);
-        parts.uri = uri;
+        if let Err(page) = prepare(&mut parts, destination, rest, identity, forwarded, session_cookie) {
+            return page;
+        }
         let capped = Capped {
             body,
             left: self.limits.max_request_bytes,
         };
-        let request = Request::from_parts(parts, capped.boxed_unsync());
-        let response = match tokio::time::timeout(self.limits.timeout, self.client.request(request)).await {
-            Err(_) => return downstream_failed(StatusCode::GATEWAY_TIMEOUT, destination, "timed out"),
+        match self
+            .exchange(destination, Request::from_parts(parts, capped.boxed_unsync()))
+            .await
+        {
+            Ok(response) => self.pass_back(response, destination),
+            Err(page) => page,
+        }
+    }
+
+    /// Sends a prepared request; a failure is already the page to answer.
+    pub(super) async fn exchange(
+        &self,
+        destination: &Destination,
+        request: Request<ProxyBody>,
+    ) -> Result<Response<hyper::body::Incoming>, Response<ProxyBody>> {
+        match tokio::time::timeout(self.limits.timeout, self.client.request(request)).await {
+            Err(_) => Err(downstream_failed(StatusCode::GATEWAY_TIMEOUT, destination, "timed out")),
             Ok(Err(error)) => {
                 let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(&error);
                 let mut too_large = false;
@@ -221,17 +233,26 @@ impl ServiceProxy {
                     cause = current.source();
                 }
                 if too_large {
-                    return page(StatusCode::PAYLOAD_TOO_LARGE, &correlation_id());
+                    return Err(page(StatusCode::PAYLOAD_TOO_LARGE, &correlation_id()));
                 }
                 let reason = if error.is_connect() {
                     "connection failed"
                 } else {
                     "request failed"
                 };
-                return downstream_failed(StatusCode::BAD_GATEWAY, destination, reason);
+                Err(downstream_failed(StatusCode::BAD_GATEWAY, destination, reason))
             }
-            Ok(Ok(response)) => response,
-        };
+            Ok(Ok(response)) => Ok(response),
+        }
+    }
+
+    /// A downstream's response as the client gets it: headers rewritten,
+    /// body capped.
+    pub(super) fn pass_back(
+        &self,
+        response: Response<hyper::body::Incoming>,
+        destination: &Destination,
+    ) -> Response<ProxyBody> {
         let (mut parts, body) = response.into_parts();
         forward_response_headers(&mut parts.headers, destination);
         let body = Capped {
@@ -240,4 +261,28 @@ impl ServiceProxy {
         };
         Response::from_parts(parts, body.boxed_unsync())
     }
+}
+
+/// Points `parts` at `rest` of `destination` with the forwarding headers;
+/// a target that is not a URI is the page to answer.
+pub(super) fn prepare(
+    parts: &mut http::request::Parts,
+    destination: &Destination,
+    rest: &str,
+    identity: Identity<'_>,
+    forwarded: Forwarded<'_>,
+    session_cookie: &str,
+) -> Result<(), Response<ProxyBody>> {
+    let target = destination.target(rest, parts.uri.query());
+    let Ok(uri) = target.parse::<http::Uri>() else {
+        return Err(downstream_failed(
+            StatusCode::BAD_GATEWAY,
+            destination,
+            "unusable target URL",
+        ));
+    };
+    forward_request_headers(&mut parts.headers, identity, forwarded, session_cookie);
+    parts.headers.remove(http::header::HOST);
+    parts.uri = uri;
+    Ok(())
 }

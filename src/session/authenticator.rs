@@ -99,22 +99,28 @@ impl Config {
     }
 
     async fn load(self: Arc<Self>, key: SessionKey) -> Result<Principal, AuthError> {
+        self.current(key).await?.ok_or_else(session_ended)
+    }
+
+    /// The principal of session `key` as of now; `None` once it has ended
+    /// (signed out, revoked, expired, or its user refused by the loader).
+    pub(crate) async fn current(&self, key: SessionKey) -> Result<Option<Principal>, AuthError> {
         let record = self.store.load(&key).await.map_err(store_unavailable)?;
         let Some(record) = record.filter(|r| r.is_live(now_ms())) else {
-            return Err(session_ended());
+            return Ok(None);
         };
         let record = Arc::new(record);
         let Some(loader) = &self.loader else {
-            return Ok(record.principal.builder().attach(Loaded(record)).build());
+            return Ok(Some(record.principal.builder().attach(Loaded(record)).build()));
         };
         let stored = record.principal.builder().build();
         match loader.load(&stored).await? {
-            Some(principal) => Ok(principal.with_attachment(Loaded(record))),
+            Some(principal) => Ok(Some(principal.with_attachment(Loaded(record)))),
             None => {
                 // The user is gone or disabled: the session ends now.
                 self.store.delete(&key).await.map_err(store_unavailable)?;
                 audit::session_ended_by_loader(record.subject(), &key);
-                Err(session_ended())
+                Ok(None)
             }
         }
     }

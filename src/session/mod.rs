@@ -109,6 +109,16 @@ impl SessionAuthenticator {
     pub fn store(&self) -> Arc<dyn SessionStore> {
         Arc::clone(&self.config.store)
     }
+
+    /// The principal a request of session `handle` would get now, with the
+    /// same checks (record present and live, the [`PrincipalLoader`]);
+    /// `Ok(None)` once the session has ended. For connections that outlive
+    /// their request, such as a proxied WebSocket, to re-check at intervals
+    /// (this does not count as activity). Errors are the store's or the
+    /// loader's, as a request would see them (503).
+    pub async fn principal_of(&self, handle: &SessionKey) -> Result<Option<Principal>, AuthError> {
+        self.config.current(*handle).await
+    }
 }
 
 impl AuthLayer<SessionAuthenticator> {
