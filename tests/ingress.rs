@@ -14,7 +14,9 @@ use axum::routing::{any, get};
 use http_body_util::BodyExt;
 use serde_json::{Value, json};
 use tower::ServiceExt;
-use tower_authkit::ingress::{Destination, Forwarded, Identity, Limits, ServiceProxy};
+use tower_authkit::ingress::{
+    Destination, Forwarded, Identity, Limits, ServiceProxy, Standing, WebSocketPolicy, is_websocket_upgrade,
+};
 
 async fn serve(app: Router) -> SocketAddr {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
@@ -87,22 +89,26 @@ fn ingress(destination: Destination, limits: Limits) -> Router {
             let (proxy, destination) = (proxy.clone(), destination.clone());
             async move {
                 let groups = vec!["staff".to_owned()];
+                let identity = Identity {
+                    user: "alice@example.com",
+                    groups: &groups,
+                };
+                let forwarded = Forwarded {
+                    client: "127.0.0.1".parse().unwrap(),
+                    proto: "http",
+                    host: Some("portal.test"),
+                };
+                let cookie = "authkit_session";
+                if is_websocket_upgrade(&request) {
+                    let policy = WebSocketPolicy::default();
+                    let check = || async { Standing::Allowed };
+                    return proxy
+                        .forward_websocket(&destination, &rest, request, identity, forwarded, cookie, policy, check)
+                        .await
+                        .into_response();
+                }
                 proxy
-                    .forward(
-                        &destination,
-                        &rest,
-                        request,
-                        Identity {
-                            user: "alice@example.com",
-                            groups: &groups,
-                        },
-                        Forwarded {
-                            client: "127.0.0.1".parse().unwrap(),
-                            proto: "http",
-                            host: Some("portal.test"),
-                        },
-                        "authkit_session",
-                    )
+                    .forward(&destination, &rest, request, identity, forwarded, cookie)
                     .await
                     .into_response()
             }
@@ -234,4 +240,48 @@ async fn own_redirects_and_cookies_are_moved_under_the_service_prefix() {
         cookie.contains("sid=downstream") && cookie.contains("Path=/s/wiki/"),
         "{cookie}"
     );
+}
+
+fn upgrade(path: &str) -> Request<Body> {
+    Request::get(path)
+        .header("connection", "Upgrade")
+        .header("upgrade", "websocket")
+        .header("sec-websocket-version", "13")
+        .header("sec-websocket-key", "dGhlIHNhbXBsZSBub25jZQ==")
+        .header("sec-websocket-extensions", "permessage-deflate; client_max_window_bits")
+        .header("cookie", "authkit_session=SIGNED-SESSION")
+        .header("x-authkit-user", "admin@example.com")
+        .body(Body::empty())
+        .unwrap()
+}
+
+#[tokio::test]
+async fn websocket_handshakes_get_the_same_hygiene_and_ask_for_no_extensions() {
+    let app = ingress(destination(downstream().await), Limits::default());
+    // The echo route is no WebSocket: its 200 comes back as a plain response.
+    let (status, _, body) = call(&app, upgrade("/s/wiki/echo")).await;
+    assert_eq!(status, StatusCode::OK);
+    let seen: Value = serde_json::from_slice(&body.unwrap()).unwrap();
+    let headers = &seen["headers"];
+    assert_eq!(headers["connection"], "upgrade");
+    assert_eq!(headers["upgrade"], "websocket");
+    assert_eq!(headers["sec-websocket-key"], "dGhlIHNhbXBsZSBub25jZQ==");
+    assert!(
+        headers.get("sec-websocket-extensions").is_none(),
+        "the relay offers no extensions"
+    );
+    assert_eq!(headers["x-authkit-user"], "alice@example.com");
+    assert!(headers.get("cookie").is_none());
+}
+
+#[tokio::test]
+async fn websocket_handshakes_to_an_unreachable_service_get_502_with_a_request_id() {
+    let closed = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = closed.local_addr().unwrap();
+    drop(closed);
+    let app = ingress(destination(addr), Limits::default());
+    let (status, headers, body) = call(&app, upgrade("/s/wiki/ws")).await;
+    assert_eq!(status, StatusCode::BAD_GATEWAY);
+    let id = headers["x-request-id"].to_str().unwrap();
+    assert!(String::from_utf8(body.unwrap()).unwrap().contains(id));
 }

@@ -7,8 +7,8 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use process::visitor::Visitor;
+use process::webdriver::Browser;
 use process::{Running, example, start};
-use serde_json::Value;
 
 const KEY: &str = "portal test key: long enough, high enough entropy for a test";
 const USERS: &str = "admin@example.com:admin-pass:admin,user@example.com:user-pass:user";
@@ -387,157 +387,18 @@ async fn no_password_cookie_or_session_id_reaches_the_output_even_at_trace() {
     }
 }
 
-/// Drives Debian's chromium through chromedriver's WebDriver HTTP API.
-struct WebDriver {
-    client: reqwest::Client,
-    base: String,
-    _driver: Running,
-}
-
-const ELEMENT: &str = "element-6066-11e4-a52e-4f735466cecf";
-
-fn json_body(request: reqwest::RequestBuilder, body: &Value) -> reqwest::RequestBuilder {
-    request
-        .header("content-type", "application/json")
-        .body(serde_json::to_vec(body).unwrap())
-}
-
-impl WebDriver {
-    async fn start(profile: &std::path::Path) -> (WebDriver, String) {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let driver = std::env::var("AUTHKIT_CHROMEDRIVER").unwrap_or_else(|_| "/usr/bin/chromedriver".to_owned());
-        let child = Command::new(&driver)
-            .arg(format!("--port={port}"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap_or_else(|e| panic!("{driver}: {e} (scripts/test.sh installs chromium-driver)"));
-        let driver = WebDriver {
-            client: reqwest::Client::new(),
-            base: format!("http://127.0.0.1:{port}"),
-            _driver: Running(child),
-        };
-        let chromium = std::env::var("AUTHKIT_CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".to_owned());
-        let capabilities = serde_json::json!({"capabilities": {"alwaysMatch": {
-            "browserName": "chrome",
-            "goog:chromeOptions": {
-                "binary": chromium,
-                "args": [
-                    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                    "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                    format!("--user-data-dir={}", profile.display()),
-                ],
-            },
-        }}});
-        let mut session = None;
-        for _ in 0..100 {
-            let request = driver.client.post(format!("{}/session", driver.base));
-            if let Ok(response) = json_body(request, &capabilities).send().await {
-                let body: Value = serde_json::from_slice(&response.bytes().await.unwrap()).unwrap();
-                session = Some(
-                    body["value"]["sessionId"]
-                        .as_str()
-                        .unwrap_or_else(|| panic!("{body}"))
-                        .to_owned(),
-                );
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        let session = session.expect("chromedriver answered");
-        (driver, session)
-    }
-
-    async fn call(&self, method: reqwest::Method, path: &str, body: Value) -> Value {
-        let request = self.client.request(method, format!("{}{path}", self.base));
-        let request = if body.is_null() {
-            request
-        } else {
-            json_body(request, &body)
-        };
-        let answer: Value = serde_json::from_slice(&request.send().await.unwrap().bytes().await.unwrap()).unwrap();
-        answer["value"].clone()
-    }
-
-    async fn element(&self, session: &str, css: &str) -> String {
-        let found = self
-            .call(
-                reqwest::Method::POST,
-                &format!("/session/{session}/element"),
-                serde_json::json!({"using": "css selector", "value": css}),
-            )
-            .await;
-        found[ELEMENT]
-            .as_str()
-            .unwrap_or_else(|| panic!("{css}: {found}"))
-            .to_owned()
-    }
-}
-
 #[tokio::test]
 async fn a_real_browser_signs_in_through_the_form_and_sees_its_email() {
     let (_portal, base) = portal(&[]);
     let profile = tempfile::tempdir().unwrap();
-    let (driver, session) = WebDriver::start(profile.path()).await;
-    let post = reqwest::Method::POST;
-    driver
-        .call(
-            post.clone(),
-            &format!("/session/{session}/url"),
-            serde_json::json!({"url": format!("{base}/")}),
-        )
-        .await;
+    let browser = Browser::start(profile.path()).await;
+    browser.open(&format!("{base}/")).await;
     // Sent to the sign-in page, with `next` pointing back.
-    let url = driver
-        .call(reqwest::Method::GET, &format!("/session/{session}/url"), Value::Null)
-        .await;
-    assert!(url.as_str().unwrap().ends_with("/login?next=%2F"), "{url}");
-    for (css, text) in [("#email", "user@example.com"), ("#password", "user-pass")] {
-        let element = driver.element(&session, css).await;
-        driver
-            .call(
-                post.clone(),
-                &format!("/session/{session}/element/{element}/value"),
-                serde_json::json!({"text": text}),
-            )
-            .await;
-    }
-    let submit = driver.element(&session, "#submit").await;
-    driver
-        .call(
-            post.clone(),
-            &format!("/session/{session}/element/{submit}/click"),
-            serde_json::json!({}),
-        )
-        .await;
-    let mut landed = String::new();
-    for _ in 0..100 {
-        landed = driver
-            .call(reqwest::Method::GET, &format!("/session/{session}/url"), Value::Null)
-            .await
-            .as_str()
-            .unwrap_or_default()
-            .to_owned();
-        if landed == format!("{base}/") {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let url = browser.url().await;
+    assert!(url.ends_with("/login?next=%2F"), "{url}");
+    browser.fill_sign_in_form("user@example.com", "user-pass").await;
+    let landed = browser.wait_for_url(&format!("{base}/")).await;
     assert_eq!(landed, format!("{base}/"), "landed on the portal's home page");
-    let email = driver.element(&session, "#email").await;
-    let text = driver
-        .call(
-            reqwest::Method::GET,
-            &format!("/session/{session}/element/{email}/text"),
-            Value::Null,
-        )
-        .await;
-    assert_eq!(text, "user@example.com");
-    driver
-        .call(reqwest::Method::DELETE, &format!("/session/{session}"), Value::Null)
-        .await;
+    assert_eq!(browser.text("#email").await, "user@example.com");
+    browser.quit().await;
 }

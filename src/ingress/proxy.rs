@@ -201,8 +201,8 @@ impl ServiceProxy {
         if declared.is_some_and(|len| len > self.limits.max_request_bytes) {
             return page(StatusCode::PAYLOAD_TOO_LARGE, &correlation_id());
         }
-        if let Err(page) = prepare(&mut parts, destination, rest, identity, forwarded, session_cookie) {
-            return page;
+        if let Err(reason) = prepare(&mut parts, destination, rest, identity, forwarded, session_cookie) {
+            return downstream_failed(StatusCode::BAD_GATEWAY, destination, reason);
         }
         let capped = Capped {
             body,
@@ -264,7 +264,7 @@ impl ServiceProxy {
 }
 
 /// Points `parts` at `rest` of `destination` with the forwarding headers;
-/// a target that is not a URI is the page to answer.
+/// fails (with the reason to log) when the target is not a URI.
 pub(super) fn prepare(
     parts: &mut http::request::Parts,
     destination: &Destination,
@@ -272,14 +272,10 @@ pub(super) fn prepare(
     identity: Identity<'_>,
     forwarded: Forwarded<'_>,
     session_cookie: &str,
-) -> Result<(), Response<ProxyBody>> {
+) -> Result<(), &'static str> {
     let target = destination.target(rest, parts.uri.query());
     let Ok(uri) = target.parse::<http::Uri>() else {
-        return Err(downstream_failed(
-            StatusCode::BAD_GATEWAY,
-            destination,
-            "unusable target URL",
-        ));
+        return Err("unusable target URL");
     };
     forward_request_headers(&mut parts.headers, identity, forwarded, session_cookie);
     parts.headers.remove(http::header::HOST);

@@ -24,7 +24,7 @@ use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role, WebSocketConfig};
 
-use super::proxy::{ProxyBody, prepare};
+use super::proxy::{ProxyBody, downstream_failed, prepare};
 use super::{Destination, Forwarded, Identity, ServiceProxy};
 
 /// How long the client and the service have to take over their upgraded
@@ -105,8 +105,8 @@ impl ServiceProxy {
     {
         let client_side = hyper::upgrade::on(&mut request);
         let (mut parts, _) = request.into_parts();
-        if let Err(page) = prepare(&mut parts, destination, rest, identity, forwarded, session_cookie) {
-            return page;
+        if let Err(reason) = prepare(&mut parts, destination, rest, identity, forwarded, session_cookie) {
+            return downstream_failed(StatusCode::BAD_GATEWAY, destination, reason);
         }
         // `prepare` removed the hop-by-hop headers; the upgrade is ours to ask for.
         parts.headers.insert(CONNECTION, HeaderValue::from_static("upgrade"));
@@ -194,7 +194,7 @@ async fn relay<C, S, W, F>(
             () = &mut deadline => break Ending::Closed(CloseCode::Policy, "connection lifetime reached"),
             now = checks.tick() => match check().await {
                 Standing::Allowed => last_known_good = now,
-                Standing::Ended => break Ending::Closed(CloseCode::Policy, "session ended"),
+                Standing::Ended => break Ending::Closed(CloseCode::Policy, "access ended"),
                 Standing::Unknown if now.duration_since(last_known_good) >= policy.unknown_grace => {
                     break Ending::Closed(CloseCode::Again, "session could not be checked");
                 }

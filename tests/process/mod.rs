@@ -8,6 +8,8 @@ use std::time::Duration;
 
 #[cfg(feature = "http-client")]
 pub mod visitor;
+#[cfg(feature = "http-client")]
+pub mod webdriver;
 
 /// `target/<profile>/examples/<name>`, built by `cargo test` alongside the tests.
 pub fn example(name: &str) -> PathBuf {
