@@ -2,7 +2,10 @@
 //! and through an in-process ingress (session cookie checked, group checked,
 //! headers rewritten, body streamed by `ServiceProxy`), each driven by 32
 //! concurrent connections for a fixed time, one after the other in one run.
-//! Prints p50 and p99 latency and requests per second of both.
+//! More rows split the cost: the session layer answering by itself (no
+//! forwarding), a bare hyper-util proxy (the floor of any proxy on this
+//! client), and `ServiceProxy` forwarding without a session layer.
+//! Prints p50 and p99 latency and requests per second of each.
 //!
 //! ```sh
 //! cargo bench --bench ingress --features ingress,session
@@ -73,6 +76,49 @@ async fn enter(
         .into_response()
 }
 
+/// The floor: what a bare hyper-util proxy (URI rewritten, nothing else:
+/// no header hygiene, limits or timeout) costs on the same client.
+async fn bare_forward(
+    State((client, service)): State<(HttpClient, SocketAddr)>,
+    request: Request,
+) -> axum::response::Response {
+    let (mut parts, body) = request.into_parts();
+    let rest = parts.uri.path().trim_start_matches("/s/wiki/").to_owned();
+    parts.uri = format!("http://{service}/app/{rest}").parse().unwrap();
+    match client.request(http::Request::from_parts(parts, body)).await {
+        Ok(response) => response.into_response(),
+        Err(_) => StatusCode::BAD_GATEWAY.into_response(),
+    }
+}
+
+/// `ServiceProxy` alone: a fixed identity, no session layer.
+async fn enter_anonymous(
+    State(ingress): State<Ingress>,
+    Path(rest): Path<String>,
+    request: Request,
+) -> axum::response::Response {
+    let groups = ["staff".to_owned()];
+    ingress
+        .proxy
+        .forward(
+            &ingress.wiki,
+            &rest,
+            request,
+            Identity {
+                user: "alice",
+                groups: &groups,
+            },
+            Forwarded {
+                client: "127.0.0.1".parse().unwrap(),
+                proto: "http",
+                host: None,
+            },
+            "authkit_session",
+        )
+        .await
+        .into_response()
+}
+
 type HttpClient = Client<HttpConnector, Body>;
 
 /// 32 loops of sequential requests for `DURATION`: (p50, p99, requests/s).
@@ -117,7 +163,7 @@ fn main() {
         .unwrap();
     runtime.block_on(async {
         let service = serve(Router::new().route("/app/page", get(|| async { "a small page of the service" }))).await;
-        let sessions = SessionLayer::builder()
+        let sessions_layer = SessionLayer::builder()
             .key(b"benchmark signing key, at least 32 bytes long".to_vec())
             .secure(false)
             .build()
@@ -139,7 +185,7 @@ fn main() {
                     );
                 }),
             )
-            .layer(sessions.public_path("/login"));
+            .layer(sessions_layer.clone().public_path("/login"));
         let response = app
             .clone()
             .oneshot(http::Request::post("/login").body(Body::empty()).unwrap())
@@ -153,17 +199,71 @@ fn main() {
             .unwrap()
             .to_owned();
         let ingress = serve(app).await;
+        let sessions_only = serve(
+            Router::new()
+                .route(
+                    "/s/wiki/page",
+                    get(|principal: Principal| async move {
+                        if principal.has_group("staff") {
+                            "a small page of the service".into_response()
+                        } else {
+                            StatusCode::FORBIDDEN.into_response()
+                        }
+                    }),
+                )
+                .layer(sessions_layer.clone()),
+        )
+        .await;
+        let proxy_only = serve(
+            Router::new()
+                .route("/s/wiki/{*rest}", any(enter_anonymous))
+                .with_state(Ingress {
+                    proxy: ServiceProxy::new(Limits::default()),
+                    wiki: Arc::new(Destination::parse("wiki", &format!("http://{service}/app/")).unwrap()),
+                }),
+        )
+        .await;
         let client: HttpClient = Client::builder(TokioExecutor::new()).build_http();
+        let bare = serve(
+            Router::new()
+                .route("/s/wiki/{*rest}", any(bare_forward))
+                .with_state((Client::builder(TokioExecutor::new()).build_http(), service)),
+        )
+        .await;
 
-        let (p50, p99, rps) = drive(&client, format!("http://{service}/app/page"), None).await;
-        println!("direct:          p50 {p50:?}, p99 {p99:?}, {rps:.0} req/s");
-        let (ip50, ip99, irps) = drive(&client, format!("http://{ingress}/s/wiki/page"), Some(cookie)).await;
-        println!("through ingress: p50 {ip50:?}, p99 {ip99:?}, {irps:.0} req/s");
-        println!(
-            "added: p50 {:?}, p99 {:?}; throughput {:.0} % of direct",
-            ip50.saturating_sub(p50),
-            ip99.saturating_sub(p99),
-            100.0 * irps / rps
-        );
+        let direct = drive(&client, format!("http://{service}/app/page"), None).await;
+        let rows = [
+            ("direct", direct),
+            (
+                "session layer only",
+                drive(
+                    &client,
+                    format!("http://{sessions_only}/s/wiki/page"),
+                    Some(cookie.clone()),
+                )
+                .await,
+            ),
+            (
+                "bare hyper-util proxy (floor)",
+                drive(&client, format!("http://{bare}/s/wiki/page"), None).await,
+            ),
+            (
+                "ServiceProxy only",
+                drive(&client, format!("http://{proxy_only}/s/wiki/page"), None).await,
+            ),
+            (
+                "through the ingress",
+                drive(&client, format!("http://{ingress}/s/wiki/page"), Some(cookie)).await,
+            ),
+        ];
+        println!("| | p50 | p99 | req/s | added p50 | % of direct |");
+        println!("|---|---|---|---|---|---|");
+        for (name, (p50, p99, rps)) in rows {
+            println!(
+                "| {name} | {p50:?} | {p99:?} | {rps:.0} | {:?} | {:.0} % |",
+                p50.saturating_sub(direct.0),
+                100.0 * rps / direct.2
+            );
+        }
     });
 }
