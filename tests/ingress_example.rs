@@ -364,6 +364,19 @@ async fn websockets_close_at_their_lifetime() {
     assert!(took >= Duration::from_millis(1500), "closed early: {took:?}");
 }
 
+#[tokio::test]
+async fn websockets_close_when_the_session_expires() {
+    // A relayed WebSocket is not activity: the idle session expires under it.
+    let (_ingress, base) = ingress(echo().await, &[("AUTHKIT_SESSION_IDLE", "2")]);
+    let admin = Visitor::new(&base);
+    admin.login("admin@example.com", "admin-pass").await;
+    let mut socket = open(&base, "/s/wiki/ws", admin.cookie(), None).await.unwrap();
+    next_text(&mut socket).await;
+    let (code, took) = closed(&mut socket, Duration::from_secs(12)).await;
+    assert_eq!(code, Some(1008), "after {took:?}");
+    assert_eq!(admin.get("/s/wiki/page").await.status, 401, "the session is gone too");
+}
+
 /// The Redis the test script started.
 fn redis_url() -> String {
     std::env::var("AUTHKIT_TEST_REDIS_URL")
