@@ -30,55 +30,20 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use http::header::{AUTHORIZATION, CONTENT_TYPE, HeaderValue};
 use http::{HeaderMap, Method, StatusCode};
-use moka::Expiry;
-use moka::future::Cache;
 use serde_json::{Map, Value};
-use tokio::sync::OnceCell;
 use url::Url;
 
-use crate::backoff::{Backoff, FailureDamper};
 use crate::error::ConfigError;
-use crate::fetch::{FetchPolicy, Fetcher, check_url, discover_document, parse_url};
 use crate::layer::{AuthLayer, Authentication, Authenticator, RequestHead};
 use crate::principal::{BoxFuture, Principal, mapped};
 use crate::rejection::AuthError;
 use crate::token::{Credential, digest};
+use crate::upstream::{
+    Backoff, Endpoint, FetchError, FetchPolicy, Fetcher, RETRY_AFTER, Verdict, VerdictCache, check_url, parse_url,
+};
 
 /// The introspection preset of [`AuthLayer`].
 pub type IntrospectionLayer = AuthLayer<IntrospectionAuthenticator>;
-
-/// A cached answer and how long it may live (never past the token's `exp`).
-#[derive(Clone)]
-struct Cached {
-    principal: Principal,
-    lifetime: Duration,
-}
-
-struct PerEntry;
-
-impl Expiry<[u8; 32], Cached> for PerEntry {
-    fn expire_after_create(
-        &self,
-        _key: &[u8; 32],
-        value: &Cached,
-        _created_at: std::time::Instant,
-    ) -> Option<Duration> {
-        Some(value.lifetime)
-    }
-}
-
-enum Endpoint {
-    Fixed(Url),
-    Discovered {
-        issuer: String,
-        url: OnceCell<Url>,
-        /// When discovery last failed: no new attempt for [`DISCOVERY_BACKOFF`],
-        /// so an outage does not turn every request into a discovery fetch.
-        failed_at: std::sync::Mutex<Option<std::time::Instant>>,
-    },
-}
-
-const DISCOVERY_BACKOFF: Duration = Duration::from_secs(5);
 
 struct Inner {
     endpoint: Endpoint,
@@ -87,10 +52,8 @@ struct Inner {
     audience: Option<String>,
     issuer: Option<String>,
     ttl: Duration,
-    active: Cache<[u8; 32], Cached>,
-    inactive: Cache<[u8; 32], ()>,
-    /// While the endpoint fails for a token, its last error is answered again.
-    failures: FailureDamper<[u8; 32]>,
+    /// Active answers (never past `exp`) and inactive ones, by token digest.
+    verdicts: VerdictCache<[u8; 32], Principal>,
 }
 
 /// Checks tokens at an RFC 7662 introspection endpoint. Cheap to clone.
@@ -105,8 +68,10 @@ impl std::fmt::Debug for IntrospectionAuthenticator {
     }
 }
 
-fn unavailable() -> AuthError {
-    AuthError::unavailable("token introspection unavailable", Duration::from_secs(5))
+/// The answer for a failed introspection call (the crate's one mapping).
+fn failed(url: &Url, error: FetchError) -> AuthError {
+    tracing::warn!(%url, %error, "token introspection failed");
+    error.to_auth_error("token introspection", RETRY_AFTER)
 }
 
 fn now_secs() -> f64 {
@@ -116,56 +81,22 @@ fn now_secs() -> f64 {
 }
 
 impl Inner {
-    async fn endpoint(&self) -> Result<&Url, AuthError> {
-        match &self.endpoint {
-            Endpoint::Fixed(url) => Ok(url),
-            Endpoint::Discovered { issuer, url, failed_at } => {
-                if let Some(url) = url.get() {
-                    return Ok(url);
-                }
-                let recent_failure = failed_at
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .is_some_and(|at| at.elapsed() < DISCOVERY_BACKOFF);
-                if recent_failure {
-                    return Err(unavailable());
-                }
-                url.get_or_try_init(|| discover_document(&self.fetcher, issuer, "introspection_endpoint"))
-                    .await
-                    .map_err(|error| {
-                        tracing::warn!(%error, "introspection endpoint discovery failed");
-                        *failed_at.lock().unwrap_or_else(|p| p.into_inner()) = Some(std::time::Instant::now());
-                        unavailable()
-                    })
-            }
-        }
-    }
-
     async fn authenticate(&self, credential: Credential) -> Result<Principal, AuthError> {
         let key = digest("introspection", credential.expose());
-        if self.inactive.contains_key(&key) {
-            return Err(AuthError::invalid_token("token is not active"));
-        }
-        self.failures.check(&key)?;
-        let introspect = async {
-            let outcome = self.introspect(credential, key).await;
-            self.failures.record(&key, &outcome);
-            outcome
-        };
-        let cached = self
-            .active
-            .try_get_with(key, introspect)
-            .await
-            .map_err(|error| (*error).clone())?;
+        let principal = self.verdicts.get(key, self.introspect(credential)).await?;
         // An entry may outlive `exp` by less than a second of cache timing; re-check.
-        match cached.principal.expires_at() {
+        match principal.expires_at() {
             Some(exp) if exp <= SystemTime::now() => Err(AuthError::invalid_token("token expired")),
-            _ => Ok(cached.principal),
+            _ => Ok(principal),
         }
     }
 
-    async fn introspect(&self, credential: Credential, key: [u8; 32]) -> Result<Cached, AuthError> {
-        let endpoint = self.endpoint().await?;
+    async fn introspect(&self, credential: Credential) -> Result<Verdict<Principal>, AuthError> {
+        let endpoint = self
+            .endpoint
+            .url(&self.fetcher)
+            .await
+            .map_err(|error| error.to_auth_error("token introspection", RETRY_AFTER))?;
         let body = form_urlencoded::Serializer::new(String::new())
             .append_pair("token", credential.expose())
             .append_pair("token_type_hint", "access_token")
@@ -178,32 +109,26 @@ impl Inner {
         );
         let (status, response) = self
             .fetcher
-            .exchange(Method::POST, endpoint, &headers, Some(body.into_bytes()))
+            .exchange(Method::POST, &endpoint, &headers, Some(body.into_bytes()))
             .await
-            .map_err(|error| {
-                tracing::warn!(%error, "token introspection failed");
-                unavailable()
-            })?;
+            .map_err(|error| failed(&endpoint, error))?;
         if status != StatusCode::OK {
-            tracing::warn!(
-                status = status.as_u16(),
-                "introspection endpoint answered with an error"
-            );
-            return Err(unavailable());
+            return Err(failed(&endpoint, FetchError::unexpected_status(status)));
         }
         let Ok(Value::Object(answer)) = serde_json::from_slice::<Value>(&response) else {
-            tracing::warn!("introspection endpoint returned an unusable body");
-            return Err(unavailable());
+            return Err(failed(
+                &endpoint,
+                FetchError::Invalid("introspection answer is not a JSON object"),
+            ));
         };
         if answer.get("active") != Some(&Value::Bool(true)) {
-            self.inactive.insert(key, ()).await;
-            return Err(AuthError::invalid_token("token is not active"));
+            return Ok(Verdict::Invalid(AuthError::invalid_token("token is not active")));
         }
         self.accept(answer)
     }
 
     /// Applies the optional checks to an active answer and sizes its cache life.
-    fn accept(&self, answer: Map<String, Value>) -> Result<Cached, AuthError> {
+    fn accept(&self, answer: Map<String, Value>) -> Result<Verdict<Principal>, AuthError> {
         let exp = match answer.get("exp") {
             None => None,
             Some(value) => Some(
@@ -242,9 +167,9 @@ impl Inner {
         if let Some(username) = text("username") {
             builder = builder.name(username);
         }
-        Ok(Cached {
-            principal: builder.claims(answer).build(),
-            lifetime,
+        Ok(Verdict::Valid {
+            value: builder.claims(answer).build(),
+            lifetime: Some(lifetime),
         })
     }
 }
@@ -370,16 +295,12 @@ impl IntrospectionBuilder {
         let endpoint = match (&self.endpoint, &self.issuer) {
             (Some(url), _) => Endpoint::Fixed(parse_url("endpoint", url)?),
             (None, Some(issuer)) => {
-                let discovery = crate::fetch::discovery_url(issuer).map_err(|e| ConfigError::Invalid {
+                let discovery = crate::upstream::discovery_url(issuer).map_err(|e| ConfigError::Invalid {
                     setting: "issuer",
                     reason: e.to_string(),
                 })?;
                 check_url(&discovery)?;
-                Endpoint::Discovered {
-                    issuer: issuer.clone(),
-                    url: OnceCell::new(),
-                    failed_at: std::sync::Mutex::new(None),
-                }
+                Endpoint::discovered(issuer.clone(), "introspection_endpoint", Backoff::default())
             }
             (None, None) => return Err(ConfigError::Missing("endpoint or issuer")),
         };
@@ -406,15 +327,7 @@ impl IntrospectionBuilder {
             audience: self.audience,
             issuer: self.issuer.filter(|_| self.check_issuer),
             ttl: self.ttl,
-            active: Cache::builder()
-                .max_capacity(self.capacity)
-                .expire_after(PerEntry)
-                .build(),
-            inactive: Cache::builder()
-                .max_capacity(self.capacity)
-                .time_to_live(self.negative_ttl)
-                .build(),
-            failures: FailureDamper::new(Backoff::default(), self.capacity),
+            verdicts: VerdictCache::new(self.ttl, self.negative_ttl, self.capacity),
         };
         Ok(AuthLayer::new(IntrospectionAuthenticator { inner: Arc::new(inner) }))
     }

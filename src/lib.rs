@@ -5,8 +5,6 @@
 
 pub mod audit;
 pub mod authz;
-#[cfg_attr(not(feature = "jwks"), allow(dead_code))]
-mod backoff;
 #[cfg(feature = "cloudflare")]
 pub mod cloudflare;
 pub mod context;
@@ -15,11 +13,6 @@ mod crypto;
 mod error;
 #[cfg(feature = "axum")]
 pub mod extract;
-#[cfg(feature = "http-client")]
-// Builds with one HTTP-using feature (e.g. only `pomerium-client`) use a part
-// of the shared client; the JWKS feature uses all of it.
-#[cfg_attr(not(feature = "jwks"), allow(dead_code))]
-mod fetch;
 #[cfg(all(feature = "fuzzing", feature = "jwks"))]
 #[doc(hidden)]
 pub mod fuzzing;
@@ -43,6 +36,7 @@ pub mod session;
 #[cfg(feature = "testing")]
 pub mod testing;
 pub mod token;
+mod upstream;
 
 pub use authz::{
     Policy, RequireFn, RequireGroup, RequirePermission, RequireRole, RequireScope, Requirement, require_fn,

@@ -66,19 +66,18 @@ async fn inactive_and_expired_tokens_are_401() {
 }
 
 #[tokio::test]
-async fn upstream_failures_are_503_and_not_cached() {
+async fn upstream_failures_follow_the_one_table_and_are_not_cached() {
     let idp = TestIdp::start().await;
     let app = app(layer(&idp));
     let token = idp.issue_opaque_token(json!({"sub": "u1"}));
+    // The endpoint answers 500: a bad answer, 502.
     idp.set_failure(IdpFailure::Error);
     let reply = common::get(&app, "/me", Some(&token)).await;
-    assert_eq!(reply.status, 503, "{reply:?}");
-    assert!(reply.headers.contains_key("retry-after"));
+    assert_eq!(reply.status, 502, "{reply:?}");
     // Damped while failing: about one introspection a second for this token.
     let before = idp.introspections();
     let (reply, sent) = common::get_until(&app, "/me", Some(&token), 200, Duration::from_secs(2)).await;
-    assert_eq!(reply.status, 503);
-    assert_eq!(reply.headers["retry-after"], "1", "the time left of the backoff");
+    assert_eq!(reply.status, 502);
     let asked = idp.introspections() - before;
     assert!(sent > 40 && asked <= 3, "{sent} requests, {asked} introspections");
     idp.set_failure(IdpFailure::None);
@@ -92,8 +91,36 @@ async fn upstream_failures_are_503_and_not_cached() {
         .unwrap();
     assert_eq!(
         common::get(&self::app(wrong_client), "/me", Some(&token)).await.status,
-        503
+        502
     );
+    // No answer at all (timeout): unreachable, 503 with Retry-After.
+    idp.set_failure(IdpFailure::Hang);
+    let impatient = IntrospectionLayer::builder()
+        .endpoint(format!("{}/introspect", idp.issuer()))
+        .client_credentials(DEV_CLIENT_ID, DEV_CLIENT_SECRET)
+        .timeout(Duration::from_millis(300))
+        .build()
+        .unwrap();
+    let reply = common::get(&self::app(impatient), "/me", Some(&token)).await;
+    assert_eq!(reply.status, 503, "{reply:?}");
+    assert_eq!(reply.headers["retry-after"], "1");
+    idp.set_failure(IdpFailure::None);
+}
+
+#[tokio::test]
+async fn an_unreachable_endpoint_is_503_with_retry_after() {
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = closed.local_addr().unwrap().port();
+    drop(closed);
+    let app = app(IntrospectionLayer::builder()
+        .endpoint(format!("http://127.0.0.1:{port}/introspect"))
+        .client_credentials(DEV_CLIENT_ID, DEV_CLIENT_SECRET)
+        .build()
+        .unwrap());
+    let reply = common::get(&app, "/me", Some("any-token")).await;
+    assert_eq!(reply.status, 503, "{reply:?}");
+    assert_eq!(reply.headers["retry-after"], "1");
+    assert!(reply.body.contains("token introspection unreachable"), "{}", reply.body);
 }
 
 #[tokio::test]
@@ -142,8 +169,13 @@ async fn discovery_failures_back_off_instead_of_refetching_per_request() {
         .client_credentials(DEV_CLIENT_ID, DEV_CLIENT_SECRET)
         .build()
         .unwrap());
-    for _ in 0..20 {
-        assert_eq!(common::get(&app, "/me", Some("any-token")).await.status, 503);
-    }
-    assert_eq!(idp.discovery_fetches(), 1, "one discovery attempt per backoff window");
+    // A discovery document answered with 500 is a bad answer: 502, and
+    // discovery is retried about once per backoff step, not per request.
+    let (reply, sent) = common::get_until(&app, "/me", Some("any-token"), 200, Duration::from_secs(1)).await;
+    assert_eq!(reply.status, 502, "{reply:?}");
+    let fetches = idp.discovery_fetches();
+    assert!(
+        sent > 20 && fetches <= 3,
+        "{sent} requests, {fetches} discovery fetches"
+    );
 }

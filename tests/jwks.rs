@@ -52,7 +52,7 @@ async fn discovery_issuer_must_match_exactly() {
         .build()
         .unwrap();
     let reply = common::get(&app(layer), "/me", Some(&idp.token().sign())).await;
-    assert_eq!(reply.status, 503, "{reply:?}");
+    assert_eq!(reply.status, 502, "an answer we cannot use: {reply:?}");
     assert_eq!(
         idp.jwks_fetches(),
         0,
@@ -380,15 +380,15 @@ fn app_with_wait(idp: &TestIdp, wait: Duration) -> Router {
 }
 
 #[tokio::test]
-async fn provider_down_at_start_gives_503_then_recovers() {
+async fn provider_failing_at_start_gives_502_then_recovers() {
     let idp = TestIdp::start().await;
     idp.set_failure(IdpFailure::Error);
     let app = app(fast_failing(&idp).build().unwrap());
     let token = idp.token().sign();
+    // The provider answers 500: a bad answer, 502 (no Retry-After).
     let reply = common::get(&app, "/me", Some(&token)).await;
-    assert_eq!(reply.status, 503, "{reply:?}");
-    assert!(reply.headers.contains_key("retry-after"));
-    assert_eq!(reply.json()["error"], "temporarily_unavailable");
+    assert_eq!(reply.status, 502, "{reply:?}");
+    assert_eq!(reply.json()["error"], "upstream_error");
     idp.set_failure(IdpFailure::None);
     // Bounded wait for recovery: the failure backoff starts at 200 ms.
     let mut status = reply.status;
@@ -398,9 +398,27 @@ async fn provider_down_at_start_gives_503_then_recovers() {
         if status == 200 {
             break;
         }
-        assert_eq!(status, 503);
+        assert_eq!(status, 502);
     }
     assert_eq!(status, 200, "recovered once the provider answered");
+}
+
+#[tokio::test]
+async fn an_unreachable_provider_is_503_with_retry_after() {
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = closed.local_addr().unwrap().port();
+    drop(closed);
+    let idp = TestIdp::start().await;
+    let layer = idp
+        .auth_builder()
+        .jwks_url(format!("http://127.0.0.1:{port}/jwks"))
+        .http_retries(0)
+        .build()
+        .unwrap();
+    let reply = common::get(&app(layer), "/me", Some(&idp.token().sign())).await;
+    assert_eq!(reply.status, 503, "{reply:?}");
+    assert_eq!(reply.json()["error"], "temporarily_unavailable");
+    assert_eq!(reply.headers["retry-after"], "1");
 }
 
 #[tokio::test]
@@ -415,7 +433,7 @@ async fn after_a_long_outage_the_first_request_is_served_within_about_a_second()
     let outage = std::time::Instant::now();
     let mut requests = 0;
     while outage.elapsed() < Duration::from_secs(3) {
-        assert_eq!(common::get(&app, "/me", Some(&token)).await.status, 503);
+        assert_eq!(common::get(&app, "/me", Some(&token)).await.status, 502);
         requests += 1;
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
@@ -515,7 +533,7 @@ async fn oversized_key_sets_are_refused() {
     let idp = TestIdp::start().await;
     let layer = idp.auth_builder().jwks_url(url).http_retries(0).build().unwrap();
     let reply = common::get(&app(layer), "/me", Some(&idp.token().sign())).await;
-    assert_eq!(reply.status, 503, "{reply:?}");
+    assert_eq!(reply.status, 502, "{reply:?}");
 }
 
 #[tokio::test]

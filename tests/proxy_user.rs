@@ -86,6 +86,25 @@ async fn extractors_map_missing_invalid_denied_and_upstream_failures() {
 }
 
 #[tokio::test]
+async fn an_unreachable_upstream_is_503_with_retry_after() {
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = closed.local_addr().unwrap().port();
+    drop(closed);
+    let app = app(ProxyUserLayer::builder()
+        .upstream_url(format!("http://127.0.0.1:{port}"))
+        .build()
+        .unwrap());
+    let reply = get_with(&app, "/v1/me", Some(GOOD)).await;
+    assert_eq!(reply.status, 503, "{reply:?}");
+    assert_eq!(reply.json()["error"], "temporarily_unavailable");
+    assert_eq!(reply.headers["retry-after"], "1");
+    // Repeats during the backoff say the time left.
+    let again = get_with(&app, "/v1/me", Some(GOOD)).await;
+    assert_eq!(again.status, 503);
+    assert_eq!(again.headers["retry-after"], "1");
+}
+
+#[tokio::test]
 async fn upstream_failures_are_502_and_damped_not_cached() {
     let idp = TestIdp::start().await;
     let app = app(layer(&idp));

@@ -5,14 +5,12 @@ use std::time::Duration;
 
 use http::HeaderMap;
 use http::header::{COOKIE, HeaderValue};
-use moka::future::Cache;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use url::Url;
 
-use crate::backoff::{Backoff, FailureDamper};
-use crate::fetch::{FetchError, Fetcher};
 use crate::rejection::AuthError;
+use crate::upstream::{FetchError, Fetcher, RETRY_AFTER, Verdict, VerdictCache};
 
 /// The identity-provider part of a [`CfIdentity`].
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -108,9 +106,7 @@ pub struct CfIdentity {
 pub struct CfIdentityClient {
     fetcher: Fetcher,
     url: Url,
-    cache: Cache<[u8; 32], Arc<CfIdentity>>,
-    /// While lookups fail for a token, its last error is answered again.
-    failures: FailureDamper<[u8; 32]>,
+    cache: VerdictCache<[u8; 32], Arc<CfIdentity>>,
 }
 
 impl std::fmt::Debug for CfIdentityClient {
@@ -126,8 +122,9 @@ impl CfIdentityClient {
         Self {
             fetcher,
             url,
-            cache: Cache::builder().max_capacity(capacity).time_to_live(ttl).build(),
-            failures: FailureDamper::new(Backoff::default(), capacity),
+            // The token was verified before the lookup: there are no
+            // negative verdicts, only upstream failures.
+            cache: VerdictCache::new(ttl, ttl, capacity),
         }
     }
 
@@ -137,33 +134,20 @@ impl CfIdentityClient {
         let cookie = HeaderValue::try_from(format!("CF_Authorization={token}"))
             .map_err(|_| AuthError::invalid_request("malformed Cloudflare Access token"))?;
         let key = crate::token::digest(self.url.as_str(), token);
-        self.failures.check(&key)?;
-        let fetch = async {
-            let outcome = self.fetch(cookie).await;
-            self.failures.record(&key, &outcome);
-            outcome
-        };
-        self.cache
-            .try_get_with(key, fetch)
-            .await
-            .map_err(|error| (*error).clone())
+        self.cache.get(key, self.fetch(cookie)).await
     }
 
-    async fn fetch(&self, mut cookie: HeaderValue) -> Result<Arc<CfIdentity>, AuthError> {
+    async fn fetch(&self, mut cookie: HeaderValue) -> Result<Verdict<Arc<CfIdentity>>, AuthError> {
         cookie.set_sensitive(true);
         let mut headers = HeaderMap::new();
         headers.insert(COOKIE, cookie);
-        let body = self.fetcher.get_with(&self.url, &headers).await.map_err(|error| {
-            tracing::warn!(%error, "Cloudflare Access get-identity failed");
-            match error {
-                FetchError::Transport(_) => {
-                    AuthError::unavailable("identity service unreachable", Duration::from_secs(5))
-                }
-                _ => AuthError::bad_gateway("identity lookup failed"),
-            }
-        })?;
+        let failed = |error: FetchError| {
+            tracing::warn!(url = %self.url, %error, "Cloudflare Access get-identity failed");
+            error.to_auth_error("identity service", RETRY_AFTER)
+        };
+        let body = self.fetcher.get_with(&self.url, &headers).await.map_err(failed)?;
         serde_json::from_slice::<CfIdentity>(&body)
-            .map(Arc::new)
-            .map_err(|_| AuthError::bad_gateway("identity lookup returned an unusable body"))
+            .map(|identity| Verdict::valid(Arc::new(identity)))
+            .map_err(|_| failed(FetchError::Invalid("get-identity answer is not an identity object")))
     }
 }

@@ -46,12 +46,12 @@ pub use client::{CfGeo, CfIdentity, CfIdentityClient, CfIdentityProvider};
 pub use identity::{CfAccess, CfAccessUser, CfServiceToken};
 
 use crate::error::ConfigError;
-use crate::fetch::{FetchPolicy, Fetcher, parse_url};
 use crate::jwt::{Algorithm, JwksAuthBuilder, JwksAuthenticator, JwksFuture, settle};
 use crate::layer::{AuthLayer, Authentication, Authenticator, RequestHead};
 use crate::principal::Principal;
 use crate::rejection::AuthError;
 use crate::token::{Credential, SourceKind, TokenSource, TokenSources};
+use crate::upstream::{FetchPolicy, Fetcher, parse_url};
 
 /// The header Cloudflare Access puts the application token in.
 pub const ASSERTION_HEADER: &str = "cf-access-jwt-assertion";

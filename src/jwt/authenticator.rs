@@ -7,15 +7,15 @@ use futures_util::future::BoxFuture;
 
 use super::algorithm::{Algorithm, AlgorithmSet};
 use super::jwk::VerifyingKey;
-use super::keys::{CachePolicy, KeyAnswer, KeySource, KeyStore};
+use super::keys::{CachePolicy, KeyAnswer, KeyStore};
 use super::token_cache::TokenCache;
 use super::verify::{self, ClaimRules, Jws};
 use crate::error::ConfigError;
-use crate::fetch::{FetchPolicy, Fetcher, check_url, discovery_url, parse_url};
 use crate::layer::{AuthLayer, Authentication, Authenticator, RequestHead};
 use crate::principal::{Principal, RawClaims, RoleResolver, principal_from_claims};
 use crate::rejection::AuthError;
 use crate::token::Credential;
+use crate::upstream::{Backoff, Endpoint, FetchPolicy, Fetcher, check_url, discovery_url, parse_url};
 
 /// The JWKS preset of [`AuthLayer`]: bearer JWTs verified against an OpenID
 /// provider's keys. Build it with [`JwksAuthLayer::builder`].
@@ -396,14 +396,14 @@ impl JwksAuthBuilder {
             }
         }
         let source = match &self.jwks_url {
-            Some(url) => KeySource::Jwks(parse_url("jwks_url", url)?),
+            Some(url) => Endpoint::Fixed(parse_url("jwks_url", url)?),
             None => {
                 let url = discovery_url(&issuer).map_err(|e| ConfigError::Invalid {
                     setting: "issuer",
                     reason: e.to_string(),
                 })?;
                 check_url(&url)?;
-                KeySource::Discovery { issuer: issuer.clone() }
+                Endpoint::discovered(issuer.clone(), "jwks_uri", Backoff::default())
             }
         };
         let fetcher = Fetcher::new(self.fetch)?;

@@ -18,9 +18,9 @@ use url::Url;
 
 use super::algorithm::{Algorithm, AlgorithmSet};
 use super::jwk::{KeySet, Lookup, VerifyingKey};
-use crate::backoff::{Backoff, FailureState, retry_after};
-use crate::fetch::{FetchError, Fetcher, discover_document};
 use crate::rejection::AuthError;
+use crate::upstream::{Backoff, FailureState, retry_after};
+use crate::upstream::{Endpoint, FetchError, Fetcher};
 
 /// Timing rules of the key cache.
 #[derive(Clone, Debug)]
@@ -51,15 +51,6 @@ impl Default for CachePolicy {
     }
 }
 
-/// Where keys come from.
-#[derive(Clone, Debug)]
-pub(crate) enum KeySource {
-    /// OIDC discovery on this issuer, then its `jwks_uri`.
-    Discovery { issuer: String },
-    /// A pinned JWKS URL.
-    Jwks(Url),
-}
-
 /// One fetched key set.
 pub(crate) struct Snapshot {
     pub(crate) keys: KeySet,
@@ -74,6 +65,8 @@ struct RefreshState {
     inflight: Option<SharedRefresh>,
     last_unknown_kid_refresh: Option<Instant>,
     failure: FailureState,
+    /// Why the last fetch failed, while backing off (answers follow its kind).
+    last_error: Option<FetchError>,
 }
 
 /// What asking for a refresh led to.
@@ -97,14 +90,13 @@ pub(crate) enum KeyAnswer {
 type PauseHook = Box<dyn Fn(&KeyStore) + Send + Sync>;
 
 pub(crate) struct KeyStore {
-    source: KeySource,
+    source: Endpoint,
     fetcher: Fetcher,
     allowed: AlgorithmSet,
     policy: CachePolicy,
     /// Only stored with `refresh` locked, so a snapshot loaded under that lock
     /// is the last one installed.
     current: ArcSwapOption<Snapshot>,
-    jwks_uri: ArcSwapOption<Url>,
     refresh: Mutex<RefreshState>,
     generations: std::sync::atomic::AtomicU64,
     /// Runs between a request's snapshot read and its locked re-check, so
@@ -117,8 +109,18 @@ fn unknown_key() -> AuthError {
     AuthError::invalid_token("unknown signing key")
 }
 
+/// No answer from the provider (yet): 503.
 fn unavailable(wait: Duration) -> AuthError {
-    AuthError::unavailable("signing keys are unavailable", retry_after(wait))
+    AuthError::unavailable("signing keys unreachable", retry_after(wait))
+}
+
+/// No usable keys because fetching failed: the crate's one mapping (503 for
+/// an unreachable provider, 502 for an unusable answer).
+fn fetch_failed(error: Option<&FetchError>, wait: Duration) -> AuthError {
+    match error {
+        Some(error) => error.to_auth_error("signing keys", retry_after(wait)),
+        None => unavailable(wait),
+    }
 }
 
 fn lookup(snapshot: &Snapshot, kid: Option<&str>, alg: Algorithm) -> Result<Arc<VerifyingKey>, AuthError> {
@@ -131,14 +133,13 @@ fn lookup(snapshot: &Snapshot, kid: Option<&str>, alg: Algorithm) -> Result<Arc<
 }
 
 impl KeyStore {
-    pub(crate) fn new(source: KeySource, fetcher: Fetcher, allowed: AlgorithmSet, policy: CachePolicy) -> Self {
+    pub(crate) fn new(source: Endpoint, fetcher: Fetcher, allowed: AlgorithmSet, policy: CachePolicy) -> Self {
         Self {
             source,
             fetcher,
             allowed,
             policy,
             current: ArcSwapOption::empty(),
-            jwks_uri: ArcSwapOption::empty(),
             refresh: Mutex::new(RefreshState::default()),
             generations: std::sync::atomic::AtomicU64::new(1),
             #[cfg(test)]
@@ -270,7 +271,9 @@ impl KeyStore {
         };
         let refresh = match refresh {
             Refresh::Installed(newer) => return KeyAnswer::Ready(lookup(&newer, kid, alg)),
-            Refresh::BackingOff(wait) => return KeyAnswer::Ready(Err(unavailable(wait))),
+            Refresh::BackingOff(wait) => {
+                return KeyAnswer::Ready(Err(fetch_failed(self.state().last_error.as_ref(), wait)));
+            }
             Refresh::Running(refresh) => refresh,
         };
         let store = Arc::clone(self);
@@ -278,7 +281,7 @@ impl KeyStore {
         KeyAnswer::Wait(Box::pin(async move {
             match tokio::time::timeout(store.policy.max_wait, refresh).await {
                 Ok(Ok(snapshot)) => lookup(&snapshot, kid.as_deref(), alg),
-                Ok(Err(_)) => Err(unavailable(store.backoff_left())),
+                Ok(Err(error)) => Err(fetch_failed(Some(&error), store.backoff_left())),
                 Err(_) => Err(unavailable(Duration::ZERO)),
             }
         }))
@@ -316,10 +319,10 @@ impl KeyStore {
                 let task = runtime.spawn(async move { store.fetch_and_install().await });
                 Box::pin(async move {
                     task.await
-                        .unwrap_or_else(|_| Err(FetchError::Transport("refresh task ended".to_owned())))
+                        .unwrap_or_else(|_| Err(FetchError::Unreachable("the key refresh task ended")))
                 })
             }
-            Err(_) => Box::pin(async { Err(FetchError::Transport("no Tokio runtime".to_owned())) }),
+            Err(_) => Box::pin(async { Err(FetchError::Unreachable("no Tokio runtime to fetch keys on")) }),
         };
         let shared = refresh.shared();
         state.inflight = Some(shared.clone());
@@ -335,13 +338,33 @@ impl KeyStore {
                 tracing::debug!(keys = snapshot.keys.len(), "signing keys refreshed");
                 self.current.store(Some(Arc::clone(snapshot)));
                 state.failure.succeeded();
+                state.last_error = None;
             }
             Err(error) => {
                 state.failure.failed(&self.policy.backoff, Instant::now());
-                tracing::warn!(%error, "fetching signing keys failed; keeping the last good keys");
+                state.last_error = Some(error.clone());
             }
         }
         result
+    }
+
+    /// Says which URL failed, why, and what requests get meanwhile.
+    fn log_failure(&self, url: &Url, error: &FetchError) {
+        let now = Instant::now();
+        let serving = self.current.load_full().filter(|snapshot| self.usable(snapshot, now));
+        match serving {
+            Some(snapshot) => tracing::warn!(
+                %url,
+                %error,
+                keys = snapshot.keys.len(),
+                "fetching signing keys failed; serving the last good keys meanwhile"
+            ),
+            None => tracing::warn!(
+                %url,
+                %error,
+                "fetching signing keys failed; no usable keys, so tokens are refused with 502/503"
+            ),
+        }
     }
 
     #[cfg(test)]
@@ -353,20 +376,19 @@ impl KeyStore {
     }
 
     async fn fetch(&self) -> Result<Snapshot, FetchError> {
-        let url = match &self.source {
-            KeySource::Jwks(url) => url.clone(),
-            KeySource::Discovery { issuer } => match self.jwks_uri.load_full() {
-                Some(url) => (*url).clone(),
-                None => {
-                    let url = discover_document(&self.fetcher, issuer, "jwks_uri").await?;
-                    self.jwks_uri.store(Some(Arc::new(url.clone())));
-                    url
-                }
-            },
-        };
-        let body = self.fetcher.get(&url).await?;
+        // Discovery failures are logged (with the discovery URL) by `Endpoint`.
+        let url = self.source.url(&self.fetcher).await?;
         let generation = self.generations.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let keys = KeySet::parse(&body, self.allowed, generation).map_err(FetchError::Invalid)?;
+        let fetched = self.fetcher.get(&url).await;
+        let keys = match fetched
+            .and_then(|body| KeySet::parse(&body, self.allowed, generation).map_err(FetchError::Invalid))
+        {
+            Ok(keys) => keys,
+            Err(error) => {
+                self.log_failure(&url, &error);
+                return Err(error);
+            }
+        };
         if keys.len() == 0 {
             tracing::warn!(%url, "key set has no usable signing keys");
         }
@@ -387,14 +409,14 @@ mod tests {
     use std::time::{Duration, Instant};
 
     use super::*;
-    use crate::fetch::FetchPolicy;
     use crate::testing::{IdpFailure, TestIdp};
+    use crate::upstream::FetchPolicy;
 
     fn store_for(idp: &TestIdp, policy: CachePolicy) -> Arc<KeyStore> {
         let url = Url::parse(&idp.jwks_url()).unwrap();
         let fetcher = Fetcher::new(FetchPolicy::default()).unwrap();
         let allowed: AlgorithmSet = Algorithm::ALL.into_iter().collect();
-        Arc::new(KeyStore::new(KeySource::Jwks(url), fetcher, allowed, policy))
+        Arc::new(KeyStore::new(Endpoint::Fixed(url), fetcher, allowed, policy))
     }
 
     fn kid_and_alg(token: &str) -> (Option<String>, Algorithm) {

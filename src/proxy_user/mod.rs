@@ -43,11 +43,11 @@ pub use permission::{
 pub use user::{ProxyUser, UserWorkspace, WorkspaceGrant, WorkspacePermission, WorkspaceRole};
 
 use crate::error::ConfigError;
-use crate::fetch::{FetchPolicy, Fetcher, parse_url};
 use crate::layer::{AuthLayer, Authentication, Authenticator, Mode, RequestHead};
 use crate::principal::{BoxFuture, Principal};
 use crate::rejection::AuthError;
 use crate::token::{Credential, TokenSource, TokenSources};
+use crate::upstream::{FetchPolicy, Fetcher, parse_url};
 use upstream::{BaseSource, ProxyClient, ProxySettings};
 
 const PROVIDER: &str = "proxy-user";

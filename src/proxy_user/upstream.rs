@@ -6,18 +6,16 @@ use std::time::Duration;
 use arc_swap::ArcSwapOption;
 use http::header::{AUTHORIZATION, HOST, HeaderValue};
 use http::{HeaderMap, Method, StatusCode};
-use moka::future::Cache;
 use serde_json::{Map, Value};
 use url::Url;
 
 use super::ProxySession;
 use super::user::ProxyUser;
-use crate::backoff::{Backoff, FailureDamper};
-use crate::fetch::{FetchError, Fetcher, check_url};
 use crate::layer::RequestHead;
 use crate::principal::Principal;
 use crate::rejection::AuthError;
 use crate::token::{Credential, digest};
+use crate::upstream::{FetchError, Fetcher, RETRY_AFTER, Verdict, VerdictCache, check_url};
 
 /// How the upstream base URL is chosen for a request.
 #[derive(Clone, Debug)]
@@ -81,18 +79,14 @@ pub(crate) struct ProxySettings {
 pub(crate) struct ProxyClient {
     fetcher: ArcSwapOption<Fetcher>,
     settings: ProxySettings,
-    users: Cache<[u8; 32], Principal>,
-    invalid: Cache<[u8; 32], ()>,
-    permissions: Cache<([u8; 32], Arc<str>), bool>,
-    /// While the upstream fails for a token (or a token's permission), its
-    /// last error is answered again instead of asking per request.
-    user_failures: FailureDamper<[u8; 32]>,
-    permission_failures: FailureDamper<([u8; 32], Arc<str>)>,
+    users: VerdictCache<[u8; 32], Principal>,
+    permissions: VerdictCache<([u8; 32], Arc<str>), bool>,
 }
 
-fn upstream_failed(error: FetchError) -> AuthError {
-    tracing::warn!(%error, "auth proxy call failed");
-    AuthError::bad_gateway("auth upstream unavailable")
+/// The answer for a failed call (the crate's one mapping), logged with the URL.
+fn upstream_failed(url: &Url, error: FetchError) -> AuthError {
+    tracing::warn!(%url, %error, "auth proxy call failed");
+    error.to_auth_error("auth upstream", RETRY_AFTER)
 }
 
 fn bearer(credential: &Credential) -> Result<HeaderMap, AuthError> {
@@ -109,20 +103,9 @@ impl ProxyClient {
         let capacity = settings.capacity;
         Self {
             fetcher: ArcSwapOption::from_pointee(fetcher),
-            users: Cache::builder()
-                .max_capacity(capacity)
-                .time_to_live(settings.ttl)
-                .build(),
-            invalid: Cache::builder()
-                .max_capacity(capacity)
-                .time_to_live(settings.negative_ttl)
-                .build(),
-            permissions: Cache::builder()
-                .max_capacity(capacity)
-                .time_to_live(settings.ttl)
-                .build(),
-            user_failures: FailureDamper::new(Backoff::default(), capacity),
-            permission_failures: FailureDamper::new(Backoff::default(), capacity),
+            users: VerdictCache::new(settings.ttl, settings.negative_ttl, capacity),
+            // 403 is a verdict (`false`); a 401 is passed on, not cached.
+            permissions: VerdictCache::new(settings.ttl, settings.ttl, capacity),
             settings,
         }
     }
@@ -136,28 +119,15 @@ impl ProxyClient {
     /// Drops the HTTP client (its connection pool) and every cache entry.
     pub(crate) fn close(&self) {
         self.fetcher.store(None);
-        self.users.invalidate_all();
-        self.invalid.invalidate_all();
-        self.permissions.invalidate_all();
+        self.users.clear();
+        self.permissions.clear();
     }
 
     /// The user behind `credential` at `base`; concurrent calls for one token
     /// share one upstream request.
     pub(crate) async fn user(self: &Arc<Self>, base: Url, credential: Credential) -> Result<Principal, AuthError> {
         let key = digest(base.as_str(), credential.expose());
-        if self.invalid.contains_key(&key) {
-            return Err(AuthError::invalid_token("invalid token"));
-        }
-        self.user_failures.check(&key)?;
-        let fetch = async {
-            let outcome = self.fetch_user(base, credential, key).await;
-            self.user_failures.record(&key, &outcome);
-            outcome
-        };
-        self.users
-            .try_get_with(key, fetch)
-            .await
-            .map_err(|error| (*error).clone())
+        self.users.get(key, self.fetch_user(base, credential, key)).await
     }
 
     async fn fetch_user(
@@ -165,22 +135,21 @@ impl ProxyClient {
         base: Url,
         credential: Credential,
         key: [u8; 32],
-    ) -> Result<Principal, AuthError> {
+    ) -> Result<Verdict<Principal>, AuthError> {
         let url = base
             .join(&self.settings.me_path)
-            .map_err(|_| AuthError::bad_gateway("malformed auth upstream URL"))?;
+            .map_err(|_| upstream_failed(&base, FetchError::Invalid("malformed auth upstream URL")))?;
         let headers = bearer(&credential)?;
         let (status, body) = self
             .fetcher()?
             .exchange(Method::GET, &url, &headers, None)
             .await
-            .map_err(upstream_failed)?;
+            .map_err(|error| upstream_failed(&url, error))?;
         match status {
             StatusCode::OK => {
-                let raw: Map<String, Value> = serde_json::from_slice(&body)
-                    .map_err(|_| AuthError::bad_gateway("auth upstream returned an unusable user"))?;
-                let user: ProxyUser = serde_json::from_value(Value::Object(raw.clone()))
-                    .map_err(|_| AuthError::bad_gateway("auth upstream returned an unusable user"))?;
+                let unusable = || upstream_failed(&url, FetchError::Invalid("get-me answer is not a user object"));
+                let raw: Map<String, Value> = serde_json::from_slice(&body).map_err(|_| unusable())?;
+                let user: ProxyUser = serde_json::from_value(Value::Object(raw.clone())).map_err(|_| unusable())?;
                 let session = ProxySession {
                     user: Arc::new(user.clone()),
                     base,
@@ -188,56 +157,39 @@ impl ProxyClient {
                     key,
                     client: Arc::downgrade(self),
                 };
-                Ok(user.into_principal(raw, session))
+                Ok(Verdict::valid(user.into_principal(raw, session)))
             }
             StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => {
-                self.invalid.insert(key, ()).await;
-                Err(AuthError::invalid_token("invalid token"))
+                Ok(Verdict::Invalid(AuthError::invalid_token("invalid token")))
             }
-            other => {
-                tracing::warn!(status = other.as_u16(), "auth proxy get-me answered with an error");
-                Err(AuthError::bad_gateway("auth upstream failed"))
-            }
+            other => Err(upstream_failed(&url, FetchError::unexpected_status(other))),
         }
     }
 
     /// Whether the session's user has `permission` (validated by the caller).
     pub(crate) async fn permission(&self, session: &ProxySession, permission: &Arc<str>) -> Result<bool, AuthError> {
         let key = (session.key, Arc::clone(permission));
-        self.permission_failures.check(&key)?;
-        let fetch = async {
-            let outcome = self.fetch_permission(session, permission).await;
-            self.permission_failures.record(&key, &outcome);
-            outcome
-        };
         self.permissions
-            .try_get_with(key.clone(), fetch)
+            .get(key, self.fetch_permission(session, permission))
             .await
-            .map_err(|error| (*error).clone())
     }
 
-    async fn fetch_permission(&self, session: &ProxySession, permission: &str) -> Result<bool, AuthError> {
+    async fn fetch_permission(&self, session: &ProxySession, permission: &str) -> Result<Verdict<bool>, AuthError> {
         let url = session
             .base
             .join(&format!("{}{permission}", self.settings.permission_path))
-            .map_err(|_| AuthError::bad_gateway("malformed auth upstream URL"))?;
+            .map_err(|_| upstream_failed(&session.base, FetchError::Invalid("malformed auth upstream URL")))?;
         let headers = bearer(&session.credential)?;
         let (status, _) = self
             .fetcher()?
             .exchange(Method::POST, &url, &headers, Some(Vec::new()))
             .await
-            .map_err(upstream_failed)?;
+            .map_err(|error| upstream_failed(&url, error))?;
         match status {
-            StatusCode::OK => Ok(true),
-            StatusCode::FORBIDDEN => Ok(false),
+            StatusCode::OK => Ok(Verdict::valid(true)),
+            StatusCode::FORBIDDEN => Ok(Verdict::valid(false)),
             StatusCode::UNAUTHORIZED => Err(AuthError::invalid_token("invalid token")),
-            other => {
-                tracing::warn!(
-                    status = other.as_u16(),
-                    "auth proxy permission check answered with an error"
-                );
-                Err(AuthError::bad_gateway("auth upstream failed"))
-            }
+            other => Err(upstream_failed(&url, FetchError::unexpected_status(other))),
         }
     }
 }

@@ -55,7 +55,7 @@ impl From<SignInError> for AuthError {
         match error {
             SignInError::Invalid => AuthError::invalid_token("invalid email or password"),
             SignInError::Limited { retry_after } => {
-                AuthError::too_many_requests("too many failed sign-ins", crate::backoff::retry_after(retry_after))
+                AuthError::too_many_requests("too many failed sign-ins", crate::upstream::retry_after(retry_after))
             }
             SignInError::Unavailable(_) => AuthError::unavailable("sign-in unavailable", Duration::from_secs(1)),
         }

@@ -8,7 +8,7 @@ use std::time::Duration;
 use super::disk::DiskCache;
 use super::{DEFAULT_LOGIN_TIMEOUT, Opener, PomeriumAuth, Shared};
 use crate::error::ConfigError;
-use crate::fetch::{FetchPolicy, Fetcher};
+use crate::upstream::{FetchPolicy, Fetcher};
 
 /// Configuration for [`PomeriumAuth`].
 ///

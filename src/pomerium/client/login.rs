@@ -9,7 +9,7 @@ use url::Url;
 use super::callback::CallbackListener;
 use super::token::{Route, Token};
 use super::{PomeriumClientError, Shared};
-use crate::fetch::check_url;
+use crate::upstream::check_url;
 
 pub(super) async fn sign_in(shared: &Shared, route: &Route) -> Result<Token, PomeriumClientError> {
     let listener = CallbackListener::bind()

@@ -73,7 +73,7 @@ pub use layer::{PomeriumAuthLayer, PomeriumAuthService};
 pub use login::print_sign_in_url;
 pub use middleware::PomeriumMiddleware;
 
-use crate::fetch::Fetcher;
+use crate::upstream::Fetcher;
 use disk::DiskCache;
 use token::{Route, Token};
 

@@ -11,26 +11,42 @@ use std::time::Duration;
 use url::Url;
 
 use crate::error::ConfigError;
+use crate::rejection::AuthError;
 
 /// Why a fetch failed. Shown in logs; never contains credentials.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub(crate) enum FetchError {
+    /// No answer: DNS, connect, timeout, TLS (the cause, for the log).
+    Unreachable(&'static str),
+    /// An answer with this status where success was needed.
     Status(u16),
-    Transport(String),
     TooLarge,
+    /// An answer we cannot use (what is wrong with it).
     Invalid(&'static str),
-    IssuerMismatch,
+    IssuerMismatch {
+        expected: String,
+        actual: Option<String>,
+    },
     InsecureUrl,
 }
 
 impl fmt::Display for FetchError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            FetchError::Status(code) => write!(f, "HTTP status {code}"),
-            FetchError::Transport(reason) => write!(f, "transport error: {reason}"),
+            FetchError::Unreachable(cause) => f.write_str(cause),
+            FetchError::Status(code) => write!(f, "answered HTTP status {code}"),
             FetchError::TooLarge => write!(f, "response body too large"),
             FetchError::Invalid(reason) => f.write_str(reason),
-            FetchError::IssuerMismatch => write!(f, "discovery document names a different issuer"),
+            FetchError::IssuerMismatch { expected, actual } => match actual {
+                Some(actual) => write!(
+                    f,
+                    "issuer mismatch: expected {expected:?}, the discovery document says {actual:?}"
+                ),
+                None => write!(
+                    f,
+                    "issuer mismatch: expected {expected:?}, the discovery document names none"
+                ),
+            },
             FetchError::InsecureUrl => write!(f, "discovered endpoint is not https (or loopback http)"),
         }
     }
@@ -41,9 +57,25 @@ impl FetchError {
     fn is_transient(&self) -> bool {
         match self {
             FetchError::Status(code) => *code >= 500 || *code == 429 || *code == 408,
-            FetchError::Transport(_) => true,
+            FetchError::Unreachable(_) => true,
             _ => false,
         }
+    }
+
+    /// What a request that needed this call is answered: the crate's one
+    /// mapping (see the [module docs](super)). `upstream` names the service
+    /// in the response ("signing keys", "token introspection", ...);
+    /// `retry_after` is used for 503s.
+    pub(crate) fn to_auth_error(&self, upstream: &'static str, retry_after: Duration) -> AuthError {
+        match self {
+            FetchError::Unreachable(_) => AuthError::unavailable(format!("{upstream} unreachable"), retry_after),
+            _ => AuthError::bad_gateway(format!("{upstream} gave an unusable answer")),
+        }
+    }
+
+    /// The answer for an unexpected status from an upstream that answered.
+    pub(crate) fn unexpected_status(status: http::StatusCode) -> Self {
+        FetchError::Status(status.as_u16())
     }
 }
 
@@ -183,7 +215,7 @@ impl Fetcher {
         let mut response = request
             .send()
             .await
-            .map_err(|e| FetchError::Transport(transport_reason(&e)))?;
+            .map_err(|e| FetchError::Unreachable(transport_cause(&e)))?;
         let status = response.status();
         let max = self.policy.max_body;
         if response.content_length().is_some_and(|len| len > max as u64) {
@@ -193,7 +225,7 @@ impl Fetcher {
         while let Some(chunk) = response
             .chunk()
             .await
-            .map_err(|e| FetchError::Transport(transport_reason(&e)))?
+            .map_err(|e| FetchError::Unreachable(transport_cause(&e)))?
         {
             if body.len() + chunk.len() > max {
                 return Err(FetchError::TooLarge);
@@ -204,22 +236,36 @@ impl Fetcher {
     }
 }
 
-fn transport_reason(error: &reqwest::Error) -> String {
-    // rustls' verdict sits deep in the source chain; surface it, since "connection
-    // failed" would send people looking at the network instead of their CA.
+/// The cause of a failed request, in words a user can act on.
+fn transport_cause(error: &reqwest::Error) -> &'static str {
+    // The real cause sits deep in the source chain (rustls' verdict, the
+    // resolver's or the socket's error); "connection failed" alone would
+    // send people looking at the network instead of their CA or DNS.
     let mut source = std::error::Error::source(error);
     while let Some(cause) = source {
-        if cause.to_string().contains("certificate") {
-            return "TLS certificate not trusted or invalid".to_owned();
+        if let Some(io) = cause.downcast_ref::<std::io::Error>() {
+            match io.kind() {
+                std::io::ErrorKind::ConnectionRefused => return "connection refused",
+                std::io::ErrorKind::ConnectionReset => return "connection reset",
+                std::io::ErrorKind::TimedOut => return "timed out",
+                _ => {}
+            }
+        }
+        let text = cause.to_string();
+        if text.contains("certificate") || text.contains("tls") || text.contains("TLS") {
+            return "TLS failure: certificate not trusted or invalid";
+        }
+        if text.contains("dns error") || text.contains("failed to lookup address") {
+            return "DNS lookup failed";
         }
         source = cause.source();
     }
     if error.is_timeout() {
-        "timed out".to_owned()
+        "timed out"
     } else if error.is_connect() {
-        "connection failed".to_owned()
+        "connection failed"
     } else {
-        "request failed".to_owned()
+        "request failed before an answer"
     }
 }
 
@@ -231,9 +277,13 @@ pub(crate) async fn discover_document(fetcher: &Fetcher, issuer: &str, field: &'
     let url = discovery_url(issuer).map_err(|_| FetchError::Invalid("issuer is not a URL"))?;
     let body = fetcher.get(&url).await?;
     let document: serde_json::Value =
-        serde_json::from_slice(&body).map_err(|_| FetchError::Invalid("malformed discovery document"))?;
-    if document.get("issuer").and_then(serde_json::Value::as_str) != Some(issuer) {
-        return Err(FetchError::IssuerMismatch);
+        serde_json::from_slice(&body).map_err(|_| FetchError::Invalid("discovery document is not JSON"))?;
+    let named = document.get("issuer").and_then(serde_json::Value::as_str);
+    if named != Some(issuer) {
+        return Err(FetchError::IssuerMismatch {
+            expected: issuer.to_owned(),
+            actual: named.map(str::to_owned),
+        });
     }
     let endpoint = document
         .get(field)
