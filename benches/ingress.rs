@@ -55,23 +55,25 @@ async fn enter(
     if !principal.has_group("staff") {
         return StatusCode::FORBIDDEN.into_response();
     }
+    forward_as(&ingress, &rest, request, principal.subject(), principal.groups()).await
+}
+
+async fn forward_as(
+    ingress: &Ingress,
+    rest: &str,
+    request: Request,
+    user: &str,
+    groups: &[String],
+) -> axum::response::Response {
+    let identity = Identity { user, groups };
+    let forwarded = Forwarded {
+        client: "127.0.0.1".parse().unwrap(),
+        proto: "http",
+        host: None,
+    };
     ingress
         .proxy
-        .forward(
-            &ingress.wiki,
-            &rest,
-            request,
-            Identity {
-                user: principal.subject(),
-                groups: principal.groups(),
-            },
-            Forwarded {
-                client: "127.0.0.1".parse().unwrap(),
-                proto: "http",
-                host: None,
-            },
-            "authkit_session",
-        )
+        .forward(&ingress.wiki, rest, request, identity, forwarded, "authkit_session")
         .await
         .into_response()
 }
@@ -97,26 +99,7 @@ async fn enter_anonymous(
     Path(rest): Path<String>,
     request: Request,
 ) -> axum::response::Response {
-    let groups = ["staff".to_owned()];
-    ingress
-        .proxy
-        .forward(
-            &ingress.wiki,
-            &rest,
-            request,
-            Identity {
-                user: "alice",
-                groups: &groups,
-            },
-            Forwarded {
-                client: "127.0.0.1".parse().unwrap(),
-                proto: "http",
-                host: None,
-            },
-            "authkit_session",
-        )
-        .await
-        .into_response()
+    forward_as(&ingress, &rest, request, "alice", &["staff".to_owned()]).await
 }
 
 type HttpClient = Client<HttpConnector, Body>;
