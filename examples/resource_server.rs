@@ -14,18 +14,24 @@
 //! | `AUTHKIT_REFRESH_COOLDOWN` | seconds between unknown-kid refetches | 30 |
 //! | `AUTHKIT_BIND` | listen address (port 0 = ephemeral) | `127.0.0.1:3000` |
 //!
-//! Routes: `GET /health` (public), `GET /me`, `GET /admin` (role `admin`),
-//! `GET /team` (group `team-a`), `GET /reports` (scope `reports:read`).
+//! Routes: `GET /health` (public, liveness), `GET /ready` (public,
+//! readiness: 200 once signing keys are loaded, else 503 with the reason),
+//! `GET /me`, `GET /admin` (role `admin`), `GET /team` (group `team-a`),
+//! `GET /reports` (scope `reports:read`).
 
 mod support;
 
 use std::process::ExitCode;
 use std::time::Duration;
 
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use serde_json::{Value, json};
 use support::{required, required_list};
+use tower_authkit::jwt::JwksAuthenticator;
 use tower_authkit::{JwksAuthLayer, Principal, RequireGroup, RequireRole, RequireScope};
 
 fn seconds(name: &str) -> Result<Option<Duration>, String> {
@@ -55,7 +61,7 @@ fn auth_layer() -> Result<JwksAuthLayer, String> {
     }
     builder
         .build()
-        .map(|layer| layer.public_path("/health"))
+        .map(|layer| layer.public_path("/health").public_path("/ready"))
         .map_err(|e| format!("invalid configuration: {e}"))
 }
 
@@ -69,9 +75,23 @@ async fn me(principal: Principal) -> Json<Value> {
     }))
 }
 
+/// Ready once keys are loaded. A probe that finds none asks for them (one
+/// shared fetch) and answers with the real reason when that fails.
+async fn ready(State(keys): State<JwksAuthenticator>) -> Response {
+    if keys.is_ready() {
+        return "ready".into_response();
+    }
+    match keys.ready().await {
+        Ok(()) => "ready".into_response(),
+        Err(error) => (StatusCode::SERVICE_UNAVAILABLE, error.to_string()).into_response(),
+    }
+}
+
 fn app() -> Result<Router, String> {
+    let auth = auth_layer()?;
     Ok(Router::new()
         .route("/health", get(|| async { "ok" }))
+        .route("/ready", get(ready).with_state(auth.authenticator().clone()))
         .route("/me", get(me))
         .route(
             "/admin",
@@ -85,7 +105,7 @@ fn app() -> Result<Router, String> {
             "/reports",
             get(|| async { Json(json!({"reports": []})) }).route_layer(RequireScope::new("reports:read")),
         )
-        .layer(auth_layer()?))
+        .layer(auth))
 }
 
 #[tokio::main]

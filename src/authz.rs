@@ -50,6 +50,17 @@ impl Names {
         }
     }
 
+    /// What is missing, e.g. `missing required role "admin"` or
+    /// `missing required roles: all of "a", "b"`.
+    fn missing(&self, what: &str) -> String {
+        let quoted: Vec<String> = self.names.iter().map(|n| format!("{n:?}")).collect();
+        match (quoted.len(), self.all) {
+            (1, _) => format!("missing required {what} {}", quoted[0]),
+            (_, true) => format!("missing required {what}s: all of {}", quoted.join(", ")),
+            (_, false) => format!("missing required {what}: one of {}", quoted.join(", ")),
+        }
+    }
+
     fn satisfied_by(&self, has: impl Fn(&str) -> bool) -> bool {
         if self.all {
             self.names.iter().all(|n| has(n))
@@ -102,11 +113,11 @@ macro_rules! name_requirement {
 
 name_requirement!(
     /// Requires roles (any-of or all-of).
-    RequireRole, has_role, "role", |_| AuthError::forbidden("missing required role")
+    RequireRole, has_role, "role", |names| AuthError::forbidden(names.missing("role"))
 );
 name_requirement!(
     /// Requires group membership (any-of or all-of).
-    RequireGroup, has_group, "group", |_| AuthError::forbidden("missing required group")
+    RequireGroup, has_group, "group", |names| AuthError::forbidden(names.missing("group"))
 );
 name_requirement!(
     /// Requires OAuth scopes (any-of or all-of); failures name the scopes in
@@ -115,7 +126,7 @@ name_requirement!(
 );
 name_requirement!(
     /// Requires permissions (any-of or all-of).
-    RequirePermission, has_permission, "permission", |_| AuthError::forbidden("missing required permission")
+    RequirePermission, has_permission, "permission", |names| AuthError::forbidden(names.missing("permission"))
 );
 
 /// A requirement from a predicate; see [`require_fn`].
@@ -242,7 +253,7 @@ where
         match verdict {
             Ok(()) => RequireFuture::pass(self.inner.call(request)),
             Err(error) => {
-                if error.kind() == crate::rejection::AuthErrorKind::InsufficientScope {
+                if error.status() == http::StatusCode::FORBIDDEN {
                     crate::audit::emit(crate::audit::AuditEvent::AccessDenied {
                         subject: request.extensions().get::<Principal>().map(Principal::subject),
                         path: request.uri().path(),

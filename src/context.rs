@@ -96,7 +96,7 @@ impl SecurityContext {
         if principal.has_role(role) {
             Ok(())
         } else {
-            Err(AuthError::forbidden("missing required role"))
+            Err(AuthError::forbidden(format!("missing required role {role:?}")))
         }
     }
 
@@ -106,7 +106,7 @@ impl SecurityContext {
         if principal.has_group(group) {
             Ok(())
         } else {
-            Err(AuthError::forbidden("missing required group"))
+            Err(AuthError::forbidden(format!("missing required group {group:?}")))
         }
     }
 }

@@ -2,8 +2,22 @@
 
 use std::fmt;
 
-/// A layer could not be built from its configuration.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// A layer could not be built from its configuration. Its `Display` and
+/// `Debug` both read as one line naming the setting and the problem, so a
+/// `?` in `main` prints something to act on:
+///
+/// ```
+/// let error = tower_authkit::JwksAuthLayer::builder()
+///     .issuer("http://idp.example")
+///     .audience("api")
+///     .build()
+///     .unwrap_err();
+/// assert_eq!(
+///     format!("{error:?}"),
+///     "issuer: http://idp.example — must be https except on loopback"
+/// );
+/// ```
+#[derive(Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum ConfigError {
     /// A required setting is missing, e.g. the issuer.
@@ -15,8 +29,13 @@ pub enum ConfigError {
         /// Why it is unusable.
         reason: String,
     },
-    /// A key or discovery URL is plain http on a non-loopback host.
-    InsecureUrl(String),
+    /// A key, discovery or upstream URL is plain http on a non-loopback host.
+    InsecureUrl {
+        /// The setting that named it.
+        setting: &'static str,
+        /// The URL.
+        url: String,
+    },
     /// Neither crypto backend feature (`aws-lc-rs`, `rust-crypto`) is enabled
     /// and no provider was installed with
     /// [`install_crypto_provider`](crate::install_crypto_provider).
@@ -26,19 +45,23 @@ pub enum ConfigError {
 impl fmt::Display for ConfigError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            ConfigError::Missing(setting) => write!(f, "missing required setting `{setting}`"),
-            ConfigError::Invalid { setting, reason } => write!(f, "invalid `{setting}`: {reason}"),
-            ConfigError::InsecureUrl(url) => {
-                write!(
-                    f,
-                    "refusing insecure URL {url}: key and discovery URLs must be https (http only on loopback)"
-                )
+            ConfigError::Missing(setting) => write!(f, "{setting}: required, but not set"),
+            ConfigError::Invalid { setting, reason } => write!(f, "{setting}: {reason}"),
+            ConfigError::InsecureUrl { setting, url } => {
+                write!(f, "{setting}: {url} — must be https except on loopback")
             }
             ConfigError::NoCryptoBackend => write!(
                 f,
-                "no crypto backend: enable the `aws-lc-rs` or `rust-crypto` feature, or call install_crypto_provider"
+                "crypto backend: none; enable the `aws-lc-rs` or `rust-crypto` feature, or call install_crypto_provider"
             ),
         }
+    }
+}
+
+/// The same line as `Display`: this is what `?` in `main` shows.
+impl fmt::Debug for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self, f)
     }
 }
 

@@ -39,7 +39,8 @@ use crate::principal::{BoxFuture, Principal, mapped};
 use crate::rejection::AuthError;
 use crate::token::{Credential, digest};
 use crate::upstream::{
-    Backoff, Endpoint, FetchError, FetchPolicy, Fetcher, RETRY_AFTER, Verdict, VerdictCache, check_url, parse_url,
+    Backoff, Endpoint, FetchError, FetchPolicy, Fetcher, RETRY_AFTER, Verdict, VerdictCache, check_issuer_url,
+    parse_url,
 };
 
 /// The introspection preset of [`AuthLayer`].
@@ -295,11 +296,7 @@ impl IntrospectionBuilder {
         let endpoint = match (&self.endpoint, &self.issuer) {
             (Some(url), _) => Endpoint::Fixed(parse_url("endpoint", url)?),
             (None, Some(issuer)) => {
-                let discovery = crate::upstream::discovery_url(issuer).map_err(|e| ConfigError::Invalid {
-                    setting: "issuer",
-                    reason: e.to_string(),
-                })?;
-                check_url(&discovery)?;
+                check_issuer_url(issuer)?;
                 Endpoint::discovered(issuer.clone(), "introspection_endpoint", Backoff::default())
             }
             (None, None) => return Err(ConfigError::Missing("endpoint or issuer")),

@@ -128,10 +128,15 @@ impl Principal {
     pub fn has_permission(&self, permission: &str) -> bool {
         self.inner.permissions.iter().any(|p| p == permission)
     }
-    /// Deserializes the raw claims into a typed struct.
+    /// Deserializes the raw claims into a typed struct. A mismatch is an
+    /// `invalid_token` failure naming the missing or mistyped claim (never
+    /// its value), e.g. ``token claims do not fit: missing field `tenant` ``.
     pub fn claims_as<T: serde::de::DeserializeOwned>(&self) -> Result<T, AuthError> {
-        T::deserialize(&*self.inner.claims)
-            .map_err(|_| AuthError::invalid_token("token claims do not have the expected shape"))
+        serde_path_to_error::deserialize(&*self.inner.claims).map_err(|error| {
+            let reason = claims_mismatch(error.path().to_string(), &error.inner().to_string());
+            tracing::info!(subject = %self.subject(), %reason, "token claims do not fit the requested type");
+            AuthError::invalid_token(format!("token claims do not fit: {reason}"))
+        })
     }
     /// A copy of this principal with `roles` replacing its roles.
     pub fn with_roles(&self, roles: Vec<String>) -> Principal {
@@ -400,5 +405,60 @@ mod tests {
     fn debug_hides_claims() {
         let principal = principal_from_claims("jwks", claims(json!({"sub": "u1", "secret": "hunter2"})), &[]);
         assert!(!format!("{principal:?}").contains("hunter2"));
+    }
+}
+
+/// Describes a claims mismatch by its path and serde's message, keeping
+/// only what names the claim and the expected type: serde quotes the
+/// offending value in "invalid type" and "invalid value" messages.
+fn claims_mismatch(path: String, message: &str) -> String {
+    let at = if path == "." {
+        String::new()
+    } else {
+        format!("`{path}`: ")
+    };
+    if message.starts_with("missing field") || message.starts_with("unknown field") {
+        // Only field names: safe to show.
+        let message = message.split(", expected").next().unwrap_or(message);
+        return format!("{at}{message}");
+    }
+    match message.split_once(", expected ") {
+        Some((_, expected)) => format!("{at}wrong type or value, expected {expected}"),
+        None => format!("{at}unusable value"),
+    }
+}
+
+#[cfg(test)]
+mod claims_tests {
+    use super::*;
+
+    #[derive(serde::Deserialize, Debug)]
+    #[allow(dead_code)]
+    struct Tenant {
+        tenant: String,
+        seats: u32,
+    }
+
+    fn with_claims(claims: serde_json::Value) -> Principal {
+        Principal::builder("test", "alice")
+            .claims(claims.as_object().unwrap().clone())
+            .build()
+    }
+
+    #[test]
+    fn mismatched_claims_name_the_claim_but_never_its_value() {
+        let missing = with_claims(serde_json::json!({"seats": 3}))
+            .claims_as::<Tenant>()
+            .unwrap_err();
+        assert_eq!(missing.description(), "token claims do not fit: missing field `tenant`");
+        let mistyped = with_claims(serde_json::json!({"tenant": "acme", "seats": "secret-ish"}))
+            .claims_as::<Tenant>()
+            .unwrap_err();
+        assert_eq!(
+            mistyped.description(),
+            "token claims do not fit: `seats`: wrong type or value, expected u32"
+        );
+        assert!(!mistyped.description().contains("secret-ish"));
+        assert_eq!(mistyped.status(), http::StatusCode::UNAUTHORIZED);
     }
 }

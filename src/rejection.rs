@@ -28,9 +28,12 @@ pub enum AuthErrorKind {
     /// The credential is expired, forged, malformed or otherwise not acceptable
     /// (401, `invalid_token`).
     InvalidToken,
-    /// The caller is authenticated but lacks a role, group, scope or permission
-    /// (403, `insufficient_scope`).
+    /// The caller is authenticated but its token lacks an OAuth scope (403,
+    /// `insufficient_scope`, named in the RFC 6750 challenge).
     InsufficientScope,
+    /// The caller is authenticated but lacks a role, group or permission, or
+    /// fails a policy (403, `forbidden`; the description names what is missing).
+    Forbidden,
     /// The credential could not be checked because an upstream (identity
     /// provider, key endpoint, store) is unavailable (503 + `Retry-After`).
     Unavailable,
@@ -87,7 +90,7 @@ impl AuthError {
 
     /// The caller lacks a role, group or permission.
     pub fn forbidden(description: impl Into<Cow<'static, str>>) -> Self {
-        Self::new(AuthErrorKind::InsufficientScope, description)
+        Self::new(AuthErrorKind::Forbidden, description)
     }
 
     /// The credential could not be checked because an upstream is unavailable;
@@ -143,7 +146,7 @@ impl AuthError {
         match self.kind {
             AuthErrorKind::MissingCredentials | AuthErrorKind::InvalidToken => StatusCode::UNAUTHORIZED,
             AuthErrorKind::InvalidRequest => StatusCode::BAD_REQUEST,
-            AuthErrorKind::InsufficientScope => StatusCode::FORBIDDEN,
+            AuthErrorKind::InsufficientScope | AuthErrorKind::Forbidden => StatusCode::FORBIDDEN,
             AuthErrorKind::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
             AuthErrorKind::BadGateway => StatusCode::BAD_GATEWAY,
             AuthErrorKind::TooManyRequests => StatusCode::TOO_MANY_REQUESTS,
@@ -158,6 +161,7 @@ impl AuthError {
             AuthErrorKind::InvalidRequest => "invalid_request",
             AuthErrorKind::InvalidToken => "invalid_token",
             AuthErrorKind::InsufficientScope => "insufficient_scope",
+            AuthErrorKind::Forbidden => "forbidden",
             AuthErrorKind::Unavailable => "temporarily_unavailable",
             AuthErrorKind::BadGateway => "upstream_error",
             AuthErrorKind::TooManyRequests => "too_many_requests",
@@ -169,7 +173,7 @@ impl AuthError {
     pub fn grpc_status(&self) -> u16 {
         match self.kind {
             AuthErrorKind::MissingCredentials | AuthErrorKind::InvalidRequest | AuthErrorKind::InvalidToken => 16,
-            AuthErrorKind::InsufficientScope => 7,
+            AuthErrorKind::InsufficientScope | AuthErrorKind::Forbidden => 7,
             AuthErrorKind::Unavailable | AuthErrorKind::BadGateway => 14,
             AuthErrorKind::TooManyRequests => 8,
         }
@@ -274,7 +278,11 @@ fn challenge(error: &AuthError, realm: &str) -> Option<String> {
     let realm = sanitize(realm);
     match error.kind {
         AuthErrorKind::MissingCredentials => Some(format!("Bearer realm=\"{realm}\"")),
-        AuthErrorKind::Unavailable | AuthErrorKind::BadGateway | AuthErrorKind::TooManyRequests => None,
+        // Not a problem with the token: no bearer challenge.
+        AuthErrorKind::Unavailable
+        | AuthErrorKind::BadGateway
+        | AuthErrorKind::TooManyRequests
+        | AuthErrorKind::Forbidden => None,
         _ => {
             let mut value = format!(
                 "Bearer realm=\"{realm}\", error=\"{}\", error_description=\"{}\"",

@@ -69,6 +69,7 @@ async fn resource_server_serves_its_routes() {
     );
     let started = Instant::now();
     assert_eq!(call(&base, "/health", &[]).await, (200, "ok".to_owned()));
+    assert_eq!(call(&base, "/ready", &[]).await, (200, "ready".to_owned()));
     assert_eq!(call(&base, "/me", &[]).await.0, 401);
     let user = idp
         .token()
@@ -94,6 +95,28 @@ async fn resource_server_serves_its_routes() {
     assert_eq!(call(&base, "/team", &bearer(admin.clone())).await.0, 403);
     assert_eq!(call(&base, "/reports", &bearer(admin)).await.0, 403);
     assert!(started.elapsed() < Duration::from_secs(30));
+}
+
+#[tokio::test]
+async fn resource_server_is_not_ready_without_keys_and_says_why() {
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let jwks = format!("http://{}/jwks", closed.local_addr().unwrap());
+    drop(closed);
+    let (_server, base) = start(
+        "resource_server",
+        &[
+            ("AUTHKIT_ISSUER", "https://idp.example"),
+            ("AUTHKIT_AUDIENCE", "api"),
+            ("AUTHKIT_JWKS_URL", jwks.as_str()),
+        ],
+    );
+    assert_eq!(call(&base, "/health", &[]).await.0, 200, "alive");
+    let (status, body) = call(&base, "/ready", &[]).await;
+    assert_eq!(status, 503);
+    assert_eq!(
+        body,
+        format!("signing keys from {jwks} are not available: connection refused")
+    );
 }
 
 #[tokio::test]

@@ -158,18 +158,41 @@ async fn roles_groups_scopes_and_predicates_give_403_or_200() {
         .scope("reports:read reports:list")
         .email("a1@corp.example")
         .sign();
-    for path in ["/admin", "/team", "/reports", "/corp", "/admin-extractor"] {
+    // Roles, groups and predicates: 403 `forbidden`, naming what is missing
+    // (no bearer challenge: the token itself is fine).
+    for (path, description) in [
+        ("/admin", "missing required role \"admin\""),
+        ("/team", "missing required group: one of \"team-a\", \"team-b\""),
+        ("/corp", "access denied"),
+        ("/admin-extractor", "missing required role \"admin\""),
+    ] {
         let denied = server.get(path).authorization(bearer(&user)).expect_failure().await;
         denied.assert_status_forbidden();
-        assert!(
-            denied
-                .header("www-authenticate")
-                .to_str()
-                .unwrap()
-                .contains("insufficient_scope")
-        );
+        let body: serde_json::Value = denied.json();
+        assert_eq!(body["error"], "forbidden", "{path}");
+        assert_eq!(body["error_description"], description, "{path}");
+        assert!(denied.maybe_header("www-authenticate").is_none(), "{path}");
         server.get(path).authorization(bearer(&admin)).await.assert_status_ok();
     }
+    // Scopes: 403 `insufficient_scope` with the RFC 6750 challenge.
+    let denied = server
+        .get("/reports")
+        .authorization(bearer(&user))
+        .expect_failure()
+        .await;
+    denied.assert_status_forbidden();
+    assert!(
+        denied
+            .header("www-authenticate")
+            .to_str()
+            .unwrap()
+            .contains("insufficient_scope")
+    );
+    server
+        .get("/reports")
+        .authorization(bearer(&admin))
+        .await
+        .assert_status_ok();
     let scope_denied = server
         .get("/reports")
         .authorization(bearer(&user))
@@ -374,7 +397,7 @@ async fn custom_renderer_is_used_by_the_layer_and_inner_checks() {
         .authorization(bearer(&user))
         .expect_failure()
         .await
-        .assert_text("custom insufficient_scope");
+        .assert_text("custom forbidden");
 }
 
 struct FinanceRoles;

@@ -131,7 +131,7 @@ async fn network_failure_and_bad_sign_in_url_fail_with_one_line() {
     assert_eq!(run.code, Some(1));
     assert_eq!(run.stderr.len(), 1, "{:?}", run.stderr);
     assert!(
-        run.stderr[0].starts_with("authkit-pomerium: pomerium login endpoint of 127.0.0.1 failed: transport error"),
+        run.stderr[0].starts_with("authkit-pomerium: pomerium login endpoint of 127.0.0.1 failed: connection refused"),
         "{}",
         run.stderr[0]
     );

@@ -641,7 +641,7 @@ async fn an_untrusted_route_certificate_fails_the_login_clearly() {
     assert!(
         error
             .to_string()
-            .ends_with("login endpoint of 127.0.0.1 failed: transport error: TLS certificate not trusted or invalid"),
+            .ends_with("login endpoint of 127.0.0.1 failed: TLS failure: certificate not trusted or invalid"),
         "{error}"
     );
     assert!(login_versions.lock().unwrap().is_empty());

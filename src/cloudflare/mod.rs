@@ -365,7 +365,7 @@ mod tests {
             .team_domain("http://acme.example")
             .audience("a")
             .build();
-        assert!(matches!(insecure.unwrap_err(), ConfigError::InsecureUrl(_)));
+        assert!(matches!(insecure.unwrap_err(), ConfigError::InsecureUrl { .. }));
         assert!(CfAccessLayer::builder().team("acme").audience("a").build().is_ok());
     }
 }

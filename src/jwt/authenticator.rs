@@ -15,7 +15,7 @@ use crate::layer::{AuthLayer, Authentication, Authenticator, RequestHead};
 use crate::principal::{Principal, RawClaims, RoleResolver, principal_from_claims};
 use crate::rejection::AuthError;
 use crate::token::Credential;
-use crate::upstream::{Backoff, Endpoint, FetchPolicy, Fetcher, check_url, discovery_url, parse_url};
+use crate::upstream::{Backoff, Endpoint, FetchPolicy, Fetcher, check_issuer_url, parse_url};
 
 /// The JWKS preset of [`AuthLayer`]: bearer JWTs verified against an OpenID
 /// provider's keys. Build it with [`JwksAuthLayer::builder`].
@@ -109,7 +109,60 @@ impl Inner {
 /// [`RoleResolver`] call. Cached tokens and cached keys answer without one.
 pub type JwksFuture = BoxFuture<'static, Result<Principal, AuthError>>;
 
+/// The signing keys could not be loaded: where from, and why (the fetch's
+/// own cause, e.g. `connection refused`, `answered HTTP status 404`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct KeysNotReady {
+    source: String,
+    cause: String,
+}
+
+impl KeysNotReady {
+    /// The key set URL, or the discovery document it is read from.
+    pub fn source(&self) -> &str {
+        &self.source
+    }
+
+    /// Why the fetch failed.
+    pub fn cause(&self) -> &str {
+        &self.cause
+    }
+}
+
+impl std::fmt::Display for KeysNotReady {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "signing keys from {} are not available: {}", self.source, self.cause)
+    }
+}
+
+impl std::error::Error for KeysNotReady {}
+
 impl JwksAuthenticator {
+    /// Whether signing keys are loaded and usable: a cheap check for
+    /// readiness probes (no I/O).
+    pub fn is_ready(&self) -> bool {
+        self.inner.store.is_ready()
+    }
+
+    /// Waits until signing keys are loaded (fetching them if no fetch is
+    /// running), or fails with the fetch's real error. For start-up:
+    ///
+    /// ```no_run
+    /// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+    /// let layer = tower_authkit::JwksAuthLayer::builder()
+    ///     .issuer("https://login.example.com")
+    ///     .audience("orders-api")
+    ///     .build()?;
+    /// layer.authenticator().ready().await?; // e.g. "signing keys from … are not available: connection refused"
+    /// # Ok(()) }
+    /// ```
+    pub async fn ready(&self) -> Result<(), KeysNotReady> {
+        self.inner.store.ready().await.map_err(|error| KeysNotReady {
+            source: self.inner.store.source(),
+            cause: error.to_string(),
+        })
+    }
+
     /// Verifies a token outside the request pipeline (a job, a WebSocket
     /// upgrade, a test), with the same rules and key cache as the layer.
     pub async fn verify(&self, token: &str) -> Result<Principal, AuthError> {
@@ -185,6 +238,9 @@ impl AuthLayer<JwksAuthenticator> {
         JwksAuthBuilder::default()
     }
 }
+
+/// The largest clock-skew tolerance a builder accepts (5 minutes).
+pub const MAX_LEEWAY: Duration = Duration::from_secs(300);
 
 /// Configures a [`JwksAuthLayer`]. Missing issuer or audience is an error at
 /// [`build`](JwksAuthBuilder::build) time, not at the first request.
@@ -268,7 +324,9 @@ impl JwksAuthBuilder {
         self
     }
 
-    /// Clock-skew tolerance for `exp` and `nbf` (default 30 s).
+    /// Clock-skew tolerance for `exp` and `nbf` (default 30 s, at most
+    /// [`MAX_LEEWAY`]: more is a configuration error, since it would accept
+    /// tokens long expired).
     pub fn leeway(mut self, leeway: Duration) -> Self {
         self.leeway = leeway;
         self
@@ -370,6 +428,12 @@ impl JwksAuthBuilder {
 
     pub(crate) fn build_authenticator(self) -> Result<JwksAuthenticator, ConfigError> {
         crate::crypto::ensure_provider()?;
+        if self.leeway > MAX_LEEWAY {
+            return Err(ConfigError::Invalid {
+                setting: "leeway",
+                reason: format!("{:?} — at most {} s", self.leeway, MAX_LEEWAY.as_secs()),
+            });
+        }
         let issuer = self
             .issuer
             .filter(|i| !i.is_empty())
@@ -398,11 +462,7 @@ impl JwksAuthBuilder {
         let source = match &self.jwks_url {
             Some(url) => Endpoint::Fixed(parse_url("jwks_url", url)?),
             None => {
-                let url = discovery_url(&issuer).map_err(|e| ConfigError::Invalid {
-                    setting: "issuer",
-                    reason: e.to_string(),
-                })?;
-                check_url(&url)?;
+                check_issuer_url(&issuer)?;
                 Endpoint::discovered(issuer.clone(), "jwks_uri", Backoff::default())
             }
         };
@@ -464,14 +524,14 @@ mod tests {
             .audience("a")
             .build()
             .unwrap_err();
-        assert!(matches!(plain_http, ConfigError::InsecureUrl(_)));
+        assert!(matches!(plain_http, ConfigError::InsecureUrl { .. }));
         let jwks = JwksAuthLayer::builder()
             .issuer("https://idp.example")
             .audience("a")
             .jwks_url("http://keys.example/jwks")
             .build()
             .unwrap_err();
-        assert!(matches!(jwks, ConfigError::InsecureUrl(_)));
+        assert!(matches!(jwks, ConfigError::InsecureUrl { .. }));
     }
 }
 

@@ -162,6 +162,42 @@ impl KeyStore {
         }
     }
 
+    /// Whether usable keys are loaded now.
+    pub(crate) fn is_ready(&self) -> bool {
+        self.current
+            .load()
+            .as_ref()
+            .is_some_and(|snapshot| self.usable(snapshot, Instant::now()))
+    }
+
+    /// Usable keys now, or the outcome of a fetch started (or joined) for
+    /// them: the real fetch error when it fails. While backing off after a
+    /// failure, that failure is answered at once.
+    pub(crate) async fn ready(self: &Arc<Self>) -> Result<(), FetchError> {
+        if self.is_ready() {
+            return Ok(());
+        }
+        let seen = self.current.load().as_ref().map(|snapshot| snapshot.generation);
+        let refresh = {
+            let mut state = self.state();
+            self.refresh_locked(&mut state, Instant::now(), seen)
+        };
+        match refresh {
+            Refresh::Installed(_) => Ok(()),
+            Refresh::Running(refresh) => refresh.await.map(|_| ()),
+            Refresh::BackingOff(_) => Err(self
+                .state()
+                .last_error
+                .clone()
+                .unwrap_or(FetchError::Unreachable("backing off after a failed fetch"))),
+        }
+    }
+
+    /// Where the keys come from, for messages.
+    pub(crate) fn source(&self) -> String {
+        self.source.describe()
+    }
+
     fn age(snapshot: &Snapshot, now: Instant) -> Duration {
         now.saturating_duration_since(snapshot.fetched_at)
     }

@@ -46,7 +46,10 @@ pub(crate) async fn check(principal: &Principal, permission: &Arc<str>) -> Resul
         .ok_or_else(|| AuthError::unavailable("auth client is shut down", std::time::Duration::from_secs(30)))?;
     match client.permission(session, permission).await? {
         true => Ok(()),
-        false => Err(AuthError::forbidden("missing required permission")),
+        false => Err(AuthError::forbidden(format!(
+            "missing required permission {:?}",
+            &**permission
+        ))),
     }
 }
 

@@ -59,7 +59,7 @@ impl BaseSource {
         }
         let url =
             Url::parse(&format!("{scheme}://{host}")).map_err(|_| AuthError::invalid_request("malformed host"))?;
-        check_url(&url).map_err(|_| AuthError::invalid_request("auth upstream must be https"))?;
+        check_url("host", &url).map_err(|_| AuthError::invalid_request("auth upstream must be https"))?;
         Ok(url)
     }
 }

@@ -41,6 +41,23 @@ impl Endpoint {
         })
     }
 
+    /// The URL, or where it will be discovered, for messages.
+    pub(crate) fn describe(&self) -> String {
+        match self {
+            Endpoint::Fixed(url) => url.to_string(),
+            Endpoint::Discovered(discovered) => match discovered.url.get() {
+                Some(url) => url.to_string(),
+                None => format!(
+                    "{} of {}",
+                    discovered.field,
+                    super::discovery_url(&discovered.issuer)
+                        .map(String::from)
+                        .unwrap_or_default()
+                ),
+            },
+        }
+    }
+
     /// The endpoint's URL, discovering it if needed.
     pub(crate) async fn url(&self, fetcher: &Fetcher) -> Result<Url, FetchError> {
         let discovered = match self {

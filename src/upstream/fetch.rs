@@ -79,14 +79,49 @@ impl FetchError {
     }
 }
 
-/// Accepts https URLs, and http only for loopback hosts.
-pub(crate) fn check_url(url: &Url) -> Result<(), ConfigError> {
+/// Accepts https URLs, and http only for loopback hosts; `setting` names
+/// the configuration that gave the URL in the error.
+pub(crate) fn check_url(setting: &'static str, url: &Url) -> Result<(), ConfigError> {
     let loopback = url.host_str().is_some_and(is_loopback_host);
     match url.scheme() {
         "https" if url.host().is_some() => Ok(()),
         "http" if loopback => Ok(()),
-        _ => Err(ConfigError::InsecureUrl(url.to_string())),
+        "http" | "https" => Err(ConfigError::InsecureUrl {
+            setting,
+            url: url.to_string(),
+        }),
+        other => Err(ConfigError::Invalid {
+            setting,
+            reason: format!("{url} — unsupported scheme {other:?} (https, or http on loopback)"),
+        }),
     }
+}
+
+/// Checks an issuer as configured: a URL, https (http only on loopback).
+/// Errors quote the issuer as given.
+pub(crate) fn check_issuer_url(issuer: &str) -> Result<(), ConfigError> {
+    let url = Url::parse(issuer).map_err(|e| ConfigError::Invalid {
+        setting: "issuer",
+        reason: format!("{issuer:?} — not a URL: {e}"),
+    })?;
+    discovery_url(issuer).map_err(|e| ConfigError::Invalid {
+        setting: "issuer",
+        reason: format!("{issuer:?} — no discovery URL: {e}"),
+    })?;
+    check_url("issuer", &url).map_err(|error| match error {
+        ConfigError::InsecureUrl { setting, .. } => ConfigError::InsecureUrl {
+            setting,
+            url: issuer.to_owned(),
+        },
+        ConfigError::Invalid { setting, .. } => ConfigError::Invalid {
+            setting,
+            reason: format!(
+                "{issuer} — unsupported scheme {:?} (https, or http on loopback)",
+                url.scheme()
+            ),
+        },
+        other => other,
+    })
 }
 
 /// `localhost`, or a loopback IP (IPv6 with or without brackets): the only
@@ -100,9 +135,9 @@ pub(crate) fn is_loopback_host(host: &str) -> bool {
 pub(crate) fn parse_url(setting: &'static str, raw: &str) -> Result<Url, ConfigError> {
     let url = Url::parse(raw).map_err(|e| ConfigError::Invalid {
         setting,
-        reason: e.to_string(),
+        reason: format!("{raw:?} — {e}"),
     })?;
-    check_url(&url)?;
+    check_url(setting, &url)?;
     Ok(url)
 }
 
@@ -243,17 +278,29 @@ fn transport_cause(error: &reqwest::Error) -> &'static str {
     // send people looking at the network instead of their CA or DNS.
     let mut source = std::error::Error::source(error);
     while let Some(cause) = source {
-        if let Some(io) = cause.downcast_ref::<std::io::Error>() {
+        // An io::Error's `source` skips the error it wraps; look at that too.
+        let wrapped = cause
+            .downcast_ref::<std::io::Error>()
+            .and_then(std::io::Error::get_ref)
+            .and_then(|inner| inner.downcast_ref::<std::io::Error>());
+        for io in [cause.downcast_ref::<std::io::Error>(), wrapped].into_iter().flatten() {
             match io.kind() {
                 std::io::ErrorKind::ConnectionRefused => return "connection refused",
                 std::io::ErrorKind::ConnectionReset => return "connection reset",
                 std::io::ErrorKind::TimedOut => return "timed out",
+                // rustls reports a broken handshake as invalid data.
+                std::io::ErrorKind::InvalidData if !io.to_string().contains("certificate") => {
+                    return "TLS failure: handshake failed (does the server speak https?)";
+                }
                 _ => {}
             }
         }
         let text = cause.to_string();
-        if text.contains("certificate") || text.contains("tls") || text.contains("TLS") {
+        if text.contains("certificate") {
             return "TLS failure: certificate not trusted or invalid";
+        }
+        if text.contains("alert") {
+            return "TLS failure: the server refused the handshake";
         }
         if text.contains("dns error") || text.contains("failed to lookup address") {
             return "DNS lookup failed";
@@ -290,7 +337,7 @@ pub(crate) async fn discover_document(fetcher: &Fetcher, issuer: &str, field: &'
         .and_then(serde_json::Value::as_str)
         .ok_or(FetchError::Invalid("discovery document lacks a needed endpoint"))?;
     let endpoint = Url::parse(endpoint).map_err(|_| FetchError::Invalid("malformed endpoint URL in discovery"))?;
-    check_url(&endpoint).map_err(|_| FetchError::InsecureUrl)?;
+    check_url(field, &endpoint).map_err(|_| FetchError::InsecureUrl)?;
     Ok(endpoint)
 }
 

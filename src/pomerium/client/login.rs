@@ -66,7 +66,8 @@ fn parse_sign_in_url(body: &[u8]) -> Result<Url, String> {
         return Err("the body is empty".to_owned());
     }
     let url = Url::parse(text).map_err(|e| format!("not an absolute URL ({e})"))?;
-    check_url(&url).map_err(|_| format!("{}: only https URLs (http to loopback) are opened", url.scheme()))?;
+    check_url("sign-in URL", &url)
+        .map_err(|_| format!("{}: only https URLs (http to loopback) are opened", url.scheme()))?;
     if !url.username().is_empty() || url.password().is_some() {
         return Err("the URL carries credentials".to_owned());
     }
