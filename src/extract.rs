@@ -18,11 +18,16 @@
 //! async fn tenant(Claims(claims): Claims<TenantClaims>) -> String { claims.tenant }
 //! async fn admin(Authorized(principal, _): Authorized<Admin>) -> String { principal.subject().to_owned() }
 //!
-//! let app: Router = Router::new()
+//! # fn app(auth: tower_authkit::JwksAuthLayer) -> Router {
+//! let app = Router::new()
 //!     .route("/me", get(me))
 //!     .route("/hello", get(maybe))
 //!     .route("/tenant", get(tenant))
-//!     .route("/admin", get(admin));
+//!     .route("/admin", get(admin))
+//!     // Required everywhere, optional on /hello: without it, a required
+//!     // layer answers 401 before `Option<Principal>` could see `None`.
+//!     .layer(auth.optional_path("/hello"));
+//! # app }
 //! ```
 
 use std::marker::PhantomData;

@@ -278,6 +278,53 @@ async fn typed_claims_are_deserialized() {
 }
 
 #[tokio::test]
+async fn optional_paths_of_a_required_layer_see_none_or_the_caller() {
+    let idp = TestIdp::start().await;
+    let server = server(idp.auth_builder().build().unwrap().optional_path("/maybe")).await;
+    // Optional there: anonymous without a token, the caller with one.
+    server.get("/maybe").await.assert_text("anonymous");
+    server
+        .get("/maybe")
+        .authorization(bearer(&idp.token().sub("erin").sign()))
+        .await
+        .assert_text("erin");
+    // Invalid there: still 401.
+    let expired = idp.token().expired_for(Duration::from_secs(600)).sign();
+    server
+        .get("/maybe")
+        .authorization(bearer(&expired))
+        .expect_failure()
+        .await
+        .assert_status_unauthorized();
+    // Everywhere else the layer stays required.
+    server.get("/me").expect_failure().await.assert_status_unauthorized();
+    // With invalid_as_anonymous, an invalid token there is anonymous, but
+    // still 401 on required paths.
+    let lenient = self::server(
+        idp.auth_builder()
+            .build()
+            .unwrap()
+            .optional_prefix("/may")
+            .invalid_as_anonymous(true),
+    )
+    .await;
+    lenient.get("/maybe").authorization(bearer(&expired)).await.assert_text("anonymous");
+    lenient
+        .get("/me")
+        .authorization(bearer(&expired))
+        .expect_failure()
+        .await
+        .assert_status_unauthorized();
+    // A public path, by contrast, drops the identity even when it is sent.
+    let public = self::server(idp.auth_builder().build().unwrap().public_path("/maybe")).await;
+    public
+        .get("/maybe")
+        .authorization(bearer(&idp.token().sub("erin").sign()))
+        .await
+        .assert_text("anonymous");
+}
+
+#[tokio::test]
 async fn optional_mode_lets_anonymous_requests_through() {
     let idp = TestIdp::start().await;
     let server = server(idp.auth_builder().build().unwrap().optional()).await;

@@ -148,6 +148,9 @@ pub(crate) struct LayerConfig {
     pub(crate) invalid_as_anonymous: bool,
     pub(crate) public_paths: Vec<String>,
     pub(crate) public_prefixes: Vec<String>,
+    /// Paths (exact, or prefixes) where a required-mode layer is optional.
+    pub(crate) optional_paths: Vec<String>,
+    pub(crate) optional_prefixes: Vec<String>,
     pub(crate) skip: Option<SkipPredicate>,
     pub(crate) renderer: Arc<dyn Renderer>,
     /// Set when the renderer is not the default one, so inner layers use it too.
@@ -155,6 +158,19 @@ pub(crate) struct LayerConfig {
 }
 
 impl LayerConfig {
+    /// The mode for a request to `path`: the layer's, except that
+    /// [`optional_path`](AuthLayer::optional_path) and
+    /// [`optional_prefix`](AuthLayer::optional_prefix) make a required layer
+    /// optional there.
+    pub(crate) fn mode_for(&self, path: &str) -> Mode {
+        let optional_here = self.optional_paths.iter().any(|p| p == path)
+            || self.optional_prefixes.iter().any(|p| path.starts_with(p.as_str()));
+        match self.mode {
+            Mode::Required if optional_here => Mode::Optional,
+            mode => mode,
+        }
+    }
+
     pub(crate) fn is_public(&self, head: &RequestHead<'_>) -> bool {
         let path = head.uri.path();
         self.public_paths.iter().any(|p| p == path)
@@ -200,6 +216,8 @@ impl<A: Authenticator> AuthLayer<A> {
                 invalid_as_anonymous: false,
                 public_paths: Vec::new(),
                 public_prefixes: Vec::new(),
+                optional_paths: Vec::new(),
+                optional_prefixes: Vec::new(),
                 skip: None,
                 renderer: Arc::new(DefaultRenderer::default()),
                 custom_renderer: false,
@@ -246,26 +264,70 @@ impl<A: Authenticator> AuthLayer<A> {
         self.mode(Mode::EnrichOnly)
     }
 
-    /// In optional mode, treat a present but invalid credential as anonymous
-    /// (the rejection is still recorded as a [`RecordedRejection`]).
+    /// Makes authentication optional on the path `path` (exact match) of a
+    /// required-mode layer: a valid credential yields its principal, no
+    /// credential means an anonymous request (`Option<Principal>` is
+    /// `None`), and an invalid one is still 401 unless
+    /// [`invalid_as_anonymous`](Self::invalid_as_anonymous) is set. Unlike
+    /// [`public_path`](Self::public_path), the caller's identity is kept
+    /// when a credential is sent. Each call adds a path.
+    ///
+    /// ```
+    /// use axum::{routing::get, Router};
+    /// use tower_authkit::{JwksAuthLayer, Principal};
+    ///
+    /// # fn app() -> Result<Router, tower_authkit::ConfigError> {
+    /// let auth = JwksAuthLayer::builder()
+    ///     .issuer("https://login.example.com")
+    ///     .audience("orders-api")
+    ///     .build()?
+    ///     .optional_path("/feed");
+    /// let app = Router::new()
+    ///     .route("/me", get(|p: Principal| async move { p.subject().to_owned() }))
+    ///     .route("/feed", get(|p: Option<Principal>| async move {
+    ///         p.map_or("the public feed".to_owned(), |p| format!("{}'s feed", p.subject()))
+    ///     }))
+    ///     .layer(auth);
+    /// # Ok(app) }
+    /// ```
+    pub fn optional_path(mut self, path: impl Into<String>) -> Self {
+        self.config_mut().optional_paths.push(path.into());
+        self
+    }
+
+    /// Like [`optional_path`](Self::optional_path) for every path starting
+    /// with `prefix`. Each call adds a prefix.
+    pub fn optional_prefix(mut self, prefix: impl Into<String>) -> Self {
+        self.config_mut().optional_prefixes.push(prefix.into());
+        self
+    }
+
+    /// In optional mode (layer-wide or on optional paths), treat a present
+    /// but invalid credential as anonymous (the rejection is still recorded
+    /// as a [`RecordedRejection`]).
     pub fn invalid_as_anonymous(mut self, yes: bool) -> Self {
         self.config_mut().invalid_as_anonymous = yes;
         self
     }
 
-    /// Skips authentication for requests whose path is exactly `path`.
+    /// Skips authentication for requests whose path is exactly `path`: no
+    /// credential is read there, so handlers see no principal even when one
+    /// is sent (use [`optional_path`](Self::optional_path) to keep it). Each
+    /// call adds a path.
     pub fn public_path(mut self, path: impl Into<String>) -> Self {
         self.config_mut().public_paths.push(path.into());
         self
     }
 
     /// Skips authentication for requests whose path starts with `prefix`.
+    /// Each call adds a prefix.
     pub fn public_prefix(mut self, prefix: impl Into<String>) -> Self {
         self.config_mut().public_prefixes.push(prefix.into());
         self
     }
 
-    /// Skips authentication for requests matching `predicate`.
+    /// Skips authentication for requests matching `predicate`. A later call
+    /// replaces the predicate.
     pub fn skip_if(mut self, predicate: impl Fn(&RequestHead<'_>) -> bool + Send + Sync + 'static) -> Self {
         self.config_mut().skip = Some(Arc::new(predicate));
         self
