@@ -361,3 +361,58 @@ async fn pomerium_cli_against_the_dev_server_route() {
     drop(cli);
     assert_eq!(output.lines().next(), Some("200 OK"), "{output}");
 }
+
+/// A browser frontend on another origin calling the dev server's auth proxy.
+#[cfg(all(feature = "dev-server", feature = "proxy-user"))]
+#[tokio::test]
+async fn dev_server_answers_cors_preflights_and_credentialed_requests() {
+    let dev_server = PathBuf::from(env!("CARGO_BIN_EXE_authkit-dev-server"));
+    let client = reqwest::Client::new();
+    let preflight = |base: &str, origin: &str| {
+        client
+            .request(reqwest::Method::OPTIONS, format!("{base}/_oxa_auth/get-me"))
+            .header("origin", origin.to_owned())
+            .header("access-control-request-method", "GET")
+            .header("access-control-request-headers", "authorization")
+            .send()
+    };
+    // Default: any origin, no credentials.
+    let (_any, base) = start_program(dev_server.clone(), &[("AUTHKIT_DEV_PORT", "0")]);
+    let answer = preflight(&base, "http://localhost:5173").await.unwrap();
+    assert!(answer.status().is_success(), "{answer:?}");
+    assert_eq!(answer.headers()["access-control-allow-origin"], "*");
+    assert!(answer.headers().get("access-control-allow-credentials").is_none());
+    // A list: exactly those origins, with credentials (cookies).
+    let (_listed, base) = start_program(
+        dev_server,
+        &[
+            ("AUTHKIT_DEV_PORT", "0"),
+            ("AUTHKIT_DEV_CORS_ORIGINS", "http://app.test:5173, https://admin.test"),
+        ],
+    );
+    let answer = preflight(&base, "http://app.test:5173").await.unwrap();
+    assert!(answer.status().is_success(), "{answer:?}");
+    assert_eq!(answer.headers()["access-control-allow-origin"], "http://app.test:5173");
+    assert_eq!(answer.headers()["access-control-allow-credentials"], "true");
+    assert!(
+        answer.headers()["access-control-allow-headers"]
+            .to_str()
+            .unwrap()
+            .contains("authorization")
+    );
+    let credentialed = client
+        .get(format!("{base}/_oxa_auth/get-me"))
+        .header("origin", "http://app.test:5173")
+        .header("cookie", format!("OxaigenPlatformAuthAccessToken={DEV_TOKEN}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(credentialed.status(), 200);
+    assert_eq!(
+        credentialed.headers()["access-control-allow-origin"],
+        "http://app.test:5173"
+    );
+    assert_eq!(credentialed.headers()["access-control-allow-credentials"], "true");
+    let stranger = preflight(&base, "https://evil.test").await.unwrap();
+    assert!(stranger.headers().get("access-control-allow-origin").is_none());
+}

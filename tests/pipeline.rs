@@ -308,7 +308,11 @@ async fn optional_paths_of_a_required_layer_see_none_or_the_caller() {
             .invalid_as_anonymous(true),
     )
     .await;
-    lenient.get("/maybe").authorization(bearer(&expired)).await.assert_text("anonymous");
+    lenient
+        .get("/maybe")
+        .authorization(bearer(&expired))
+        .await
+        .assert_text("anonymous");
     lenient
         .get("/me")
         .authorization(bearer(&expired))

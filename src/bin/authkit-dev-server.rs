@@ -23,12 +23,16 @@
 //! `AUTHKIT_DEV_USER_NAME`, `AUTHKIT_DEV_FIRST_NAME`, `AUTHKIT_DEV_LAST_NAME`,
 //! `AUTHKIT_DEV_USER_ID`, `AUTHKIT_DEV_ACCOUNT_TYPE`, `AUTHKIT_DEV_WORKSPACE_ID`,
 //! `AUTHKIT_DEV_WORKSPACE_NAME`, `AUTHKIT_DEV_ROLE_NAMES`,
-//! `AUTHKIT_DEV_PERMISSIONS`, `AUTHKIT_DEV_FORBIDDEN_TOKEN`.
+//! `AUTHKIT_DEV_PERMISSIONS`, `AUTHKIT_DEV_FORBIDDEN_TOKEN`, and
+//! `AUTHKIT_DEV_CORS_ORIGINS`: which browser origins may call it (default
+//! `*`, any origin without credentials; a comma-separated list of
+//! `scheme://host[:port]` allows exactly those, with credentials, for
+//! frontends that send cookies).
 
 use std::net::{IpAddr, SocketAddr};
 use std::process::ExitCode;
 
-use tower_authkit::testing::{DEV_CLIENT_ID, DEV_CLIENT_SECRET, FakePomerium, ProxyMock, TestIdp};
+use tower_authkit::testing::{CorsOrigins, DEV_CLIENT_ID, DEV_CLIENT_SECRET, FakePomerium, ProxyMock, TestIdp};
 
 fn setting(name: &str, default: &str) -> String {
     std::env::var(name)
@@ -64,6 +68,13 @@ async fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    let cors = match CorsOrigins::parse(&setting("AUTHKIT_DEV_CORS_ORIGINS", "*")) {
+        Ok(cors) => cors,
+        Err(message) => {
+            eprintln!("authkit-dev-server: AUTHKIT_DEV_CORS_ORIGINS: {message}");
+            return ExitCode::from(2);
+        }
+    };
     let proxy = ProxyMock::from_env();
     let token = proxy.access_token.clone();
     let audience = setting("AUTHKIT_DEV_AUDIENCE", "test-api");
@@ -71,6 +82,7 @@ async fn main() -> ExitCode {
         .bind(addr)
         .audience(&audience)
         .proxy(proxy)
+        .cors(cors.clone())
         .try_start()
         .await
     {
@@ -93,6 +105,10 @@ async fn main() -> ExitCode {
         "  OIDC issuer        {base}  (discovery, /jwks, /token, /introspect; client {DEV_CLIENT_ID}:{DEV_CLIENT_SECRET}, audience {audience})"
     );
     println!("  auth proxy         {base}/_oxa_auth/*  (valid token {token})");
+    match &cors {
+        CorsOrigins::Any => println!("  CORS               any origin, no credentials"),
+        CorsOrigins::List(origins) => println!("  CORS               {} (with credentials)", origins.join(", ")),
+    }
     println!("  Cloudflare team    {base}/cdn-cgi/access/certs and /get-identity");
     println!("  Pomerium JWKS      {}", idp.pomerium_jwks_url());
     println!(

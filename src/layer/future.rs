@@ -139,7 +139,11 @@ where
                 request.extensions_mut().insert(principal.clone());
                 Self::call_inner(inner, request, SecurityContext::new(Some(principal)), hook)
             }
-            Err(error) => match on_failure(config.mode_for(request.uri().path()), config.invalid_as_anonymous, error) {
+            Err(error) => match on_failure(
+                config.mode_for(request.uri().path()),
+                config.invalid_as_anonymous,
+                error,
+            ) {
                 Failure::Reject(error) => {
                     tracing::debug!(code = error.code(), reason = error.description(), "request rejected");
                     let response = config.renderer.render(&error, Protocol::of(request.headers()));

@@ -191,6 +191,8 @@ pub struct TestIdpBuilder {
     bind: SocketAddr,
     audience: String,
     proxy: ProxyMock,
+    #[cfg(feature = "dev-server")]
+    cors: Option<CorsOrigins>,
 }
 
 impl Default for TestIdpBuilder {
@@ -199,6 +201,68 @@ impl Default for TestIdpBuilder {
             bind: SocketAddr::from(([127, 0, 0, 1], 0)),
             audience: "test-api".to_owned(),
             proxy: ProxyMock::default(),
+            #[cfg(feature = "dev-server")]
+            cors: None,
+        }
+    }
+}
+
+/// Which browser origins may call the dev server (feature `dev-server`).
+#[cfg(feature = "dev-server")]
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum CorsOrigins {
+    /// Any origin, without credentials (`Access-Control-Allow-Origin: *`).
+    Any,
+    /// Exactly these origins (`scheme://host[:port]`), credentials allowed.
+    List(Vec<String>),
+}
+
+#[cfg(feature = "dev-server")]
+impl CorsOrigins {
+    /// Parses `*` or a comma-separated list of origins (as in
+    /// `AUTHKIT_DEV_CORS_ORIGINS`).
+    pub fn parse(spec: &str) -> Result<Self, String> {
+        let spec = spec.trim();
+        if spec == "*" {
+            return Ok(CorsOrigins::Any);
+        }
+        let origins: Vec<String> = spec
+            .split(',')
+            .map(str::trim)
+            .filter(|o| !o.is_empty())
+            .map(str::to_owned)
+            .collect();
+        for origin in &origins {
+            let shaped = origin.split_once("://").is_some_and(|(scheme, rest)| {
+                matches!(scheme, "http" | "https") && !rest.is_empty() && !rest.contains('/')
+            });
+            if !shaped || http::HeaderValue::try_from(origin.as_str()).is_err() {
+                return Err(format!("{origin:?} is not an origin (scheme://host[:port])"));
+            }
+        }
+        if origins.is_empty() {
+            return Err("no origin given (use * for any)".to_owned());
+        }
+        Ok(CorsOrigins::List(origins))
+    }
+
+    fn layer(&self) -> tower_http::cors::CorsLayer {
+        use tower_http::cors::{AllowHeaders, AllowMethods, AllowOrigin, CorsLayer};
+        match self {
+            CorsOrigins::Any => CorsLayer::new()
+                .allow_origin(AllowOrigin::any())
+                .allow_methods(AllowMethods::any())
+                .allow_headers(AllowHeaders::any()),
+            // Credentials forbid wildcards: mirror what the browser asks for.
+            CorsOrigins::List(origins) => CorsLayer::new()
+                .allow_origin(AllowOrigin::list(
+                    origins
+                        .iter()
+                        .filter_map(|o| http::HeaderValue::try_from(o.as_str()).ok()),
+                ))
+                .allow_methods(AllowMethods::mirror_request())
+                .allow_headers(AllowHeaders::mirror_request())
+                .allow_credentials(true),
         }
     }
 }
@@ -219,6 +283,13 @@ impl TestIdpBuilder {
     /// The auth-proxy emulation's users, tokens and permissions.
     pub fn proxy(mut self, proxy: ProxyMock) -> Self {
         self.proxy = proxy;
+        self
+    }
+
+    /// Answers CORS preflights and adds CORS headers for `origins`.
+    #[cfg(feature = "dev-server")]
+    pub fn cors(mut self, origins: CorsOrigins) -> Self {
+        self.cors = Some(origins);
         self
     }
 
@@ -267,6 +338,11 @@ impl TestIdpBuilder {
             .merge(super::proxy_mock::routes())
             .merge(super::oauth::routes())
             .with_state(Arc::clone(&state));
+        #[cfg(feature = "dev-server")]
+        let app = match &self.cors {
+            Some(origins) => app.layer(origins.layer()),
+            None => app,
+        };
         let server = tokio::spawn(async move {
             let _ = axum::serve(listener, app).await;
         });
@@ -591,4 +667,24 @@ async fn pomerium_jwks(State(state): State<Arc<IdpState>>) -> Response {
     }
     let keys = published_with(&state, &[Algorithm::ES256, Algorithm::RS256]);
     Json(json!({"keys": keys.iter().map(SigningKey::jwk).collect::<Vec<_>>()})).into_response()
+}
+
+#[cfg(all(test, feature = "dev-server"))]
+mod cors_tests {
+    use super::CorsOrigins;
+
+    #[test]
+    fn origins_are_any_or_an_exact_list() {
+        assert_eq!(CorsOrigins::parse(" * "), Ok(CorsOrigins::Any));
+        assert_eq!(
+            CorsOrigins::parse("http://a.test:5173, https://b.test"),
+            Ok(CorsOrigins::List(vec![
+                "http://a.test:5173".into(),
+                "https://b.test".into()
+            ]))
+        );
+        for bad in ["", "a.test", "https://b.test/path", "ftp://c.test", "*,https://d.test"] {
+            assert!(CorsOrigins::parse(bad).is_err(), "{bad:?}");
+        }
+    }
 }

@@ -21,6 +21,8 @@ mod pomerium_route;
 mod proxy_mock;
 mod token;
 
+#[cfg(feature = "dev-server")]
+pub use idp::CorsOrigins;
 pub use idp::{IdpFailure, TestIdp, TestIdpBuilder};
 pub use oauth::{DEV_CLIENT_ID, DEV_CLIENT_SECRET};
 pub use pomerium_route::FakePomerium;
