@@ -31,7 +31,7 @@ use axum::routing::get;
 use axum::{Json, Router};
 use serde_json::{Value, json};
 use tower_authkit::proxy_permission;
-use tower_authkit::proxy_user::{CurrentUser, Permitted, ProxyUser, ProxyUserLayer};
+use tower_authkit::proxy_user::{CurrentUser, Permitted, ProxyUser, ProxyUserBuilder};
 
 proxy_permission!(Audit = "audit");
 
@@ -51,7 +51,8 @@ async fn audit(Permitted(user, _): Permitted<Audit>) -> Json<Value> {
 }
 
 fn app() -> Result<Router, String> {
-    let mut builder = ProxyUserLayer::builder();
+    // Honours AUTHKIT_PROXY_DEV_MODE / AUTHKIT_PROXY_DEV_URL.
+    let mut builder = ProxyUserBuilder::from_env();
     match std::env::var("AUTHKIT_PROXY_URL").ok().filter(|v| !v.trim().is_empty()) {
         Some(url) => builder = builder.upstream_url(url),
         None => {

@@ -74,6 +74,7 @@ macro_rules! name_requirement {
     ($(#[$doc:meta])* $name:ident, $has:ident, $what:literal, $error:expr) => {
         $(#[$doc])*
         #[derive(Clone, Debug)]
+        #[must_use = "a requirement does nothing until it wraps a service"]
         pub struct $name(Names);
 
         impl $name {

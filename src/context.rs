@@ -22,8 +22,12 @@
 //! (`tokio::spawn`) leaves the scope: pass the [`Principal`] along, or wrap the
 //! spawned future with [`SecurityContext::scope`].
 
+use std::fmt;
 use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
 
+use pin_project_lite::pin_project;
 use tokio::task::futures::TaskLocalFuture;
 
 use crate::principal::Principal;
@@ -31,6 +35,29 @@ use crate::rejection::AuthError;
 
 tokio::task_local! {
     static CURRENT: SecurityContext;
+}
+
+pin_project! {
+    /// A future running with a [`SecurityContext`] as the current one; see
+    /// [`SecurityContext::scope`].
+    pub struct Scoped<F> {
+        #[pin]
+        inner: TaskLocalFuture<SecurityContext, F>,
+    }
+}
+
+impl<F: Future> Future for Scoped<F> {
+    type Output = F::Output;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
+        self.project().inner.poll(cx)
+    }
+}
+
+impl<F> fmt::Debug for Scoped<F> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Scoped")
+    }
 }
 
 /// The principal of the request being served, if any. Cheap to clone.
@@ -51,8 +78,10 @@ impl SecurityContext {
     }
 
     /// Runs `future` with this context as the current one.
-    pub fn scope<F: Future>(self, future: F) -> TaskLocalFuture<SecurityContext, F> {
-        CURRENT.scope(self, future)
+    pub fn scope<F: Future>(self, future: F) -> Scoped<F> {
+        Scoped {
+            inner: CURRENT.scope(self, future),
+        }
     }
 
     /// The principal, if the request is authenticated.

@@ -33,6 +33,7 @@ use crate::layer::AuthBody;
 
 /// Refuses cross-origin unsafe requests; see the [module docs](self).
 #[derive(Clone, Debug, Default)]
+#[must_use = "a layer does nothing until it wraps a service"]
 pub struct CrossOriginLayer {
     allowed: Arc<Vec<String>>,
 }

@@ -34,8 +34,8 @@ use serde_json::{Map, Value};
 use url::Url;
 
 use crate::error::ConfigError;
-use crate::layer::{AuthLayer, Authentication, Authenticator, RequestHead};
-use crate::principal::{BoxFuture, Principal, mapped};
+use crate::layer::{AuthFuture, AuthLayer, Authentication, Authenticator, RequestHead};
+use crate::principal::{Principal, mapped};
 use crate::rejection::AuthError;
 use crate::token::{Credential, digest};
 use crate::upstream::{
@@ -176,11 +176,11 @@ impl Inner {
 }
 
 impl Authenticator for IntrospectionAuthenticator {
-    type Future = BoxFuture<'static, Result<Principal, AuthError>>;
+    type Future = AuthFuture;
 
     fn authenticate(&self, credential: Credential, _request: &RequestHead<'_>) -> Authentication<Self::Future> {
         let inner = Arc::clone(&self.inner);
-        Authentication::Pending(Box::pin(async move { inner.authenticate(credential).await }))
+        Authentication::Pending(AuthFuture::new(async move { inner.authenticate(credential).await }))
     }
 }
 
@@ -202,6 +202,7 @@ impl AuthLayer<IntrospectionAuthenticator> {
 
 /// Configures an [`IntrospectionLayer`].
 #[derive(Clone)]
+#[must_use = "a builder does nothing until it is built"]
 pub struct IntrospectionBuilder {
     endpoint: Option<String>,
     issuer: Option<String>,

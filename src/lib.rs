@@ -48,7 +48,9 @@ pub use error::ConfigError;
 pub use extract::{AuthRejection, Authorized, Claims};
 #[cfg(feature = "jwks")]
 pub use jwt::{Algorithm, JwksAuthBuilder, JwksAuthLayer, JwksAuthenticator};
-pub use layer::{AuthLayer, AuthService, Authentication, Authenticator, Mode, RecordedRejection, RequestHead};
+pub use layer::{
+    AuthFuture, AuthLayer, AuthService, Authentication, Authenticator, Mode, RecordedRejection, RequestHead,
+};
 pub use principal::{BoxFuture, Principal, PrincipalBuilder, RawClaims, RoleResolver};
 pub use rejection::{AuthError, AuthErrorKind, DefaultRenderer, Protocol, Renderer};
 pub use token::{Credential, SourceKind, TokenSource, TokenSources};

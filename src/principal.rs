@@ -185,6 +185,7 @@ impl fmt::Debug for Principal {
 }
 
 /// Builds a [`Principal`].
+#[must_use = "a builder does nothing until it is built"]
 pub struct PrincipalBuilder {
     inner: Inner,
 }

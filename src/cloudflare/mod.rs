@@ -46,8 +46,8 @@ pub use client::{CfGeo, CfIdentity, CfIdentityClient, CfIdentityProvider};
 pub use identity::{CfAccess, CfAccessUser, CfServiceToken};
 
 use crate::error::ConfigError;
-use crate::jwt::{Algorithm, JwksAuthBuilder, JwksAuthenticator, JwksFuture, settle};
-use crate::layer::{AuthLayer, Authentication, Authenticator, RequestHead};
+use crate::jwt::{Algorithm, JwksAuthBuilder, JwksAuthenticator, settle};
+use crate::layer::{AuthFuture, AuthLayer, Authentication, Authenticator, RequestHead};
 use crate::principal::Principal;
 use crate::rejection::AuthError;
 use crate::token::{Credential, SourceKind, TokenSource, TokenSources};
@@ -98,9 +98,9 @@ impl DevBypass {
 }
 
 impl Authenticator for CfAccessAuthenticator {
-    type Future = JwksFuture;
+    type Future = AuthFuture;
 
-    fn authenticate(&self, credential: Credential, _request: &RequestHead<'_>) -> Authentication<JwksFuture> {
+    fn authenticate(&self, credential: Credential, _request: &RequestHead<'_>) -> Authentication<AuthFuture> {
         match (&self.dev, &self.verifier) {
             (Some(dev), _) => Authentication::Ready(Ok(dev.principal())),
             (None, Some(verifier)) => verifier.verify_credential(credential),
@@ -108,7 +108,7 @@ impl Authenticator for CfAccessAuthenticator {
         }
     }
 
-    fn without_credential(&self, _request: &RequestHead<'_>) -> Option<Authentication<JwksFuture>> {
+    fn without_credential(&self, _request: &RequestHead<'_>) -> Option<Authentication<AuthFuture>> {
         self.dev.as_ref().map(|dev| Authentication::Ready(Ok(dev.principal())))
     }
 }
@@ -156,6 +156,7 @@ impl AuthLayer<CfAccessAuthenticator> {
 
 /// Configures a [`CfAccessLayer`].
 #[derive(Clone, Debug)]
+#[must_use = "a builder does nothing until it is built"]
 pub struct CfAccessBuilder {
     /// Key-set and claim settings shared with every JWKS preset (one set of defaults).
     jwks: JwksAuthBuilder,

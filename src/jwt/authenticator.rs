@@ -3,15 +3,13 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures_util::future::BoxFuture;
-
 use super::algorithm::{Algorithm, AlgorithmSet};
 use super::jwk::VerifyingKey;
 use super::keys::{CachePolicy, KeyAnswer, KeyStore};
 use super::token_cache::TokenCache;
 use super::verify::{self, ClaimRules, Jws};
 use crate::error::ConfigError;
-use crate::layer::{AuthLayer, Authentication, Authenticator, RequestHead};
+use crate::layer::{AuthFuture, AuthLayer, Authentication, Authenticator, RequestHead};
 use crate::principal::{Principal, RawClaims, RoleResolver, principal_from_claims};
 use crate::rejection::AuthError;
 use crate::token::Credential;
@@ -105,10 +103,6 @@ impl Inner {
     }
 }
 
-/// The future of a pending JWKS verification: a key fetch, or a
-/// [`RoleResolver`] call. Cached tokens and cached keys answer without one.
-pub type JwksFuture = BoxFuture<'static, Result<Principal, AuthError>>;
-
 /// The signing keys could not be loaded: where from, and why (the fetch's
 /// own cause, e.g. `connection refused`, `answered HTTP status 404`).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -174,7 +168,7 @@ impl JwksAuthenticator {
         self.inner.tokens.as_ref().map_or(0, TokenCache::len)
     }
 
-    pub(crate) fn verify_credential(&self, credential: Credential) -> Authentication<JwksFuture> {
+    pub(crate) fn verify_credential(&self, credential: Credential) -> Authentication<AuthFuture> {
         let inner = &self.inner;
         let token = credential.expose();
         if let Some(principal) = inner.tokens.as_ref().and_then(|cache| cache.get(token, &inner.store)) {
@@ -195,13 +189,13 @@ impl JwksAuthenticator {
             }
             KeyAnswer::Ready(Ok(key)) => {
                 let inner = Arc::clone(inner);
-                Authentication::Pending(Box::pin(
-                    async move { inner.verify_with(credential.expose(), key).await },
-                ))
+                Authentication::Pending(AuthFuture::new(async move {
+                    inner.verify_with(credential.expose(), key).await
+                }))
             }
             KeyAnswer::Wait(key) => {
                 let inner = Arc::clone(inner);
-                Authentication::Pending(Box::pin(async move {
+                Authentication::Pending(AuthFuture::new(async move {
                     let key = key.await?;
                     inner.verify_with(credential.expose(), key).await
                 }))
@@ -211,9 +205,9 @@ impl JwksAuthenticator {
 }
 
 impl Authenticator for JwksAuthenticator {
-    type Future = JwksFuture;
+    type Future = AuthFuture;
 
-    fn authenticate(&self, credential: Credential, _request: &RequestHead<'_>) -> Authentication<JwksFuture> {
+    fn authenticate(&self, credential: Credential, _request: &RequestHead<'_>) -> Authentication<AuthFuture> {
         self.verify_credential(credential)
     }
 }
@@ -245,6 +239,7 @@ pub const MAX_LEEWAY: Duration = Duration::from_secs(300);
 /// Configures a [`JwksAuthLayer`]. Missing issuer or audience is an error at
 /// [`build`](JwksAuthBuilder::build) time, not at the first request.
 #[derive(Clone)]
+#[must_use = "a builder does nothing until it is built"]
 pub struct JwksAuthBuilder {
     issuer: Option<String>,
     audiences: Vec<String>,

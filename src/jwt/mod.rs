@@ -57,4 +57,4 @@ pub(crate) fn fuzz_parse(token: &str, allowed: algorithm::AlgorithmSet) -> Resul
 pub(crate) fn fuzz_jwks(body: &[u8]) {
     let _ = jwk::KeySet::parse(body, algorithm::Algorithm::ALL.into_iter().collect(), 0);
 }
-pub use authenticator::{JwksAuthBuilder, JwksAuthLayer, JwksAuthenticator, JwksFuture, KeysNotReady, MAX_LEEWAY};
+pub use authenticator::{JwksAuthBuilder, JwksAuthLayer, JwksAuthenticator, KeysNotReady, MAX_LEEWAY};

@@ -3,11 +3,11 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll, ready};
 
+use crate::context::Scoped;
 use bytes::Bytes;
 use futures_util::future::BoxFuture;
 use http::{HeaderMap, Request, Response};
 use pin_project_lite::pin_project;
-use tokio::task::futures::TaskLocalFuture;
 use tower_service::Service;
 
 use super::body::{AuthBody, rejection_response};
@@ -52,7 +52,7 @@ pin_project! {
         },
         Calling {
             #[pin]
-            future: TaskLocalFuture<SecurityContext, SF>,
+            future: Scoped<SF>,
             hook: Option<Hook>,
         },
         Rejected {

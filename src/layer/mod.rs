@@ -73,6 +73,33 @@ pub struct RequestHead<'a> {
     pub extensions: &'a Extensions,
 }
 
+/// A pending authentication, as the presets that call out (key fetches,
+/// upstream and store calls) return it: a named, boxed future, so their
+/// `Authenticator::Future` is a type of this crate rather than a trait-object
+/// alias.
+pub struct AuthFuture(std::pin::Pin<Box<dyn Future<Output = Result<Principal, AuthError>> + Send>>);
+
+impl AuthFuture {
+    /// Boxes `future`.
+    pub fn new(future: impl Future<Output = Result<Principal, AuthError>> + Send + 'static) -> Self {
+        Self(Box::pin(future))
+    }
+}
+
+impl Future for AuthFuture {
+    type Output = Result<Principal, AuthError>;
+
+    fn poll(mut self: std::pin::Pin<&mut Self>, cx: &mut std::task::Context<'_>) -> std::task::Poll<Self::Output> {
+        self.0.as_mut().poll(cx)
+    }
+}
+
+impl fmt::Debug for AuthFuture {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("AuthFuture")
+    }
+}
+
 /// An authenticator's answer: settled at once (a cache hit, a malformed
 /// token), or a future to await (a key fetch, an upstream call).
 #[derive(Debug)]
@@ -180,6 +207,7 @@ impl LayerConfig {
 }
 
 /// The generic authentication layer. See the [module docs](self).
+#[must_use = "a layer does nothing until it wraps a service"]
 pub struct AuthLayer<A> {
     pub(crate) authenticator: Arc<A>,
     pub(crate) config: Arc<LayerConfig>,

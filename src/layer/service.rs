@@ -36,6 +36,21 @@ impl<S, A> AuthService<S, A> {
     pub(crate) fn new(inner: S, layer: AuthLayer<A>) -> Self {
         Self { inner, layer }
     }
+
+    /// The wrapped service.
+    pub fn get_ref(&self) -> &S {
+        &self.inner
+    }
+
+    /// The wrapped service, mutably.
+    pub fn get_mut(&mut self) -> &mut S {
+        &mut self.inner
+    }
+
+    /// The wrapped service, unwrapped.
+    pub fn into_inner(self) -> S {
+        self.inner
+    }
 }
 
 /// What the pipeline does with a request whose authentication failed.

@@ -41,8 +41,8 @@ use http::HeaderName;
 use serde::{Deserialize, Serialize};
 
 use crate::error::ConfigError;
-use crate::jwt::{Algorithm, ClaimsProfile, JwksAuthBuilder, JwksAuthenticator, JwksFuture};
-use crate::layer::{AuthLayer, Authentication, Authenticator, RequestHead};
+use crate::jwt::{Algorithm, ClaimsProfile, JwksAuthBuilder, JwksAuthenticator};
+use crate::layer::{AuthFuture, AuthLayer, Authentication, Authenticator, RequestHead};
 use crate::principal::{Principal, RawClaims, principal_from_claims};
 use crate::rejection::AuthError;
 use crate::token::{Credential, TokenSource, TokenSources};
@@ -67,9 +67,9 @@ impl PomeriumAuthenticator {
 }
 
 impl Authenticator for PomeriumAuthenticator {
-    type Future = JwksFuture;
+    type Future = AuthFuture;
 
-    fn authenticate(&self, credential: Credential, _request: &RequestHead<'_>) -> Authentication<JwksFuture> {
+    fn authenticate(&self, credential: Credential, _request: &RequestHead<'_>) -> Authentication<AuthFuture> {
         self.0.verify_credential(credential)
     }
 }
@@ -132,6 +132,7 @@ pub enum IssuerFormat {
 
 /// Configures a [`PomeriumAssertionLayer`].
 #[derive(Clone, Debug)]
+#[must_use = "a builder does nothing until it is built"]
 pub struct PomeriumBuilder {
     /// Key-set and claim settings shared with every JWKS preset (one set of defaults).
     jwks: JwksAuthBuilder,

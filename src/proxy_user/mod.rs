@@ -20,15 +20,20 @@
 //! # Ok(()) }
 //! ```
 //!
-//! Like the seed, the layer only enriches by default: it records the user, or
-//! why there is none, and extractors enforce — `CurrentUser` answers 401 for a
-//! missing or invalid token and 502 when the upstream fails; `Option<CurrentUser>`
-//! is `None` for missing/invalid and still 502 on upstream failure; permission
-//! checks answer 403 when denied. `.strict()` makes the layer itself reject.
+//! The layer only enriches by default: it records the user, or why there is
+//! none, and extractors enforce — `CurrentUser` answers 401 for a missing or
+//! invalid token and 502/503 when the upstream fails (the crate's one upstream
+//! table); `Option<CurrentUser>` is `None` for missing/invalid and still
+//! 502/503 on upstream failure; permission checks answer 403 when denied.
+//! `.strict()` makes the layer itself reject.
 //!
-//! Unlike the seed, the upstream is never derived from an arbitrary `Host`:
-//! only allowlisted hosts are used (and `X-Forwarded-Host` only when trusted),
-//! so a caller cannot point validation at a server it controls.
+//! The upstream is never derived from an arbitrary `Host`: only allowlisted
+//! hosts are used (and `X-Forwarded-Host` only when trusted), so a caller
+//! cannot point validation at a server it controls.
+//!
+//! The builder never reads the environment by itself:
+//! [`ProxyUserBuilder::from_env`] is the explicit way to honour
+//! [`DEV_MODE_ENV`] and [`DEV_URL_ENV`].
 
 mod permission;
 mod upstream;
@@ -43,8 +48,8 @@ pub use permission::{
 pub use user::{ProxyUser, UserWorkspace, WorkspaceGrant, WorkspacePermission, WorkspaceRole};
 
 use crate::error::ConfigError;
-use crate::layer::{AuthLayer, Authentication, Authenticator, Mode, RequestHead};
-use crate::principal::{BoxFuture, Principal};
+use crate::layer::{AuthFuture, AuthLayer, Authentication, Authenticator, Mode, RequestHead};
+use crate::principal::Principal;
 use crate::rejection::AuthError;
 use crate::token::{Credential, TokenSource, TokenSources};
 use crate::upstream::{FetchPolicy, Fetcher, parse_url};
@@ -177,7 +182,7 @@ impl ProxyUserAuthenticator {
 }
 
 impl Authenticator for ProxyUserAuthenticator {
-    type Future = BoxFuture<'static, Result<Principal, AuthError>>;
+    type Future = AuthFuture;
 
     fn authenticate(&self, credential: Credential, request: &RequestHead<'_>) -> Authentication<Self::Future> {
         let base = match self.base.resolve(request) {
@@ -185,7 +190,7 @@ impl Authenticator for ProxyUserAuthenticator {
             Err(error) => return Authentication::Ready(Err(error)),
         };
         let client = Arc::clone(&self.client);
-        Authentication::Pending(Box::pin(async move { client.user(base, credential).await }))
+        Authentication::Pending(AuthFuture::new(async move { client.user(base, credential).await }))
     }
 }
 
@@ -198,6 +203,7 @@ impl AuthLayer<ProxyUserAuthenticator> {
 
 /// Configures a [`ProxyUserLayer`].
 #[derive(Clone, Debug)]
+#[must_use = "a builder does nothing until it is built"]
 pub struct ProxyUserBuilder {
     upstream_url: Option<String>,
     allowed_hosts: Vec<String>,
@@ -207,6 +213,7 @@ pub struct ProxyUserBuilder {
     settings: ProxySettings,
     timeout: Duration,
     strict: bool,
+    dev_url: Option<String>,
 }
 
 impl Default for ProxyUserBuilder {
@@ -226,6 +233,7 @@ impl Default for ProxyUserBuilder {
             },
             timeout: Duration::from_secs(5),
             strict: false,
+            dev_url: None,
         }
     }
 }
@@ -298,6 +306,29 @@ impl ProxyUserBuilder {
         self
     }
 
+    /// A builder with the dev mode from the environment: when
+    /// [`DEV_MODE_ENV`] is `1`/`true`/`yes`, every upstream call goes to
+    /// [`DEV_URL_ENV`] (default `http://127.0.0.1:8765`, the dev server)
+    /// unless [`upstream_url`](Self::upstream_url) is set.
+    pub fn from_env() -> Self {
+        let dev_mode = std::env::var(DEV_MODE_ENV)
+            .is_ok_and(|v| matches!(v.trim().to_ascii_lowercase().as_str(), "1" | "true" | "yes"));
+        let mut builder = Self::default();
+        if dev_mode {
+            let url = std::env::var(DEV_URL_ENV).unwrap_or_else(|_| "http://127.0.0.1:8765".to_owned());
+            builder = builder.dev_url(url);
+        }
+        builder
+    }
+
+    /// Dev mode: validates every token at `url` (the dev server), unless
+    /// [`upstream_url`](Self::upstream_url) is set; logged as a warning at
+    /// build time. A later call replaces the URL.
+    pub fn dev_url(mut self, url: impl Into<String>) -> Self {
+        self.dev_url = Some(url.into());
+        self
+    }
+
     /// Reject in the layer (like the JWKS layer) instead of only enriching.
     pub fn strict(mut self) -> Self {
         self.strict = true;
@@ -308,12 +339,9 @@ impl ProxyUserBuilder {
         if let Some(url) = &self.upstream_url {
             return Ok(BaseSource::Fixed(parse_url("upstream_url", url)?));
         }
-        let dev_mode = std::env::var(DEV_MODE_ENV)
-            .is_ok_and(|v| matches!(v.trim().to_ascii_lowercase().as_str(), "1" | "true" | "yes"));
-        if dev_mode {
-            let url = std::env::var(DEV_URL_ENV).unwrap_or_else(|_| "http://127.0.0.1:8765".to_owned());
+        if let Some(url) = &self.dev_url {
             tracing::warn!(%url, "proxy-user dev mode: every token is validated by {url}");
-            return Ok(BaseSource::Fixed(parse_url(DEV_URL_ENV, &url)?));
+            return Ok(BaseSource::Fixed(parse_url("dev_url", url)?));
         }
         if self.allowed_hosts.is_empty() {
             return Err(ConfigError::Missing("upstream_url or allowed_hosts"));

@@ -6,7 +6,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use cookie::{Cookie, SameSite};
-use futures_util::future::BoxFuture;
 use http::header::{ACCEPT, LOCATION, SET_COOKIE, WWW_AUTHENTICATE};
 use http::{HeaderMap, HeaderValue, StatusCode};
 
@@ -15,7 +14,7 @@ use super::id::{CookieKeys, SessionId, SessionKey};
 use super::record::{SessionRecord, StoredPrincipal, ms, now_ms};
 use super::store::{SaveOutcome, SessionStore, StoreError};
 use super::{PrincipalLoader, audit};
-use crate::layer::{Authentication, Authenticator, Finish, RequestHead, ResponseHook, Settled};
+use crate::layer::{AuthFuture, Authentication, Authenticator, Finish, RequestHead, ResponseHook, Settled};
 use crate::principal::Principal;
 use crate::rejection::{AuthError, AuthErrorKind};
 use crate::token::{Credential, TokenSources};
@@ -193,7 +192,7 @@ fn wants_html(headers: &HeaderMap) -> bool {
 }
 
 impl Authenticator for SessionAuthenticator {
-    type Future = BoxFuture<'static, Result<Principal, AuthError>>;
+    type Future = AuthFuture;
 
     const RESPONSE_HOOK: bool = true;
 
@@ -201,12 +200,12 @@ impl Authenticator for SessionAuthenticator {
         let Some(key) = self.config.key_of(credential.expose()) else {
             return Authentication::Ready(Err(AuthError::missing_credentials()));
         };
-        let mut load: Self::Future = Box::pin(Arc::clone(&self.config).load(key));
+        let mut load = AuthFuture::new(Arc::clone(&self.config).load(key));
         // An in-process store answers at once: settle now, without the
         // pipeline's async state. Otherwise the pipeline polls it again with
         // its own waker (a future registers the latest waker it is given).
         let mut context = std::task::Context::from_waker(std::task::Waker::noop());
-        match load.as_mut().poll(&mut context) {
+        match std::pin::Pin::new(&mut load).poll(&mut context) {
             std::task::Poll::Ready(outcome) => Authentication::Ready(outcome),
             std::task::Poll::Pending => Authentication::Pending(load),
         }

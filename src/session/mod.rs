@@ -129,6 +129,7 @@ impl AuthLayer<SessionAuthenticator> {
 }
 
 /// Configures a [`SessionLayer`].
+#[must_use = "a builder does nothing until it is built"]
 pub struct SessionLayerBuilder {
     key: Option<Vec<u8>>,
     old_keys: Vec<Vec<u8>>,

@@ -187,6 +187,7 @@ impl TestIdp {
 
 /// Configures a [`TestIdp`].
 #[derive(Clone, Debug)]
+#[must_use = "a builder does nothing until it is built"]
 pub struct TestIdpBuilder {
     bind: SocketAddr,
     audience: String,

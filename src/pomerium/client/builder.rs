@@ -15,6 +15,7 @@ use crate::upstream::{FetchPolicy, Fetcher};
 /// Defaults: every https (and loopback http) host is in scope, tokens in
 /// memory only, the browser opened with the `webbrowser` crate (which honours
 /// `$BROWSER`), 5 minutes to sign in.
+#[must_use = "a builder does nothing until it is built"]
 pub struct PomeriumAuthBuilder {
     domains: Option<Vec<String>>,
     cache: bool,

@@ -36,6 +36,7 @@ use crate::principal::BoxFuture;
 /// Adds Pomerium sign-in to an HTTP client service. See the
 /// [module docs](super) for the behaviour.
 #[derive(Clone, Debug)]
+#[must_use = "a layer does nothing until it wraps a service"]
 pub struct PomeriumAuthLayer {
     auth: PomeriumAuth,
     origin: Option<Uri>,
