@@ -88,6 +88,15 @@ cargo clippy --no-default-features --features ingress -- -D warnings
 step "docs"
 RUSTDOCFLAGS="-D warnings" cargo doc --no-deps --all-features
 
+step "package contents: no CI files, scripts, interop harnesses, TLS keys, benches or integration tests"
+listed=$(cargo package --list --allow-dirty 2>/dev/null)
+unwanted=$(printf '%s\n' "$listed" | grep -E '^(\.ci/|scripts/|benches/|fuzz/|tests/(interop|fixtures/tls|common|process)/|tests/[^/]+\.rs$)|\.(key|pem)$' || true)
+if [ -n "$unwanted" ]; then
+  printf 'the package would ship files users do not need:\n%s\n' "$unwanted"
+  exit 1
+fi
+printf '%s files, none unwanted\n' "$(printf '%s\n' "$listed" | wc -l)"
+
 step "quickstart with default features"
 cargo run --quiet --example quickstart
 
