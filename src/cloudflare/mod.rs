@@ -210,7 +210,7 @@ impl CfAccessBuilder {
         self
     }
 
-    /// Clock-skew tolerance (default 30 s, as the seed).
+    /// Clock-skew tolerance (default 30 s, at most `jwt::MAX_LEEWAY`).
     pub fn leeway(mut self, leeway: Duration) -> Self {
         self.jwks = self.jwks.leeway(leeway);
         self

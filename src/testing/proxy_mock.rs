@@ -15,7 +15,7 @@ use serde_json::{Value, json};
 
 use super::idp::{IdpState, misbehave};
 
-/// Settings of the auth-proxy emulation. `Default` gives the seed's values;
+/// Settings of the auth-proxy emulation. `Default` gives the documented dev values;
 /// [`ProxyMock::from_env`] reads `AUTHKIT_DEV_*` variables over them.
 #[derive(Clone, Debug)]
 pub struct ProxyMock {
