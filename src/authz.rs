@@ -33,12 +33,12 @@ pub trait Requirement: Send + Sync + 'static {
 }
 
 #[derive(Clone, Debug)]
-struct Names {
+struct NameRequirement {
     names: Arc<[String]>,
     all: bool,
 }
 
-impl Names {
+impl NameRequirement {
     fn new<I, T>(names: I, all: bool) -> Self
     where
         I: IntoIterator<Item = T>,
@@ -75,20 +75,20 @@ macro_rules! name_requirement {
         $(#[$doc])*
         #[derive(Clone, Debug)]
         #[must_use = "a requirement does nothing until it wraps a service"]
-        pub struct $name(Names);
+        pub struct $name(NameRequirement);
 
         impl $name {
             #[doc = concat!("Requires the ", $what, " `name`.")]
             pub fn new(name: impl Into<String>) -> Self {
-                Self(Names::new([name.into()], false))
+                Self(NameRequirement::new([name.into()], false))
             }
             #[doc = concat!("Requires at least one of the ", $what, "s.")]
             pub fn any<I: IntoIterator<Item = T>, T: Into<String>>(names: I) -> Self {
-                Self(Names::new(names, false))
+                Self(NameRequirement::new(names, false))
             }
             #[doc = concat!("Requires every one of the ", $what, "s.")]
             pub fn all<I: IntoIterator<Item = T>, T: Into<String>>(names: I) -> Self {
-                Self(Names::new(names, true))
+                Self(NameRequirement::new(names, true))
             }
         }
 
@@ -97,7 +97,7 @@ macro_rules! name_requirement {
                 if self.0.satisfied_by(|n| principal.$has(n)) {
                     Ok(())
                 } else {
-                    let error: fn(&Names) -> AuthError = $error;
+                    let error: fn(&NameRequirement) -> AuthError = $error;
                     Err(error(&self.0))
                 }
             }

@@ -35,7 +35,7 @@ use url::Url;
 
 use crate::error::ConfigError;
 use crate::layer::{AuthFuture, AuthLayer, Authentication, Authenticator, RequestHead};
-use crate::principal::{Principal, mapped};
+use crate::principal::{Principal, default_mapping};
 use crate::rejection::AuthError;
 use crate::token::{Credential, digest};
 use crate::upstream::{
@@ -164,7 +164,7 @@ impl Inner {
             .or_else(|| text("client_id"))
             .unwrap_or_default();
         let audiences: Vec<String> = self.audience.iter().cloned().collect();
-        let mut builder = mapped("introspection", &answer, &audiences).subject(subject);
+        let mut builder = default_mapping("introspection", &answer, &audiences).subject(subject);
         if let Some(username) = text("username") {
             builder = builder.name(username);
         }
@@ -285,10 +285,17 @@ impl IntrospectionBuilder {
         self
     }
 
-    /// Upstream timeout (default 5 s).
-    pub fn timeout(mut self, timeout: Duration) -> Self {
+    /// Timeout of each HTTP call to the upstream (default 5 s); the same
+    /// name as every other builder's.
+    pub fn http_timeout(mut self, timeout: Duration) -> Self {
         self.timeout = timeout;
         self
+    }
+
+    /// Old name of [`http_timeout`](Self::http_timeout).
+    #[deprecated(since = "0.1.0", note = "use `http_timeout`, as every builder names it")]
+    pub fn timeout(self, timeout: Duration) -> Self {
+        self.http_timeout(timeout)
     }
 
     /// Checks the configuration and builds the layer.

@@ -267,11 +267,11 @@ impl PrincipalBuilder {
 /// - groups from `groups`; scopes from `scope` (space-separated) and `scp`
 ///   (array or string); permissions from `permissions`.
 pub fn principal_from_claims(provider: &'static str, claims: RawClaims, audiences: &[String]) -> Principal {
-    mapped(provider, &claims, audiences).claims(claims).build()
+    default_mapping(provider, &claims, audiences).claims(claims).build()
 }
 
 /// The default mapping, as a builder a preset can adjust before adding the claims.
-pub(crate) fn mapped(provider: &'static str, claims: &RawClaims, audiences: &[String]) -> PrincipalBuilder {
+pub(crate) fn default_mapping(provider: &'static str, claims: &RawClaims, audiences: &[String]) -> PrincipalBuilder {
     let text = |name: &str| claims.get(name).and_then(Value::as_str).map(str::to_owned);
     let mut roles = strings(claims.get("roles"));
     if let Some(realm) = claims.get("realm_access") {

@@ -98,7 +98,7 @@ async fn upstream_failures_follow_the_one_table_and_are_not_cached() {
     let impatient = IntrospectionLayer::builder()
         .endpoint(format!("{}/introspect", idp.issuer()))
         .client_credentials(DEV_CLIENT_ID, DEV_CLIENT_SECRET)
-        .timeout(Duration::from_millis(300))
+        .http_timeout(Duration::from_millis(300))
         .build()
         .unwrap();
     let reply = common::get(&self::app(impatient), "/me", Some(&token)).await;

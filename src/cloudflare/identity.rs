@@ -4,7 +4,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use crate::jwt::ClaimsProfile;
-use crate::principal::{Principal, RawClaims, mapped};
+use crate::principal::{Principal, RawClaims, default_mapping};
 use crate::rejection::AuthError;
 
 /// The provider name of Cloudflare Access principals.
@@ -120,7 +120,7 @@ impl ClaimsProfile for CfAccessProfile {
     }
 
     fn principal(&self, claims: RawClaims, audiences: &[String]) -> Principal {
-        let mut builder = mapped(PROVIDER, &claims, audiences);
+        let mut builder = default_mapping(PROVIDER, &claims, audiences);
         let sub = claims.get("sub").and_then(Value::as_str).unwrap_or_default();
         if sub.is_empty()
             && let Some(common_name) = claims.get("common_name").and_then(Value::as_str)

@@ -46,7 +46,7 @@ pub use client::{CfGeo, CfIdentity, CfIdentityClient, CfIdentityProvider};
 pub use identity::{CfAccess, CfAccessUser, CfServiceToken};
 
 use crate::error::ConfigError;
-use crate::jwt::{Algorithm, JwksAuthBuilder, JwksAuthenticator, settle};
+use crate::jwt::{Algorithm, JwksAuthBuilder, JwksAuthenticator};
 use crate::layer::{AuthFuture, AuthLayer, Authentication, Authenticator, RequestHead};
 use crate::principal::Principal;
 use crate::rejection::AuthError;
@@ -119,7 +119,10 @@ impl CfAccessAuthenticator {
         let principal = match (&self.dev, &self.verifier) {
             (Some(dev), _) => dev.principal(),
             (None, Some(verifier)) => {
-                settle(verifier.verify_credential(Credential::new(token, SourceKind::Header))).await?
+                verifier
+                    .verify_credential(Credential::new(token, SourceKind::Header))
+                    .outcome()
+                    .await?
             }
             (None, None) => return Err(AuthError::invalid_token("no verifier configured")),
         };
@@ -216,19 +219,10 @@ impl CfAccessBuilder {
         self
     }
 
-    /// How long keys stay fresh (default 10 min, refreshed ahead in the background).
-    pub fn max_age(mut self, max_age: Duration) -> Self {
-        self.jwks = self.jwks.max_age(max_age);
-        self
-    }
+    crate::jwt::key_cache_settings!();
 
-    /// Minimum time between unknown-`kid` refetches (default 30 s).
-    pub fn refresh_cooldown(mut self, cooldown: Duration) -> Self {
-        self.jwks = self.jwks.refresh_cooldown(cooldown);
-        self
-    }
-
-    /// Timeout of each HTTP call to the team (default 5 s).
+    /// Timeout of each HTTP call to the team, key sets and `get-identity`
+    /// alike (default 5 s).
     pub fn http_timeout(mut self, timeout: Duration) -> Self {
         self.http_timeout = timeout;
         self

@@ -69,7 +69,7 @@ impl std::fmt::Debug for JwksAuthenticator {
 
 impl Inner {
     /// Signature, then claims, then the principal. Runs once per token.
-    fn finish(&self, jws: &Jws<'_>, key: &VerifyingKey) -> Result<Principal, AuthError> {
+    fn verify_and_map(&self, jws: &Jws<'_>, key: &VerifyingKey) -> Result<Principal, AuthError> {
         jws.verify_signature(key)?;
         let claims = jws.claims()?;
         self.rules.check(&claims)?;
@@ -80,7 +80,7 @@ impl Inner {
     /// Verifies, maps and resolves roles, then caches the outcome.
     async fn verify_with(&self, token: &str, key: Arc<VerifyingKey>) -> Result<Principal, AuthError> {
         let jws = verify::parse(token, self.allowed)?;
-        let principal = self.finish(&jws, &key)?;
+        let principal = self.verify_and_map(&jws, &key)?;
         let principal = self.resolve(principal).await?;
         self.remember(token, &principal, key);
         Ok(principal)
@@ -160,7 +160,9 @@ impl JwksAuthenticator {
     /// Verifies a token outside the request pipeline (a job, a WebSocket
     /// upgrade, a test), with the same rules and key cache as the layer.
     pub async fn verify(&self, token: &str) -> Result<Principal, AuthError> {
-        settle(self.verify_credential(Credential::new(token, crate::token::SourceKind::Bearer))).await
+        self.verify_credential(Credential::new(token, crate::token::SourceKind::Bearer))
+            .outcome()
+            .await
     }
 
     /// How many verified tokens are cached (0 when the cache is off).
@@ -181,7 +183,7 @@ impl JwksAuthenticator {
         match inner.store.key_for(jws.kid.as_deref(), jws.alg) {
             KeyAnswer::Ready(Err(error)) => Authentication::Ready(Err(error)),
             KeyAnswer::Ready(Ok(key)) if inner.resolver.is_none() => {
-                let principal = inner.finish(&jws, &key);
+                let principal = inner.verify_and_map(&jws, &key);
                 if let Ok(principal) = &principal {
                     inner.remember(token, principal, key);
                 }
@@ -232,6 +234,64 @@ impl AuthLayer<JwksAuthenticator> {
         JwksAuthBuilder::default()
     }
 }
+
+/// The key-cache settings of every preset built on [`JwksAuthBuilder`]
+/// (Cloudflare Access, Pomerium), defined once: each delegates to the
+/// builder's `jwks` field, with the same name, meaning and default as the
+/// [`JwksAuthBuilder`] method it links to. A later call replaces the value.
+macro_rules! key_cache_settings {
+    () => {
+        /// How long fetched keys stay fresh; see [`JwksAuthBuilder::max_age`](crate::jwt::JwksAuthBuilder::max_age).
+        pub fn max_age(mut self, max_age: std::time::Duration) -> Self {
+            self.jwks = self.jwks.max_age(max_age);
+            self
+        }
+
+        /// Minimum time between unknown-`kid` refetches; see [`JwksAuthBuilder::refresh_cooldown`](crate::jwt::JwksAuthBuilder::refresh_cooldown).
+        pub fn refresh_cooldown(mut self, cooldown: std::time::Duration) -> Self {
+            self.jwks = self.jwks.refresh_cooldown(cooldown);
+            self
+        }
+
+        /// How long past `max_age` known keys keep serving while the provider fails; see [`JwksAuthBuilder::max_staleness`](crate::jwt::JwksAuthBuilder::max_staleness).
+        pub fn max_staleness(mut self, staleness: std::time::Duration) -> Self {
+            self.jwks = self.jwks.max_staleness(staleness);
+            self
+        }
+
+        /// The first pause after a failed key fetch; see [`JwksAuthBuilder::retry_failed_fetch_after`](crate::jwt::JwksAuthBuilder::retry_failed_fetch_after).
+        pub fn retry_failed_fetch_after(mut self, pause: std::time::Duration) -> Self {
+            self.jwks = self.jwks.retry_failed_fetch_after(pause);
+            self
+        }
+
+        /// The longest pause between failed key fetches; see [`JwksAuthBuilder::max_retry_backoff`](crate::jwt::JwksAuthBuilder::max_retry_backoff).
+        pub fn max_retry_backoff(mut self, max: std::time::Duration) -> Self {
+            self.jwks = self.jwks.max_retry_backoff(max);
+            self
+        }
+
+        /// How long a request with no usable key waits for a fetch; see [`JwksAuthBuilder::max_key_wait`](crate::jwt::JwksAuthBuilder::max_key_wait).
+        pub fn max_key_wait(mut self, wait: std::time::Duration) -> Self {
+            self.jwks = self.jwks.max_key_wait(wait);
+            self
+        }
+
+        /// Retries of a failed key fetch; see [`JwksAuthBuilder::http_retries`](crate::jwt::JwksAuthBuilder::http_retries).
+        pub fn http_retries(mut self, retries: u32) -> Self {
+            self.jwks = self.jwks.http_retries(retries);
+            self
+        }
+
+        /// Whether keys are fetched at build time; see [`JwksAuthBuilder::prefetch`](crate::jwt::JwksAuthBuilder::prefetch).
+        pub fn prefetch(mut self, prefetch: bool) -> Self {
+            self.jwks = self.jwks.prefetch(prefetch);
+            self
+        }
+    };
+}
+#[cfg(any(feature = "cloudflare", feature = "pomerium"))]
+pub(crate) use key_cache_settings;
 
 /// The largest clock-skew tolerance a builder accepts (5 minutes).
 pub const MAX_LEEWAY: Duration = Duration::from_secs(300);
@@ -527,16 +587,5 @@ mod tests {
             .build()
             .unwrap_err();
         assert!(matches!(jwks, ConfigError::InsecureUrl { .. }));
-    }
-}
-
-/// Awaits an answer outside the pipeline (the `verify` helpers).
-pub(crate) async fn settle<F>(answer: Authentication<F>) -> Result<Principal, AuthError>
-where
-    F: std::future::Future<Output = Result<Principal, AuthError>>,
-{
-    match answer {
-        Authentication::Ready(outcome) => outcome,
-        Authentication::Pending(future) => future.await,
     }
 }

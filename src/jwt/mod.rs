@@ -44,7 +44,8 @@ pub use algorithm::Algorithm;
 #[cfg(any(feature = "cloudflare", feature = "pomerium"))]
 pub(crate) use authenticator::ClaimsProfile;
 #[cfg(feature = "cloudflare")]
-pub(crate) use authenticator::settle;
+#[cfg(any(feature = "cloudflare", feature = "pomerium"))]
+pub(crate) use authenticator::key_cache_settings;
 
 /// The JWS parser, for the fuzzers.
 #[cfg(feature = "fuzzing")]

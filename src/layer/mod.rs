@@ -73,6 +73,17 @@ pub struct RequestHead<'a> {
     pub extensions: &'a Extensions,
 }
 
+impl<F: Future<Output = Result<Principal, AuthError>>> Authentication<F> {
+    /// The outcome, awaiting it if pending (for callers outside the
+    /// pipeline, such as the `verify` helpers).
+    pub(crate) async fn outcome(self) -> Result<Principal, AuthError> {
+        match self {
+            Authentication::Ready(outcome) => outcome,
+            Authentication::Pending(future) => future.await,
+        }
+    }
+}
+
 /// A pending authentication, as the presets that call out (key fetches,
 /// upstream and store calls) return it: a named, boxed future, so their
 /// `Authenticator::Future` is a type of this crate rather than a trait-object

@@ -187,9 +187,11 @@ impl PomeriumBuilder {
         self
     }
 
-    /// How long keys stay fresh (default 10 min).
-    pub fn max_age(mut self, max_age: Duration) -> Self {
-        self.jwks = self.jwks.max_age(max_age);
+    crate::jwt::key_cache_settings!();
+
+    /// Timeout of each key-set fetch; see [`JwksAuthBuilder::http_timeout`].
+    pub fn http_timeout(mut self, timeout: Duration) -> Self {
+        self.jwks = self.jwks.http_timeout(timeout);
         self
     }
 

@@ -300,10 +300,17 @@ impl ProxyUserBuilder {
         self
     }
 
-    /// Upstream timeout (default 5 s).
-    pub fn timeout(mut self, timeout: Duration) -> Self {
+    /// Timeout of each HTTP call to the upstream (default 5 s); the same
+    /// name as every other builder's.
+    pub fn http_timeout(mut self, timeout: Duration) -> Self {
         self.timeout = timeout;
         self
+    }
+
+    /// Old name of [`http_timeout`](Self::http_timeout).
+    #[deprecated(since = "0.1.0", note = "use `http_timeout`, as every builder names it")]
+    pub fn timeout(self, timeout: Duration) -> Self {
+        self.http_timeout(timeout)
     }
 
     /// A builder with the dev mode from the environment: when

@@ -13,6 +13,31 @@ use jsonwebtoken::EncodingKey;
 use serde_json::{Map, Value, json};
 
 use super::keys::{KEYS, KeyKind, KeyMaterial};
+
+/// The generated test keys by role (`keys::KEYS` is in generation order,
+/// see `scripts/gen_test_keys.py`).
+mod material {
+    use super::{KEYS, KeyMaterial};
+
+    /// RS256 `rsa-1`, published from the start.
+    pub(super) const RSA_PUBLISHED: &KeyMaterial = &KEYS[0];
+    /// PS256 `ps-1`, published.
+    pub(super) const RSA_PSS_PUBLISHED: &KeyMaterial = &KEYS[1];
+    /// The RSA key `rotate` swaps in (and out again).
+    pub(super) const RSA_ROTATED: &KeyMaterial = &KEYS[2];
+    /// An RSA key never published: tokens it signs must be refused.
+    pub(super) const RSA_FOREIGN: &KeyMaterial = &KEYS[3];
+    /// ES256 `ec-1`, published.
+    pub(super) const P256_PUBLISHED: &KeyMaterial = &KEYS[4];
+    /// A P-256 key never published.
+    pub(super) const P256_FOREIGN: &KeyMaterial = &KEYS[5];
+    /// ES384 `ec384-1`, published.
+    pub(super) const P384_PUBLISHED: &KeyMaterial = &KEYS[6];
+    /// EdDSA `ed-1`, published.
+    pub(super) const ED25519_PUBLISHED: &KeyMaterial = &KEYS[7];
+    /// An Ed25519 key never published.
+    pub(super) const ED25519_FOREIGN: &KeyMaterial = &KEYS[8];
+}
 use super::proxy_mock::ProxyMock;
 use super::token::TokenBuilder;
 use crate::jwt::{Algorithm, JwksAuthBuilder, JwksAuthLayer};
@@ -110,9 +135,9 @@ impl IdpState {
     pub(crate) fn foreign_key(&self, alg: Algorithm) -> SigningKey {
         match alg {
             Algorithm::RS256 => self.foreign.clone(),
-            Algorithm::ES256 => SigningKey::new(String::new(), alg, &KEYS[5]),
-            Algorithm::EdDSA => SigningKey::new(String::new(), alg, &KEYS[8]),
-            other => SigningKey::new(String::new(), other, &KEYS[3]),
+            Algorithm::ES256 => SigningKey::new(String::new(), alg, material::P256_FOREIGN),
+            Algorithm::EdDSA => SigningKey::new(String::new(), alg, material::ED25519_FOREIGN),
+            other => SigningKey::new(String::new(), other, material::RSA_FOREIGN),
         }
     }
 
@@ -306,11 +331,11 @@ impl TestIdpBuilder {
         let addr = listener.local_addr()?;
         let audience = self.audience.as_str();
         let published = vec![
-            SigningKey::new("rsa-1".into(), Algorithm::RS256, &KEYS[0]),
-            SigningKey::new("ps-1".into(), Algorithm::PS256, &KEYS[1]),
-            SigningKey::new("ec-1".into(), Algorithm::ES256, &KEYS[4]),
-            SigningKey::new("ec384-1".into(), Algorithm::ES384, &KEYS[6]),
-            SigningKey::new("ed-1".into(), Algorithm::EdDSA, &KEYS[7]),
+            SigningKey::new("rsa-1".into(), Algorithm::RS256, material::RSA_PUBLISHED),
+            SigningKey::new("ps-1".into(), Algorithm::PS256, material::RSA_PSS_PUBLISHED),
+            SigningKey::new("ec-1".into(), Algorithm::ES256, material::P256_PUBLISHED),
+            SigningKey::new("ec384-1".into(), Algorithm::ES384, material::P384_PUBLISHED),
+            SigningKey::new("ed-1".into(), Algorithm::EdDSA, material::ED25519_PUBLISHED),
         ];
         let state = Arc::new(IdpState {
             issuer: format!("http://{addr}"),
@@ -319,7 +344,7 @@ impl TestIdpBuilder {
                 published,
                 rotations: 0,
             }),
-            foreign: SigningKey::new(String::new(), Algorithm::RS256, &KEYS[3]),
+            foreign: SigningKey::new(String::new(), Algorithm::RS256, material::RSA_FOREIGN),
             jwks_fetches: AtomicUsize::new(0),
             discovery_fetches: AtomicUsize::new(0),
             identity_fetches: AtomicUsize::new(0),
@@ -389,7 +414,11 @@ impl TestIdp {
         let mut ring = self.state.ring();
         ring.rotations += 1;
         let kid = format!("rsa-{}", ring.rotations + 1);
-        let material = if ring.rotations % 2 == 1 { &KEYS[2] } else { &KEYS[0] };
+        let material = if ring.rotations % 2 == 1 {
+            material::RSA_ROTATED
+        } else {
+            material::RSA_PUBLISHED
+        };
         ring.published
             .push(SigningKey::new(kid.clone(), Algorithm::RS256, material));
         kid
