@@ -8,7 +8,7 @@
 //! Prints p50 and p99 latency and requests per second of each.
 //!
 //! ```sh
-//! cargo bench --bench ingress --features ingress,session
+//! cargo bench -p tower-authkit-benches --bench ingress
 //! ```
 
 use std::net::SocketAddr;

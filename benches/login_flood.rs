@@ -4,7 +4,7 @@
 //! in as fast as they can. Prints median and p99 of each.
 //!
 //! ```sh
-//! cargo bench --bench login_flood --features session
+//! cargo bench -p tower-authkit-benches --bench login_flood
 //! ```
 
 use std::sync::Arc;

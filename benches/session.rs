@@ -4,9 +4,9 @@
 //! when asked for.
 //!
 //! ```sh
-//! cargo bench --bench session --features session-sqlite,session-redis
+//! cargo bench -p tower-authkit-benches --bench session
 //! # Redis too (a server on loopback):
-//! AUTHKIT_BENCH_REDIS_URL=redis://127.0.0.1:6379 cargo bench --bench session --features session-sqlite,session-redis
+//! AUTHKIT_BENCH_REDIS_URL=redis://127.0.0.1:6379 cargo bench -p tower-authkit-benches --bench session
 //! ```
 //! The peer comparison (tower-sessions + axum-login) lives in `benches/peer/`.
 

@@ -4,7 +4,7 @@
 //!   `jsonwebtoken::decode` of the same token, for RS256, ES256 and EdDSA.
 //!
 //! ```sh
-//! cargo bench --bench verify
+//! cargo bench -p tower-authkit-benches --bench verify
 //! ```
 //! The peer comparison (jwt-authorizer) lives in `benches/peer/`.
 

@@ -66,8 +66,9 @@ export AUTHKIT_TEST_REDIS_URL="redis://127.0.0.1:$redis_port"
 step "cargo fmt --check"
 cargo fmt --all -- --check
 
-step "cargo clippy (all targets, all features)"
+step "cargo clippy (all targets, all features; and the benches crate)"
 cargo clippy --all-targets --all-features -- -D warnings
+cargo clippy -p tower-authkit-benches --all-targets -- -D warnings
 
 step "tests with all features (both crypto backends compiled in)"
 run_tests --all-features

@@ -239,6 +239,7 @@ impl AuthLayer<JwksAuthenticator> {
 /// (Cloudflare Access, Pomerium), defined once: each delegates to the
 /// builder's `jwks` field, with the same name, meaning and default as the
 /// [`JwksAuthBuilder`] method it links to. A later call replaces the value.
+#[cfg(any(feature = "cloudflare", feature = "pomerium"))]
 macro_rules! key_cache_settings {
     () => {
         /// How long fetched keys stay fresh; see [`JwksAuthBuilder::max_age`](crate::jwt::JwksAuthBuilder::max_age).
