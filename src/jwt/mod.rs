@@ -43,7 +43,6 @@ mod verify;
 pub use algorithm::Algorithm;
 #[cfg(any(feature = "cloudflare", feature = "pomerium"))]
 pub(crate) use authenticator::ClaimsProfile;
-#[cfg(feature = "cloudflare")]
 #[cfg(any(feature = "cloudflare", feature = "pomerium"))]
 pub(crate) use authenticator::key_cache_settings;
 

@@ -73,6 +73,7 @@ pub struct RequestHead<'a> {
     pub extensions: &'a Extensions,
 }
 
+#[cfg(feature = "jwks")]
 impl<F: Future<Output = Result<Principal, AuthError>>> Authentication<F> {
     /// The outcome, awaiting it if pending (for callers outside the
     /// pipeline, such as the `verify` helpers).
