@@ -1,7 +1,13 @@
 //! Per-request cost of JwksAuthLayer, side by side in one run:
 //! - repeated token (verified-token cache hit) vs the same router without auth;
 //! - first sight (signature checked every time) vs a bare
-//!   `jsonwebtoken::decode` of the same token, for RS256, ES256 and EdDSA.
+//!   `jsonwebtoken::decode` of the same token, for RS256, ES256 and EdDSA;
+//! - fresh tokens (a new `jti` each request, never seen before) with the
+//!   token cache on and off: what the cache's insert costs a one-time token;
+//! - rejections: garbage (`abc.def.ghi`) and an unknown `kid` inside the
+//!   refetch cooldown, against the router without auth;
+//! - memory per cached token: resident-set growth over distinct tokens
+//!   (printed, Linux only).
 //!
 //! ```sh
 //! cargo bench -p tower-authkit-benches --bench verify
@@ -9,6 +15,7 @@
 //! The peer comparison (jwt-authorizer) lives in `benches/peer/`.
 
 use std::hint::black_box;
+use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::body::Body;
@@ -100,5 +107,128 @@ fn bench(c: &mut Criterion) {
     first.finish();
 }
 
-criterion_group!(benches, bench);
+/// Fresh RS256 tokens: each iteration verifies a token the layer has never
+/// seen. Tokens are minted outside the timed loop.
+fn fresh(c: &mut Criterion) {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let idp = runtime.block_on(TestIdp::start());
+    let cached = runtime.block_on(async { protected(idp.auth_builder().build().unwrap()) });
+    let uncached = runtime.block_on(async { protected(idp.auth_builder().token_cache(0).build().unwrap()) });
+    // Warm the key sets.
+    for app in [&cached, &uncached] {
+        let response = runtime
+            .block_on(app.clone().oneshot(request(Some(&idp.token().sign()))))
+            .unwrap();
+        assert_eq!(response.status(), 200);
+    }
+    let serial = std::sync::atomic::AtomicU64::new(0);
+    let mint = |n: u64| -> Vec<String> {
+        (0..n)
+            .map(|_| {
+                let jti = serial.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                idp.token().claim("jti", format!("fresh-{jti}")).sign()
+            })
+            .collect()
+    };
+    let mut group = c.benchmark_group("fresh_token");
+    group
+        .sample_size(10)
+        .warm_up_time(Duration::from_millis(500))
+        .measurement_time(Duration::from_secs(2));
+    for (name, app) in [("RS256, token cache on", &cached), ("RS256, token_cache(0)", &uncached)] {
+        group.bench_function(name, |b| {
+            b.iter_custom(|iters| {
+                let tokens = mint(iters);
+                let started = Instant::now();
+                for token in &tokens {
+                    let response = runtime.block_on(app.clone().oneshot(request(Some(token)))).unwrap();
+                    assert_eq!(response.status(), 200);
+                }
+                started.elapsed()
+            })
+        });
+    }
+    group.finish();
+}
+
+/// Rejections that must stay cheap: garbage and an unknown `kid`.
+fn rejections(c: &mut Criterion) {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let idp = runtime.block_on(TestIdp::start());
+    let plain = router();
+    let app = runtime.block_on(async { protected(idp.auth_builder().build().unwrap()) });
+    let unknown_kid = idp.token().kid("no-such-key").sign();
+    // Warm the keys and start the unknown-kid cooldown.
+    for token in [idp.token().sign(), unknown_kid.clone()] {
+        runtime.block_on(app.clone().oneshot(request(Some(&token)))).unwrap();
+    }
+    let mut group = c.benchmark_group("rejection");
+    group.bench_function("router without auth", |b| {
+        b.to_async(&runtime)
+            .iter(|| async { black_box(plain.clone().oneshot(request(Some("abc.def.ghi"))).await.unwrap()) })
+    });
+    group.bench_function("garbage abc.def.ghi", |b| {
+        b.to_async(&runtime).iter(|| async {
+            let response = app.clone().oneshot(request(Some("abc.def.ghi"))).await.unwrap();
+            assert_eq!(response.status(), 401);
+            black_box(response)
+        })
+    });
+    group.bench_function("unknown kid inside the cooldown", |b| {
+        b.to_async(&runtime).iter(|| async {
+            let response = app.clone().oneshot(request(Some(&unknown_kid))).await.unwrap();
+            assert_eq!(response.status(), 401);
+            black_box(response)
+        })
+    });
+    group.finish();
+}
+
+/// Resident set size in bytes (Linux), for the memory-per-token figure.
+fn rss_bytes() -> Option<u64> {
+    let statm = std::fs::read_to_string("/proc/self/statm").ok()?;
+    let pages: u64 = statm.split_whitespace().nth(1)?.parse().ok()?;
+    Some(pages * 4096)
+}
+
+/// Memory per cached token: RSS growth over 10 000 distinct ES256 tokens
+/// (the default capacity; ES256 so minting is quick, the principal is the same).
+fn memory_per_token(_c: &mut Criterion) {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let idp = runtime.block_on(TestIdp::start());
+    let layer = runtime.block_on(async { idp.auth_builder().build().unwrap() });
+    let keys = layer.authenticator().clone();
+    let app = protected(layer);
+    const TOKENS: u64 = 10_000;
+    let tokens: Vec<String> = (0..TOKENS)
+        .map(|i| idp.token().alg(Algorithm::ES256).claim("jti", format!("m-{i}")).sign())
+        .collect();
+    runtime.block_on(app.clone().oneshot(request(Some(&tokens[0])))).unwrap();
+    let (Some(before), cached_before) = (rss_bytes(), keys.cached_tokens()) else {
+        println!("memory_per_token: no /proc/self/statm here");
+        return;
+    };
+    for token in &tokens[1..] {
+        runtime.block_on(app.clone().oneshot(request(Some(token)))).unwrap();
+    }
+    let cached = keys.cached_tokens() - cached_before;
+    let after = rss_bytes().unwrap_or(before);
+    println!(
+        "memory_per_token: {cached} tokens cached, RSS +{} KiB, {:.0} bytes per token ({}-byte tokens)",
+        after.saturating_sub(before) / 1024,
+        after.saturating_sub(before) as f64 / cached.max(1) as f64,
+        tokens[0].len()
+    );
+}
+
+criterion_group!(benches, bench, fresh, rejections, memory_per_token);
 criterion_main!(benches);
