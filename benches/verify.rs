@@ -212,7 +212,9 @@ fn memory_per_token(_c: &mut Criterion) {
     let tokens: Vec<String> = (0..TOKENS)
         .map(|i| idp.token().alg(Algorithm::ES256).claim("jti", format!("m-{i}")).sign())
         .collect();
-    runtime.block_on(app.clone().oneshot(request(Some(&tokens[0])))).unwrap();
+    runtime
+        .block_on(app.clone().oneshot(request(Some(&tokens[0]))))
+        .unwrap();
     let (Some(before), cached_before) = (rss_bytes(), keys.cached_tokens()) else {
         println!("memory_per_token: no /proc/self/statm here");
         return;

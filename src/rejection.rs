@@ -244,7 +244,11 @@ pub struct DefaultRenderer {
 impl DefaultRenderer {
     /// A renderer whose challenges name `realm`.
     pub fn new(realm: impl Into<Arc<str>>) -> Self {
-        Self { realm: realm.into() }
+        // Sanitized once here, not per rejection.
+        let realm: Arc<str> = realm.into();
+        let mut clean = String::with_capacity(realm.len());
+        push_sanitized(&mut clean, &realm);
+        Self { realm: clean.into() }
     }
 }
 
@@ -263,19 +267,18 @@ impl Renderer for DefaultRenderer {
     }
 }
 
-/// Keeps header parameters and gRPC messages to printable ASCII without quotes,
-/// so a description can never break out of its quoted-string.
-fn sanitize(text: &str) -> String {
-    text.chars()
-        .map(|c| match c {
-            ' '..='~' if c != '"' && c != '\\' => c,
-            _ => '?',
-        })
-        .collect()
+/// Appends `text` kept to printable ASCII without quotes or backslashes, so
+/// a description can never break out of its quoted-string.
+fn push_sanitized(out: &mut String, text: &str) {
+    out.extend(text.chars().map(|c| match c {
+        ' '..='~' if c != '"' && c != '\\' => c,
+        _ => '?',
+    }));
 }
 
+/// The `WWW-Authenticate` value; `realm` is already sanitized. Built in one
+/// buffer: rejections of garbage are a hot path for hostile traffic.
 fn challenge(error: &AuthError, realm: &str) -> Option<String> {
-    let realm = sanitize(realm);
     match error.kind {
         AuthErrorKind::MissingCredentials => Some(format!("Bearer realm=\"{realm}\"")),
         // Not a problem with the token: no bearer challenge.
@@ -284,25 +287,41 @@ fn challenge(error: &AuthError, realm: &str) -> Option<String> {
         | AuthErrorKind::TooManyRequests
         | AuthErrorKind::Forbidden => None,
         _ => {
-            let mut value = format!(
-                "Bearer realm=\"{realm}\", error=\"{}\", error_description=\"{}\"",
-                error.code(),
-                sanitize(&error.description)
-            );
+            let scope_len = error.scope.as_ref().map_or(0, |s| s.len() + 10);
+            let mut value = String::with_capacity(60 + realm.len() + error.description.len() + scope_len);
+            value.push_str("Bearer realm=\"");
+            value.push_str(realm);
+            value.push_str("\", error=\"");
+            value.push_str(error.code());
+            value.push_str("\", error_description=\"");
+            push_sanitized(&mut value, &error.description);
+            value.push('"');
             if let Some(scope) = &error.scope {
-                value.push_str(&format!(", scope=\"{}\"", sanitize(scope)));
+                value.push_str(", scope=\"");
+                push_sanitized(&mut value, scope);
+                value.push('"');
             }
             Some(value)
         }
     }
 }
 
+/// `{"error": code, "error_description": description}`, written directly
+/// (no intermediate JSON value).
+fn json_body(error: &AuthError) -> Bytes {
+    let mut body = Vec::with_capacity(40 + error.description.len());
+    body.extend_from_slice(b"{\"error\":\"");
+    // Codes are fixed snake_case words: nothing to escape.
+    body.extend_from_slice(error.code().as_bytes());
+    body.extend_from_slice(b"\",\"error_description\":");
+    // Serializing a &str into a Vec cannot fail.
+    let _ = serde_json::to_writer(&mut body, error.description());
+    body.push(b'}');
+    Bytes::from(body)
+}
+
 fn render_http(error: &AuthError, realm: &str) -> Response<Bytes> {
-    let body = serde_json::json!({
-        "error": error.code(),
-        "error_description": error.description(),
-    });
-    let mut response = Response::new(Bytes::from(body.to_string()));
+    let mut response = Response::new(json_body(error));
     *response.status_mut() = error.status();
     let headers = response.headers_mut();
     headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
@@ -351,6 +370,20 @@ mod tests {
         let response = DefaultRenderer::new("r").render(&AuthError::missing_credentials(), Protocol::Http);
         assert_eq!(response.status(), 401);
         assert_eq!(response.headers()[WWW_AUTHENTICATE], "Bearer realm=\"r\"");
+    }
+
+    #[test]
+    fn bodies_and_challenges_stay_well_formed_for_any_description() {
+        let tricky = AuthError::invalid_token("quote \" backslash \\ newline \n é");
+        let response = DefaultRenderer::new("my \"realm\"").render(&tricky, Protocol::Http);
+        let body: serde_json::Value = serde_json::from_slice(response.body()).unwrap();
+        assert_eq!(body["error"], "invalid_token");
+        assert_eq!(body["error_description"], "quote \" backslash \\ newline \n é");
+        let challenge = response.headers()[WWW_AUTHENTICATE].to_str().unwrap();
+        assert_eq!(
+            challenge,
+            "Bearer realm=\"my ?realm?\", error=\"invalid_token\", error_description=\"quote ? backslash ? newline ? ?\""
+        );
     }
 
     #[test]
