@@ -566,9 +566,34 @@ async fn cached_tokens_never_outlive_exp() {
     let idp = TestIdp::start().await;
     let app = app(idp.auth_builder().leeway(Duration::ZERO).build().unwrap());
     let token = idp.token().expires_in(Duration::from_secs(2)).sign();
+    // Twice: tokens enter the cache on their second verification.
+    assert_eq!(common::get(&app, "/me", Some(&token)).await.status, 200);
     assert_eq!(common::get(&app, "/me", Some(&token)).await.status, 200);
     tokio::time::sleep(Duration::from_millis(3100)).await;
     assert_invalid_token(&common::get(&app, "/me", Some(&token)).await, "expired while cached");
+}
+
+#[tokio::test]
+async fn one_time_tokens_never_fill_the_cache_and_a_hot_token_gets_in_on_second_sight() {
+    let idp = TestIdp::start().await;
+    let layer = idp.auth_builder().token_cache(50).build().unwrap();
+    let auth = layer.authenticator().clone();
+    let app = app(layer);
+    // 200 one-time tokens (a new jti each): verified, never cached.
+    for i in 0..200 {
+        let token = idp.token().claim("jti", format!("once-{i}")).sign();
+        assert_eq!(common::get(&app, "/me", Some(&token)).await.status, 200);
+    }
+    assert_eq!(auth.cached_tokens(), 0, "one-time tokens pay no insert");
+    // A hot token: verified on its first and second request, cached on the
+    // second, served from the cache from the third on.
+    let hot = idp.token().sub("hot").sign();
+    assert_eq!(common::get(&app, "/me", Some(&hot)).await.status, 200);
+    assert_eq!(auth.cached_tokens(), 0);
+    assert_eq!(common::get(&app, "/me", Some(&hot)).await.status, 200);
+    assert_eq!(auth.cached_tokens(), 1);
+    assert_eq!(common::get(&app, "/me", Some(&hot)).await.status, 200);
+    assert_eq!(auth.cached_tokens(), 1);
 }
 
 #[tokio::test]
@@ -579,9 +604,12 @@ async fn the_token_cache_stays_bounded_and_can_be_turned_off() {
     let app = app(bounded);
     for i in 0..300 {
         let token = idp.token().sub(&format!("user-{i}")).sign();
+        // Twice each, so every one is admitted and the bound is what holds.
+        assert_eq!(common::get(&app, "/me", Some(&token)).await.status, 200);
         assert_eq!(common::get(&app, "/me", Some(&token)).await.status, 200);
     }
     assert!(auth.cached_tokens() <= 50, "{} cached", auth.cached_tokens());
+    assert!(auth.cached_tokens() > 0, "repeated tokens are cached");
     // Rejected tokens (unknown kids, bad signatures) are never cached.
     let before = auth.cached_tokens();
     for i in 0..200 {

@@ -456,7 +456,9 @@ impl JwksAuthBuilder {
 
     /// How many verified tokens to remember (default 10 000; 0 turns the
     /// cache off). A cached token skips signature verification until its
-    /// `exp`, or until its key leaves the key set.
+    /// `exp`, or until its key leaves the key set. Tokens are admitted on
+    /// their second verification, so one-time tokens never cost an insert
+    /// and a repeated token is served from the cache from its third request.
     pub fn token_cache(mut self, capacity: u64) -> Self {
         self.token_cache = capacity;
         self
