@@ -43,6 +43,17 @@ fn protected(layer: JwksAuthLayer) -> Router {
     router().layer(layer)
 }
 
+/// A single-threaded runtime (the benches drive one request at a time) and
+/// a test provider on it.
+fn runtime_and_provider() -> (tokio::runtime::Runtime, TestIdp) {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let idp = runtime.block_on(TestIdp::start());
+    (runtime, idp)
+}
+
 fn bare_decode(idp: &TestIdp, alg: Algorithm, token: &str) -> impl Fn() {
     let kid = jsonwebtoken::decode_header(token).unwrap().kid.unwrap();
     let jwks = idp.jwks();
@@ -66,11 +77,7 @@ fn bare_decode(idp: &TestIdp, alg: Algorithm, token: &str) -> impl Fn() {
 }
 
 fn bench(c: &mut Criterion) {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    let idp = runtime.block_on(TestIdp::start());
+    let (runtime, idp) = runtime_and_provider();
     let plain = router();
     let cached = runtime.block_on(async { protected(idp.auth_builder().build().unwrap()) });
     let uncached = runtime.block_on(async { protected(idp.auth_builder().token_cache(0).build().unwrap()) });
@@ -110,11 +117,7 @@ fn bench(c: &mut Criterion) {
 /// Fresh RS256 tokens: each iteration verifies a token the layer has never
 /// seen. Tokens are minted outside the timed loop.
 fn fresh(c: &mut Criterion) {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    let idp = runtime.block_on(TestIdp::start());
+    let (runtime, idp) = runtime_and_provider();
     let cached = runtime.block_on(async { protected(idp.auth_builder().build().unwrap()) });
     let uncached = runtime.block_on(async { protected(idp.auth_builder().token_cache(0).build().unwrap()) });
     // Warm the key sets.
@@ -156,11 +159,7 @@ fn fresh(c: &mut Criterion) {
 
 /// Rejections that must stay cheap: garbage and an unknown `kid`.
 fn rejections(c: &mut Criterion) {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    let idp = runtime.block_on(TestIdp::start());
+    let (runtime, idp) = runtime_and_provider();
     let plain = router();
     let app = runtime.block_on(async { protected(idp.auth_builder().build().unwrap()) });
     let unknown_kid = idp.token().kid("no-such-key").sign();
@@ -201,11 +200,7 @@ fn rss_bytes() -> Option<u64> {
 /// each used twice so it is admitted
 /// (the default capacity; ES256 so minting is quick, the principal is the same).
 fn memory_per_token(_c: &mut Criterion) {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    let idp = runtime.block_on(TestIdp::start());
+    let (runtime, idp) = runtime_and_provider();
     let layer = runtime.block_on(async { idp.auth_builder().build().unwrap() });
     let keys = layer.authenticator().clone();
     let app = protected(layer);

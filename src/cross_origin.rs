@@ -50,14 +50,15 @@ impl CrossOriginLayer {
             setting: "allow_origin",
             reason: format!("{origin:?}: {reason}"),
         };
-        let url = url_like(origin).ok_or_else(|| invalid("expected scheme://host[:port]"))?;
+        let url = normalized_origin(origin).ok_or_else(|| invalid("expected scheme://host[:port]"))?;
         Arc::make_mut(&mut self.allowed).push(url);
         Ok(self)
     }
 }
 
-/// `scheme://host[:port]`, lowercased, if `origin` has exactly that shape.
-fn url_like(origin: &str) -> Option<String> {
+/// `scheme://host[:port]`, lowercased, if `origin` has exactly that shape
+/// (also the dev server's CORS origins).
+pub(crate) fn normalized_origin(origin: &str) -> Option<String> {
     let (scheme, rest) = origin.split_once("://")?;
     let valid = matches!(scheme, "http" | "https")
         && !rest.is_empty()

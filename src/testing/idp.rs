@@ -252,20 +252,15 @@ impl CorsOrigins {
         if spec == "*" {
             return Ok(CorsOrigins::Any);
         }
-        let origins: Vec<String> = spec
+        let origins = spec
             .split(',')
             .map(str::trim)
             .filter(|o| !o.is_empty())
-            .map(str::to_owned)
-            .collect();
-        for origin in &origins {
-            let shaped = origin.split_once("://").is_some_and(|(scheme, rest)| {
-                matches!(scheme, "http" | "https") && !rest.is_empty() && !rest.contains('/')
-            });
-            if !shaped || http::HeaderValue::try_from(origin.as_str()).is_err() {
-                return Err(format!("{origin:?} is not an origin (scheme://host[:port])"));
-            }
-        }
+            .map(|o| {
+                crate::cross_origin::normalized_origin(o)
+                    .ok_or_else(|| format!("{o:?} is not an origin (scheme://host[:port])"))
+            })
+            .collect::<Result<Vec<_>, _>>()?;
         if origins.is_empty() {
             return Err("no origin given (use * for any)".to_owned());
         }
