@@ -4,7 +4,7 @@ use std::any::Any;
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde_json::{Map, Value};
@@ -24,21 +24,53 @@ pub struct Principal {
     inner: Arc<Inner>,
 }
 
+// Boxed strings and slices, not `String`s and `Vec`s: principals live on in
+// the verified-token cache, where every word of every entry counts.
 #[derive(Default)]
 struct Inner {
     provider: &'static str,
-    subject: String,
-    issuer: Option<String>,
-    audiences: Vec<String>,
-    email: Option<String>,
-    name: Option<String>,
-    roles: Vec<String>,
-    groups: Vec<String>,
-    scopes: Vec<String>,
-    permissions: Vec<String>,
+    subject: Box<str>,
+    issuer: Option<Box<str>>,
+    audiences: Box<[String]>,
+    email: Option<Box<str>>,
+    name: Option<Box<str>>,
+    roles: Box<[String]>,
+    groups: Box<[String]>,
+    scopes: Box<[String]>,
+    permissions: Box<[String]>,
     expires_at: Option<SystemTime>,
-    claims: Arc<Value>,
+    claims: Claims,
     attachment: Option<Arc<dyn Any + Send + Sync>>,
+}
+
+/// How a principal holds its raw claims.
+#[derive(Clone)]
+enum Claims {
+    /// Parsed, shared with the principals derived from this one.
+    Parsed(Arc<Value>),
+    /// Compact JSON text, parsed on the first read that needs a `Value`.
+    /// What the verified-token cache keeps: a parsed map costs several
+    /// times the text (a B-tree node alone is over 600 bytes).
+    Text { json: Box<str>, parsed: OnceLock<Value> },
+}
+
+impl Default for Claims {
+    fn default() -> Self {
+        Claims::Parsed(Arc::new(Value::Object(Map::new())))
+    }
+}
+
+impl Claims {
+    fn value(&self) -> &Value {
+        match self {
+            Claims::Parsed(value) => value,
+            // The text was written from a parsed object, so it parses back;
+            // an empty object stands in should that ever fail.
+            Claims::Text { json, parsed } => {
+                parsed.get_or_init(|| serde_json::from_str(json).unwrap_or_else(|_| Value::Object(Map::new())))
+            }
+        }
+    }
 }
 
 impl Principal {
@@ -48,8 +80,7 @@ impl Principal {
         PrincipalBuilder {
             inner: Inner {
                 provider,
-                subject: subject.into(),
-                claims: Arc::new(Value::Object(Map::new())),
+                subject: subject.into().into_boxed_str(),
                 ..Inner::default()
             },
         }
@@ -101,7 +132,7 @@ impl Principal {
     }
     /// The verified raw claims, a JSON object.
     pub fn claims(&self) -> &Value {
-        &self.inner.claims
+        self.inner.claims.value()
     }
     /// Provider-specific data the authenticator attached (e.g. the proxy
     /// user's session), by type.
@@ -110,7 +141,7 @@ impl Principal {
     }
     /// One raw claim.
     pub fn claim(&self, name: &str) -> Option<&Value> {
-        self.inner.claims.get(name)
+        self.claims().get(name)
     }
     /// Whether the principal has `role`.
     pub fn has_role(&self, role: &str) -> bool {
@@ -132,15 +163,31 @@ impl Principal {
     /// `invalid_token` failure naming the missing or mistyped claim (never
     /// its value), e.g. ``token claims do not fit: missing field `tenant` ``.
     pub fn claims_as<T: serde::de::DeserializeOwned>(&self) -> Result<T, AuthError> {
-        serde_path_to_error::deserialize(&*self.inner.claims).map_err(|error| {
-            let reason = claims_mismatch(error.path().to_string(), &error.inner().to_string());
+        let fitted = match &self.inner.claims {
+            // Straight from the text: no parsed copy is kept for this.
+            Claims::Text { json, parsed } if parsed.get().is_none() => {
+                serde_path_to_error::deserialize(&mut serde_json::Deserializer::from_str(json)).map_err(|error| {
+                    // The same message as from a parsed value: without the text position.
+                    let inner = error.inner();
+                    let message = inner.to_string();
+                    let position = format!(" at line {} column {}", inner.line(), inner.column());
+                    claims_mismatch(
+                        error.path().to_string(),
+                        message.strip_suffix(&position).unwrap_or(&message),
+                    )
+                })
+            }
+            claims => serde_path_to_error::deserialize(claims.value())
+                .map_err(|error| claims_mismatch(error.path().to_string(), &error.inner().to_string())),
+        };
+        fitted.map_err(|reason| {
             tracing::info!(subject = %self.subject(), %reason, "token claims do not fit the requested type");
             AuthError::invalid_token(format!("token claims do not fit: {reason}"))
         })
     }
     /// A copy of this principal with `roles` replacing its roles.
     pub fn with_roles(&self, roles: Vec<String>) -> Principal {
-        self.derive(|inner| inner.roles = roles)
+        self.derive(|inner| inner.roles = roles.into_boxed_slice())
     }
 
     /// A copy of this principal carrying `data` as its attachment.
@@ -161,12 +208,28 @@ impl Principal {
             groups: inner.groups.clone(),
             scopes: inner.scopes.clone(),
             permissions: inner.permissions.clone(),
-            claims: Arc::clone(&inner.claims),
+            claims: inner.claims.clone(),
             attachment: inner.attachment.clone(),
             ..**inner
         };
         change(&mut copy);
         Principal { inner: Arc::new(copy) }
+    }
+
+    /// A copy that holds its claims as compact JSON text, for long-lived
+    /// caches: readers see the same claims, parsed again on first use.
+    #[cfg(feature = "jwks")]
+    pub(crate) fn compact(&self) -> Principal {
+        let json = match &self.inner.claims {
+            Claims::Text { json, .. } => json.clone(),
+            Claims::Parsed(value) => value.to_string().into_boxed_str(),
+        };
+        self.derive(|inner| {
+            inner.claims = Claims::Text {
+                json,
+                parsed: OnceLock::new(),
+            }
+        })
     }
 }
 
@@ -193,47 +256,47 @@ pub struct PrincipalBuilder {
 impl PrincipalBuilder {
     /// Replaces the subject.
     pub fn subject(mut self, subject: impl Into<String>) -> Self {
-        self.inner.subject = subject.into();
+        self.inner.subject = subject.into().into_boxed_str();
         self
     }
     /// Sets the issuer.
     pub fn issuer(mut self, issuer: impl Into<String>) -> Self {
-        self.inner.issuer = Some(issuer.into());
+        self.inner.issuer = Some(issuer.into().into_boxed_str());
         self
     }
     /// Sets the audiences.
     pub fn audiences(mut self, audiences: Vec<String>) -> Self {
-        self.inner.audiences = audiences;
+        self.inner.audiences = audiences.into_boxed_slice();
         self
     }
     /// Sets the email.
     pub fn email(mut self, email: impl Into<String>) -> Self {
-        self.inner.email = Some(email.into());
+        self.inner.email = Some(email.into().into_boxed_str());
         self
     }
     /// Sets the display name.
     pub fn name(mut self, name: impl Into<String>) -> Self {
-        self.inner.name = Some(name.into());
+        self.inner.name = Some(name.into().into_boxed_str());
         self
     }
     /// Sets the roles.
     pub fn roles(mut self, roles: Vec<String>) -> Self {
-        self.inner.roles = roles;
+        self.inner.roles = roles.into_boxed_slice();
         self
     }
     /// Sets the groups.
     pub fn groups(mut self, groups: Vec<String>) -> Self {
-        self.inner.groups = groups;
+        self.inner.groups = groups.into_boxed_slice();
         self
     }
     /// Sets the scopes.
     pub fn scopes(mut self, scopes: Vec<String>) -> Self {
-        self.inner.scopes = scopes;
+        self.inner.scopes = scopes.into_boxed_slice();
         self
     }
     /// Sets the permissions.
     pub fn permissions(mut self, permissions: Vec<String>) -> Self {
-        self.inner.permissions = permissions;
+        self.inner.permissions = permissions.into_boxed_slice();
         self
     }
     /// Sets the expiry.
@@ -243,7 +306,7 @@ impl PrincipalBuilder {
     }
     /// Sets the raw claims (a JSON object).
     pub fn claims(mut self, claims: RawClaims) -> Self {
-        self.inner.claims = Arc::new(Value::Object(claims));
+        self.inner.claims = Claims::Parsed(Arc::new(Value::Object(claims)));
         self
     }
     /// Attaches provider-specific data, read back with [`Principal::attachment`].
@@ -461,5 +524,28 @@ mod claims_tests {
         );
         assert!(!mistyped.description().contains("secret-ish"));
         assert_eq!(mistyped.status(), http::StatusCode::UNAUTHORIZED);
+    }
+
+    /// The compact copy the token cache keeps reads exactly like the original.
+    #[cfg(feature = "jwks")]
+    #[test]
+    fn a_compact_principal_reads_like_the_original() {
+        let claims = serde_json::json!({"tenant": "acme", "seats": 3, "nested": {"a": [1, "b"]}});
+        let original = with_claims(claims.clone());
+        let compact = original.compact();
+        assert_eq!(compact.subject(), "alice");
+        // Typed reads straight from the text, before anything parsed it.
+        assert_eq!(compact.claims_as::<Tenant>().unwrap().tenant, "acme");
+        let mistyped = with_claims(serde_json::json!({"tenant": "acme", "seats": "secret-ish"})).compact();
+        assert_eq!(
+            mistyped.claims_as::<Tenant>().unwrap_err().description(),
+            "token claims do not fit: `seats`: wrong type or value, expected u32"
+        );
+        assert_eq!(compact.claims(), &claims);
+        assert_eq!(compact.claim("seats"), Some(&serde_json::json!(3)));
+        // Parsed once, then the typed read uses the parsed form.
+        assert_eq!(compact.claims_as::<Tenant>().unwrap().seats, 3);
+        assert_eq!(compact.compact().claims(), &claims);
+        assert_eq!(compact.with_roles(vec!["r".into()]).claims(), &claims);
     }
 }

@@ -596,6 +596,71 @@ async fn one_time_tokens_never_fill_the_cache_and_a_hot_token_gets_in_on_second_
     assert_eq!(auth.cached_tokens(), 1);
 }
 
+/// Counts full verifications: the resolver runs once per verification,
+/// never on a cache hit.
+#[derive(Clone, Default)]
+struct CountingResolver(Arc<AtomicUsize>);
+
+impl tower_authkit::RoleResolver for CountingResolver {
+    fn resolve<'a>(
+        &'a self,
+        principal: &'a Principal,
+    ) -> tower_authkit::BoxFuture<'a, Result<Vec<String>, tower_authkit::AuthError>> {
+        self.0.fetch_add(1, Ordering::SeqCst);
+        Box::pin(async move { Ok(principal.roles().to_vec()) })
+    }
+}
+
+#[tokio::test]
+async fn a_hot_token_is_served_from_a_full_cache_from_its_third_request() {
+    let idp = TestIdp::start().await;
+    let verifications = CountingResolver::default();
+    let layer = idp
+        .auth_builder()
+        .token_cache(64)
+        .role_resolver(verifications.clone())
+        .build()
+        .unwrap();
+    let auth = layer.authenticator().clone();
+    let app = app(layer);
+    // Fill the cache well past its capacity with tokens each seen twice
+    // (admitted, then never used again), and one-time tokens in between.
+    for i in 0..300 {
+        let twice = idp.token().sub(&format!("twice-{i}")).sign();
+        assert_eq!(common::get(&app, "/me", Some(&twice)).await.status, 200);
+        assert_eq!(common::get(&app, "/me", Some(&twice)).await.status, 200);
+        let once = idp.token().sub(&format!("once-{i}")).sign();
+        assert_eq!(common::get(&app, "/me", Some(&once)).await.status, 200);
+    }
+    assert!(
+        auth.cached_tokens() >= 32,
+        "the cache is full: {}",
+        auth.cached_tokens()
+    );
+    let hot = idp.token().sub("hot").sign();
+    let before = verifications.0.load(Ordering::SeqCst);
+    for _ in 0..20 {
+        assert_eq!(common::get(&app, "/me", Some(&hot)).await.status, 200);
+    }
+    assert_eq!(
+        verifications.0.load(Ordering::SeqCst) - before,
+        2,
+        "verified on the first and second request only"
+    );
+    // And it stays while the flood of twice-seen tokens goes on.
+    for i in 0..300 {
+        let twice = idp.token().sub(&format!("later-{i}")).sign();
+        assert_eq!(common::get(&app, "/me", Some(&twice)).await.status, 200);
+        assert_eq!(common::get(&app, "/me", Some(&twice)).await.status, 200);
+        assert_eq!(common::get(&app, "/me", Some(&hot)).await.status, 200);
+    }
+    assert_eq!(
+        verifications.0.load(Ordering::SeqCst) - before,
+        2 + 2 * 300,
+        "the hot token was never verified again"
+    );
+}
+
 #[tokio::test]
 async fn the_token_cache_stays_bounded_and_can_be_turned_off() {
     let idp = TestIdp::start().await;

@@ -6,7 +6,7 @@ use std::time::Duration;
 use super::algorithm::{Algorithm, AlgorithmSet};
 use super::jwk::VerifyingKey;
 use super::keys::{CachePolicy, KeyAnswer, KeyStore};
-use super::token_cache::TokenCache;
+use super::token_cache::{TokenCache, TokenDigest};
 use super::verify::{self, ClaimRules, Jws};
 use crate::error::ConfigError;
 use crate::layer::{AuthFuture, AuthLayer, Authentication, Authenticator, RequestHead};
@@ -78,17 +78,22 @@ impl Inner {
     }
 
     /// Verifies, maps and resolves roles, then caches the outcome.
-    async fn verify_with(&self, token: &str, key: Arc<VerifyingKey>) -> Result<Principal, AuthError> {
+    async fn verify_with(
+        &self,
+        token: &str,
+        digest: Option<TokenDigest>,
+        key: Arc<VerifyingKey>,
+    ) -> Result<Principal, AuthError> {
         let jws = verify::parse(token, self.allowed)?;
         let principal = self.verify_and_map(&jws, &key)?;
         let principal = self.resolve(principal).await?;
-        self.remember(token, &principal, key);
+        self.remember(digest, &principal, key);
         Ok(principal)
     }
 
-    fn remember(&self, token: &str, principal: &Principal, key: Arc<VerifyingKey>) {
-        if let Some(tokens) = &self.tokens {
-            tokens.insert(token, principal, key, self.leeway);
+    fn remember(&self, digest: Option<TokenDigest>, principal: &Principal, key: Arc<VerifyingKey>) {
+        if let (Some(tokens), Some(digest)) = (&self.tokens, digest) {
+            tokens.insert(digest, principal, key, self.leeway);
         }
     }
 
@@ -173,7 +178,11 @@ impl JwksAuthenticator {
     pub(crate) fn verify_credential(&self, credential: Credential) -> Authentication<AuthFuture> {
         let inner = &self.inner;
         let token = credential.expose();
-        if let Some(principal) = inner.tokens.as_ref().and_then(|cache| cache.get(token, &inner.store)) {
+        // One digest per request serves the lookup and a later insert.
+        let digest = inner.tokens.as_ref().map(|cache| cache.digest(token));
+        if let (Some(cache), Some(digest)) = (&inner.tokens, digest)
+            && let Some(principal) = cache.get(digest, &inner.store)
+        {
             return Authentication::Ready(Ok(principal));
         }
         let jws = match verify::parse(token, inner.allowed) {
@@ -185,21 +194,21 @@ impl JwksAuthenticator {
             KeyAnswer::Ready(Ok(key)) if inner.resolver.is_none() => {
                 let principal = inner.verify_and_map(&jws, &key);
                 if let Ok(principal) = &principal {
-                    inner.remember(token, principal, key);
+                    inner.remember(digest, principal, key);
                 }
                 Authentication::Ready(principal)
             }
             KeyAnswer::Ready(Ok(key)) => {
                 let inner = Arc::clone(inner);
                 Authentication::Pending(AuthFuture::new(async move {
-                    inner.verify_with(credential.expose(), key).await
+                    inner.verify_with(credential.expose(), digest, key).await
                 }))
             }
             KeyAnswer::Wait(key) => {
                 let inner = Arc::clone(inner);
                 Authentication::Pending(AuthFuture::new(async move {
                     let key = key.await?;
-                    inner.verify_with(credential.expose(), key).await
+                    inner.verify_with(credential.expose(), digest, key).await
                 }))
             }
         }
