@@ -47,7 +47,7 @@ pub use error::ConfigError;
 #[cfg(feature = "axum")]
 pub use extract::{AuthRejection, Authorized, Claims};
 #[cfg(feature = "jwks")]
-pub use jwt::{Algorithm, JwksAuthBuilder, JwksAuthLayer, JwksAuthenticator};
+pub use jwt::{Algorithm, IssuerSetBuilder, JwksAuthBuilder, JwksAuthLayer, JwksAuthenticator, TenantIssuers};
 pub use layer::{
     AuthFuture, AuthLayer, AuthService, Authentication, Authenticator, Mode, RecordedRejection, RequestHead,
 };

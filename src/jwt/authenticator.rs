@@ -4,6 +4,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::algorithm::{Algorithm, AlgorithmSet};
+use super::issuers::Issuers;
 use super::jwk::VerifyingKey;
 use super::keys::{CachePolicy, KeyAnswer, KeyStore};
 use super::token_cache::{TokenCache, TokenDigest};
@@ -19,16 +20,25 @@ use crate::upstream::{Backoff, Endpoint, FetchPolicy, Fetcher, check_issuer_url,
 /// provider's keys. Build it with [`JwksAuthLayer::builder`].
 pub type JwksAuthLayer = AuthLayer<JwksAuthenticator>;
 
-/// Verifies JWTs against a JWKS. Cheap to clone.
+/// Verifies JWTs against a JWKS, for one issuer or a set of them. Cheap to
+/// clone.
 #[derive(Clone)]
 pub struct JwksAuthenticator {
-    inner: Arc<Inner>,
+    inner: Arc<Shared>,
 }
 
-struct Inner {
-    store: Arc<KeyStore>,
+/// What every issuer of one layer shares: the verified-token cache, and
+/// the table that routes a token to its issuer.
+struct Shared {
     /// `None` when turned off.
     tokens: Option<TokenCache>,
+    issuers: Issuers,
+}
+
+/// One trusted issuer: its key set, claim rules and mapping. Keys of one
+/// issuer never verify another's tokens.
+pub(crate) struct Issuer {
+    pub(crate) store: Arc<KeyStore>,
     leeway: Duration,
     rules: ClaimRules,
     allowed: AlgorithmSet,
@@ -61,13 +71,26 @@ impl ClaimsProfile for OidcProfile {
 impl std::fmt::Debug for JwksAuthenticator {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("JwksAuthenticator")
-            .field("issuer", &self.inner.rules.issuer)
-            .field("audiences", &self.inner.rules.audiences)
+            .field("issuers", &self.inner.issuers)
             .finish_non_exhaustive()
     }
 }
 
-impl Inner {
+impl std::fmt::Debug for Issuer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Issuer")
+            .field("issuer", &self.rules.issuer)
+            .field("audiences", &self.rules.audiences)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Issuer {
+    /// The `iss` this issuer's tokens carry.
+    pub(crate) fn name(&self) -> &str {
+        &self.rules.issuer
+    }
+
     /// Signature, then claims, then the principal. Runs once per token.
     fn verify_and_map(&self, jws: &Jws<'_>, key: &VerifyingKey) -> Result<Principal, AuthError> {
         jws.verify_signature(key)?;
@@ -77,26 +100,6 @@ impl Inner {
         Ok(self.profile.principal(claims, &self.rules.audiences))
     }
 
-    /// Verifies, maps and resolves roles, then caches the outcome.
-    async fn verify_with(
-        &self,
-        token: &str,
-        digest: Option<TokenDigest>,
-        key: Arc<VerifyingKey>,
-    ) -> Result<Principal, AuthError> {
-        let jws = verify::parse(token, self.allowed)?;
-        let principal = self.verify_and_map(&jws, &key)?;
-        let principal = self.resolve(principal).await?;
-        self.remember(digest, &principal, key);
-        Ok(principal)
-    }
-
-    fn remember(&self, digest: Option<TokenDigest>, principal: &Principal, key: Arc<VerifyingKey>) {
-        if let (Some(tokens), Some(digest)) = (&self.tokens, digest) {
-            tokens.insert(digest, principal, key, self.leeway);
-        }
-    }
-
     async fn resolve(&self, principal: Principal) -> Result<Principal, AuthError> {
         match &self.resolver {
             None => Ok(principal),
@@ -104,6 +107,29 @@ impl Inner {
                 let roles = resolver.resolve(&principal).await?;
                 Ok(principal.with_roles(roles))
             }
+        }
+    }
+}
+
+impl Shared {
+    /// Verifies, maps and resolves roles, then caches the outcome.
+    async fn verify_with(
+        &self,
+        issuer: &Arc<Issuer>,
+        token: &str,
+        digest: Option<TokenDigest>,
+        key: Arc<VerifyingKey>,
+    ) -> Result<Principal, AuthError> {
+        let jws = verify::parse(token, issuer.allowed)?;
+        let principal = issuer.verify_and_map(&jws, &key)?;
+        let principal = issuer.resolve(principal).await?;
+        self.remember(digest, &principal, issuer, key);
+        Ok(principal)
+    }
+
+    fn remember(&self, digest: Option<TokenDigest>, principal: &Principal, issuer: &Issuer, key: Arc<VerifyingKey>) {
+        if let (Some(tokens), Some(digest)) = (&self.tokens, digest) {
+            tokens.insert(digest, principal, &issuer.store, key, issuer.leeway);
         }
     }
 }
@@ -137,14 +163,16 @@ impl std::fmt::Display for KeysNotReady {
 impl std::error::Error for KeysNotReady {}
 
 impl JwksAuthenticator {
-    /// Whether signing keys are loaded and usable: a cheap check for
-    /// readiness probes (no I/O).
+    /// Whether signing keys are loaded and usable, for every issuer
+    /// configured by name (issuers found by a tenant pattern are not
+    /// counted): a cheap check for readiness probes (no I/O).
     pub fn is_ready(&self) -> bool {
-        self.inner.store.is_ready()
+        self.inner.issuers.fixed().all(|issuer| issuer.store.is_ready())
     }
 
-    /// Waits until signing keys are loaded (fetching them if no fetch is
-    /// running), or fails with the fetch's real error. For start-up:
+    /// Waits until signing keys are loaded for every issuer configured by
+    /// name (fetching them if no fetch is running), or fails with the first
+    /// failing fetch's real error. For start-up:
     ///
     /// ```no_run
     /// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
@@ -156,10 +184,14 @@ impl JwksAuthenticator {
     /// # Ok(()) }
     /// ```
     pub async fn ready(&self) -> Result<(), KeysNotReady> {
-        self.inner.store.ready().await.map_err(|error| KeysNotReady {
-            source: self.inner.store.source(),
-            cause: error.to_string(),
-        })
+        let fixed: Vec<Arc<Issuer>> = self.inner.issuers.fixed().cloned().collect();
+        for issuer in fixed {
+            issuer.store.ready().await.map_err(|error| KeysNotReady {
+                source: issuer.store.source(),
+                cause: error.to_string(),
+            })?;
+        }
+        Ok(())
     }
 
     /// Verifies a token outside the request pipeline (a job, a WebSocket
@@ -170,45 +202,56 @@ impl JwksAuthenticator {
             .await
     }
 
+    /// How many issuers this authenticator holds now: those configured by
+    /// name plus those tenant patterns created (each pattern keeps at most
+    /// its `max_issuers`).
+    pub fn issuer_count(&self) -> usize {
+        self.inner.issuers.count()
+    }
+
     /// How many verified tokens are cached (0 when the cache is off).
     pub fn cached_tokens(&self) -> u64 {
         self.inner.tokens.as_ref().map_or(0, TokenCache::len)
     }
 
     pub(crate) fn verify_credential(&self, credential: Credential) -> Authentication<AuthFuture> {
-        let inner = &self.inner;
+        let shared = &self.inner;
         let token = credential.expose();
         // One digest per request serves the lookup and a later insert.
-        let digest = inner.tokens.as_ref().map(|cache| cache.digest(token));
-        if let (Some(cache), Some(digest)) = (&inner.tokens, digest)
-            && let Some(principal) = cache.get(digest, &inner.store)
+        let digest = shared.tokens.as_ref().map(|cache| cache.digest(token));
+        if let (Some(cache), Some(digest)) = (&shared.tokens, digest)
+            && let Some(principal) = cache.get(digest)
         {
             return Authentication::Ready(Ok(principal));
         }
-        let jws = match verify::parse(token, inner.allowed) {
+        let issuer = match shared.issuers.route(token) {
+            Ok(issuer) => issuer,
+            Err(error) => return Authentication::Ready(Err(error)),
+        };
+        let jws = match verify::parse(token, issuer.allowed) {
             Ok(jws) => jws,
             Err(error) => return Authentication::Ready(Err(error)),
         };
-        match inner.store.key_for(jws.kid.as_deref(), jws.alg) {
+        match issuer.store.key_for(jws.kid.as_deref(), jws.alg) {
             KeyAnswer::Ready(Err(error)) => Authentication::Ready(Err(error)),
-            KeyAnswer::Ready(Ok(key)) if inner.resolver.is_none() => {
-                let principal = inner.verify_and_map(&jws, &key);
+            KeyAnswer::Ready(Ok(key)) if issuer.resolver.is_none() => {
+                let principal = issuer.verify_and_map(&jws, &key);
                 if let Ok(principal) = &principal {
-                    inner.remember(digest, principal, key);
+                    shared.remember(digest, principal, &issuer, key);
                 }
                 Authentication::Ready(principal)
             }
             KeyAnswer::Ready(Ok(key)) => {
-                let inner = Arc::clone(inner);
+                let shared = Arc::clone(shared);
                 Authentication::Pending(AuthFuture::new(async move {
-                    inner.verify_with(credential.expose(), digest, key).await
+                    shared.verify_with(&issuer, credential.expose(), digest, key).await
                 }))
             }
             KeyAnswer::Wait(key) => {
-                let inner = Arc::clone(inner);
+                let shared = Arc::clone(shared);
                 Authentication::Pending(AuthFuture::new(async move {
                     let key = key.await?;
-                    inner.verify_with(credential.expose(), digest, key).await
+                    shared.verify_with(&issuer, credential.expose(), digest, key).await
                 }))
             }
         }
@@ -322,7 +365,9 @@ pub struct JwksAuthBuilder {
     resolver: Option<Arc<dyn RoleResolver>>,
     prefetch: bool,
     profile: Option<Arc<dyn ClaimsProfile>>,
-    token_cache: u64,
+    /// `None`: the default, and what members of an issuer set must leave
+    /// (the set has one cache).
+    token_cache: Option<u64>,
 }
 
 impl Default for JwksAuthBuilder {
@@ -339,7 +384,7 @@ impl Default for JwksAuthBuilder {
             resolver: None,
             prefetch: true,
             profile: None,
-            token_cache: 10_000,
+            token_cache: None,
         }
     }
 }
@@ -467,9 +512,14 @@ impl JwksAuthBuilder {
     /// cache off). A cached token skips signature verification until its
     /// `exp`, or until its key leaves the key set. Tokens are admitted on
     /// their second verification, so one-time tokens never cost an insert
-    /// and a repeated token is served from the cache from its third request.
+    /// and a repeated token is served from the cache from its third request,
+    /// even when the cache is full. An entry is keyed by a keyed 128-bit
+    /// digest of the token and holds a compact copy of the principal: about
+    /// 0.7 KiB for a typical access token (twice that once a handler has
+    /// read its raw claims through `claims()` / `claim()`; `claims_as`
+    /// keeps no parsed copy), so the default costs about 7 MiB when full.
     pub fn token_cache(mut self, capacity: u64) -> Self {
-        self.token_cache = capacity;
+        self.token_cache = Some(capacity);
         self
     }
 
@@ -494,6 +544,30 @@ impl JwksAuthBuilder {
     }
 
     pub(crate) fn build_authenticator(self) -> Result<JwksAuthenticator, ConfigError> {
+        let capacity = self.token_cache.unwrap_or(DEFAULT_TOKEN_CACHE);
+        let issuer = self.build_issuer(None)?;
+        Ok(JwksAuthenticator::new(capacity, Issuers::One(Arc::new(issuer))))
+    }
+
+    /// Whether `token_cache` was set (members of a set must not).
+    pub(crate) fn sets_token_cache(&self) -> bool {
+        self.token_cache.is_some()
+    }
+
+    /// Whether an issuer was set (a tenant pattern fills it in per tenant).
+    pub(crate) fn has_issuer(&self) -> bool {
+        self.issuer.is_some()
+    }
+
+    /// The HTTP client this configuration would use, to share among the
+    /// issuers a tenant pattern creates.
+    pub(crate) fn fetcher(&self) -> Result<Fetcher, ConfigError> {
+        Fetcher::new(self.fetch.clone())
+    }
+
+    /// Checks the configuration and builds one issuer; `fetcher` is shared
+    /// when given.
+    pub(crate) fn build_issuer(self, fetcher: Option<Fetcher>) -> Result<Issuer, ConfigError> {
         crate::crypto::ensure_provider()?;
         if self.leeway > MAX_LEEWAY {
             return Err(ConfigError::Invalid {
@@ -533,7 +607,10 @@ impl JwksAuthBuilder {
                 Endpoint::discovered(issuer.clone(), "jwks_uri", Backoff::default())
             }
         };
-        let fetcher = Fetcher::new(self.fetch)?;
+        let fetcher = match fetcher {
+            Some(fetcher) => fetcher,
+            None => Fetcher::new(self.fetch)?,
+        };
         let store = Arc::new(KeyStore::new(source, fetcher, allowed, self.cache));
         if self.prefetch {
             store.prefetch();
@@ -543,21 +620,32 @@ impl JwksAuthBuilder {
         } else {
             self.audiences
         };
-        Ok(JwksAuthenticator {
-            inner: Arc::new(Inner {
-                store,
-                tokens: (self.token_cache > 0).then(|| TokenCache::new(self.token_cache)),
-                leeway: self.leeway,
-                rules: ClaimRules {
-                    issuer,
-                    audiences,
-                    leeway_secs: self.leeway.as_secs_f64(),
-                },
-                allowed,
-                profile: self.profile.unwrap_or_else(|| Arc::new(OidcProfile)),
-                resolver: self.resolver,
-            }),
+        Ok(Issuer {
+            store,
+            leeway: self.leeway,
+            rules: ClaimRules {
+                issuer,
+                audiences,
+                leeway_secs: self.leeway.as_secs_f64(),
+            },
+            allowed,
+            profile: self.profile.unwrap_or_else(|| Arc::new(OidcProfile)),
+            resolver: self.resolver,
         })
+    }
+}
+
+/// The verified-token cache's default capacity.
+pub(crate) const DEFAULT_TOKEN_CACHE: u64 = 10_000;
+
+impl JwksAuthenticator {
+    pub(crate) fn new(token_cache: u64, issuers: Issuers) -> Self {
+        JwksAuthenticator {
+            inner: Arc::new(Shared {
+                tokens: (token_cache > 0).then(|| TokenCache::new(token_cache)),
+                issuers,
+            }),
+        }
     }
 }
 

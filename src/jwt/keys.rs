@@ -170,6 +170,16 @@ impl KeyStore {
             .is_some_and(|snapshot| self.usable(snapshot, Instant::now()))
     }
 
+    /// Whether the keys were never loaded and the last fetch failed, with
+    /// none running: an issuer found by a tenant pattern is then forgotten.
+    pub(crate) fn failed_without_keys(&self) -> bool {
+        if self.current.load().is_some() {
+            return false;
+        }
+        let state = self.state();
+        state.inflight.is_none() && state.last_error.is_some()
+    }
+
     /// Usable keys now, or the outcome of a fetch started (or joined) for
     /// them: the real fetch error when it fails. While backing off after a
     /// failure, that failure is answered at once.

@@ -35,6 +35,7 @@
 
 mod algorithm;
 mod authenticator;
+mod issuers;
 mod jwk;
 mod keys;
 mod token_cache;
@@ -58,3 +59,4 @@ pub(crate) fn fuzz_jwks(body: &[u8]) {
     let _ = jwk::KeySet::parse(body, algorithm::Algorithm::ALL.into_iter().collect(), 0);
 }
 pub use authenticator::{JwksAuthBuilder, JwksAuthLayer, JwksAuthenticator, KeysNotReady, MAX_LEEWAY};
+pub use issuers::{IssuerSetBuilder, TenantIssuers};

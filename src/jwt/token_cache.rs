@@ -54,6 +54,8 @@ use crate::principal::Principal;
 #[derive(Clone)]
 struct Entry {
     principal: Principal,
+    /// The issuer's key set, and the key in it that verified the token.
+    store: Arc<KeyStore>,
     key: Arc<VerifyingKey>,
     /// `exp` + leeway: the last moment the token is acceptable.
     valid_until: SystemTime,
@@ -115,9 +117,9 @@ impl TokenCache {
     }
 
     /// The cached principal for the token, if it is still acceptable.
-    pub(crate) fn get(&self, digest: TokenDigest, store: &Arc<KeyStore>) -> Option<Principal> {
+    pub(crate) fn get(&self, digest: TokenDigest) -> Option<Principal> {
         let entry = self.cache.get(&digest)?;
-        if SystemTime::now() >= entry.valid_until || !store.still_trusts(&entry.key) {
+        if SystemTime::now() >= entry.valid_until || !entry.store.still_trusts(&entry.key) {
             self.cache.remove(&digest);
             return None;
         }
@@ -126,7 +128,14 @@ impl TokenCache {
 
     /// Remembers a verified token until `exp` + `leeway`, from its second
     /// verification on (the first only marks it in the doorkeeper).
-    pub(crate) fn insert(&self, digest: TokenDigest, principal: &Principal, key: Arc<VerifyingKey>, leeway: Duration) {
+    pub(crate) fn insert(
+        &self,
+        digest: TokenDigest,
+        principal: &Principal,
+        store: &Arc<KeyStore>,
+        key: Arc<VerifyingKey>,
+        leeway: Duration,
+    ) {
         let Some(expires_at) = principal.expires_at() else {
             return;
         };
@@ -135,6 +144,7 @@ impl TokenCache {
         }
         let entry = Entry {
             principal: principal.compact(),
+            store: Arc::clone(store),
             key,
             valid_until: expires_at + leeway,
         };

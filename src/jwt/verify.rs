@@ -71,6 +71,23 @@ pub(crate) fn parse(token: &str, allowed: AlgorithmSet) -> Result<Jws<'_>, AuthE
     })
 }
 
+/// The `iss` a token claims, read before anything is verified: only to
+/// choose which issuer's rules and keys verify it (whose exact-`iss` check
+/// then runs on the verified claims).
+pub(crate) fn unverified_issuer(token: &str) -> Result<String, AuthError> {
+    #[derive(Deserialize)]
+    struct Claimed {
+        #[serde(default)]
+        iss: Option<String>,
+    }
+    let payload = token.split('.').nth(1).ok_or_else(|| invalid("malformed token"))?;
+    let bytes = URL_SAFE_NO_PAD
+        .decode(payload)
+        .map_err(|_| invalid("malformed token payload"))?;
+    let claimed: Claimed = serde_json::from_slice(&bytes).map_err(|_| invalid("malformed token payload"))?;
+    claimed.iss.ok_or_else(|| invalid("token has no issuer"))
+}
+
 impl Jws<'_> {
     /// Verifies the signature with `key`, which the caller chose for `self.alg`.
     pub(crate) fn verify_signature(&self, key: &VerifyingKey) -> Result<(), AuthError> {

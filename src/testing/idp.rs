@@ -352,6 +352,7 @@ impl TestIdpBuilder {
         });
         let app = Router::new()
             .route("/.well-known/openid-configuration", get(discovery))
+            .route("/t/{tenant}/.well-known/openid-configuration", get(tenant_discovery))
             .route("/jwks", get(jwks))
             .route("/cdn-cgi/access/certs", get(cloudflare_certs))
             .route("/cdn-cgi/access/get-identity", get(cloudflare_identity))
@@ -450,7 +451,21 @@ impl TestIdp {
         self.state.jwks_fetches.load(Ordering::SeqCst)
     }
 
-    /// How many discovery requests arrived (including failed ones).
+    /// The issuer of tenant `tenant`: `{issuer}/t/{tenant}`, discovered at
+    /// `{issuer}/t/{tenant}/.well-known/openid-configuration` and sharing
+    /// the provider's key set (as Entra ID's tenants do).
+    pub fn tenant_issuer(&self, tenant: &str) -> String {
+        format!("{}/t/{tenant}", self.state.issuer)
+    }
+
+    /// The tenant issuers as a [`TenantIssuers`](crate::TenantIssuers)
+    /// pattern: `{issuer}/t/{tenant}`.
+    pub fn tenant_pattern(&self) -> String {
+        format!("{}/t/{{tenant}}", self.state.issuer)
+    }
+
+    /// How many discovery requests arrived (including failed ones and
+    /// tenants').
     pub fn discovery_fetches(&self) -> usize {
         self.state.discovery_fetches.load(Ordering::SeqCst)
     }
@@ -586,12 +601,25 @@ pub(crate) async fn misbehave(state: &IdpState) -> Option<Response> {
 }
 
 async fn discovery(State(state): State<Arc<IdpState>>) -> Response {
+    discovery_for(&state, &state.issuer).await
+}
+
+/// A tenant's discovery document (issuer `{issuer}/t/{tenant}`), with the
+/// provider's one key set, as Entra ID serves its tenants.
+async fn tenant_discovery(
+    State(state): State<Arc<IdpState>>,
+    axum::extract::Path(tenant): axum::extract::Path<String>,
+) -> Response {
+    discovery_for(&state, &format!("{}/t/{tenant}", state.issuer)).await
+}
+
+async fn discovery_for(state: &IdpState, issuer: &str) -> Response {
     state.discovery_fetches.fetch_add(1, Ordering::SeqCst);
-    if let Some(response) = misbehave(&state).await {
+    if let Some(response) = misbehave(state).await {
         return response;
     }
     Json(json!({
-        "issuer": state.issuer,
+        "issuer": issuer,
         "jwks_uri": format!("{}/jwks", state.issuer),
         "token_endpoint": format!("{}/token", state.issuer),
         "introspection_endpoint": format!("{}/introspect", state.issuer),
