@@ -143,6 +143,33 @@ async fn oidc_provider_jwt_access_tokens_verify_through_discovery_and_rotation()
     assert!(auth.cached_tokens() >= 3);
 }
 
+/// oidc-provider mints RFC 9068 access tokens (`typ: at+jwt`, `client_id`,
+/// `jti`, …): they pass the access-token profile. (ID tokens refused by
+/// the profile: tests/token_checks.rs.)
+#[tokio::test]
+async fn oidc_provider_access_tokens_meet_the_rfc_9068_profile() {
+    let provider = start_oidc_provider(None).await;
+    let layer = JwksAuthLayer::builder()
+        .issuer(&provider.issuer)
+        .audience(RESOURCES[0])
+        .access_token_profile()
+        .build()
+        .unwrap();
+    let app = app(layer);
+    let token = client_credentials_token(&provider.issuer, RESOURCES[0]).await;
+    let header: serde_json::Value = serde_json::from_slice(
+        &base64::Engine::decode(
+            &base64::engine::general_purpose::URL_SAFE_NO_PAD,
+            token.split('.').next().unwrap(),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(header["typ"], "at+jwt", "{header}");
+    let reply = common::get(&app, "/me", Some(&token)).await;
+    assert_eq!(reply.status, 200, "{reply:?}");
+}
+
 // ----------------------------------------------------------------------- PyJWT
 
 /// A venv with PyJWT under the build directory (never a system-wide install).

@@ -4,6 +4,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::algorithm::{Algorithm, AlgorithmSet};
+use super::checks::TokenChecks;
 use super::issuers::Issuers;
 use super::jwk::VerifyingKey;
 use super::keys::{CachePolicy, KeyAnswer, KeyStore};
@@ -42,6 +43,7 @@ pub(crate) struct Issuer {
     leeway: Duration,
     rules: ClaimRules,
     allowed: AlgorithmSet,
+    checks: TokenChecks,
     profile: Arc<dyn ClaimsProfile>,
     resolver: Option<Arc<dyn RoleResolver>>,
 }
@@ -96,6 +98,7 @@ impl Issuer {
         jws.verify_signature(key)?;
         let claims = jws.claims()?;
         self.rules.check(&claims)?;
+        self.checks.check(jws.access_token_typ, &claims)?;
         self.profile.check(&claims)?;
         Ok(self.profile.principal(claims, &self.rules.audiences))
     }
@@ -365,6 +368,7 @@ pub struct JwksAuthBuilder {
     resolver: Option<Arc<dyn RoleResolver>>,
     prefetch: bool,
     profile: Option<Arc<dyn ClaimsProfile>>,
+    checks: TokenChecks,
     /// `None`: the default, and what members of an issuer set must leave
     /// (the set has one cache).
     token_cache: Option<u64>,
@@ -384,6 +388,7 @@ impl Default for JwksAuthBuilder {
             resolver: None,
             prefetch: true,
             profile: None,
+            checks: TokenChecks::default(),
             token_cache: None,
         }
     }
@@ -523,6 +528,62 @@ impl JwksAuthBuilder {
         self
     }
 
+    /// Requires the JWT access-token profile (RFC 9068): header `typ`
+    /// `at+jwt` (or `application/at+jwt`, any case) and the claims it makes
+    /// mandatory (`iss`, `exp`, `aud`, `sub`, `client_id`, `iat`, `jti`).
+    /// An ID token presented as an access token is then refused with a
+    /// message that says so.
+    ///
+    /// Off by default: many providers still mint access tokens with
+    /// `typ: JWT` (or none). Turn it on for providers that issue RFC 9068
+    /// tokens: Keycloak, Auth0, Okta, node oidc-provider.
+    pub fn access_token_profile(mut self) -> Self {
+        self.checks.access_token_profile = true;
+        self
+    }
+
+    /// Refuses tokens whose `exp` − `iat` exceeds `max` (and tokens
+    /// without `iat`): bounds what a leaked long-lived token is worth.
+    pub fn max_lifetime(mut self, max: Duration) -> Self {
+        self.checks.max_lifetime = Some(max);
+        self
+    }
+
+    /// Claims every token must carry (any value), e.g. `["jti", "client_id"]`;
+    /// call again to add more.
+    pub fn required_claims(mut self, names: impl IntoIterator<Item = impl Into<String>>) -> Self {
+        self.checks.required.extend(names.into_iter().map(Into::into));
+        self
+    }
+
+    /// Accepts only tokens whose `sub` satisfies `matches` (an absent
+    /// `sub` is tested as `""`), e.g. `|sub| sub.starts_with("spiffe://prod/")`.
+    pub fn subject_matches(mut self, matches: impl Fn(&str) -> bool + Send + Sync + 'static) -> Self {
+        self.checks.subject = Some(Arc::new(matches));
+        self
+    }
+
+    /// A check of your own over the verified raw claims; `Err(message)`
+    /// refuses the token (401 `invalid_token`, `message` as the
+    /// description: keep secrets out of it). Several checks run in order.
+    ///
+    /// ```
+    /// use tower_authkit::JwksAuthLayer;
+    ///
+    /// // Entra ID multi-tenant apps: `tid` must be the tenant in `iss`.
+    /// let settings = JwksAuthLayer::builder().audience("api://orders").claim_check(|claims| {
+    ///     let iss = claims.get("iss").and_then(|v| v.as_str()).unwrap_or("");
+    ///     let tid = claims.get("tid").and_then(|v| v.as_str()).unwrap_or("");
+    ///     let tenant = iss.trim_end_matches("/v2.0").rsplit('/').next().unwrap_or("");
+    ///     if !tid.is_empty() && tid == tenant { Ok(()) } else { Err("tid does not match the issuer".into()) }
+    /// });
+    /// # let _ = settings;
+    /// ```
+    pub fn claim_check(mut self, check: impl Fn(&RawClaims) -> Result<(), String> + Send + Sync + 'static) -> Self {
+        self.checks.custom.push(Arc::new(check));
+        self
+    }
+
     /// Replaces or extends the default role mapping.
     pub fn role_resolver(mut self, resolver: impl RoleResolver) -> Self {
         self.resolver = Some(Arc::new(resolver));
@@ -629,6 +690,7 @@ impl JwksAuthBuilder {
                 leeway_secs: self.leeway.as_secs_f64(),
             },
             allowed,
+            checks: self.checks,
             profile: self.profile.unwrap_or_else(|| Arc::new(OidcProfile)),
             resolver: self.resolver,
         })

@@ -48,7 +48,8 @@
 //!
 //! **Entra ID.** With "any tenant", also check that the token's `tid`
 //! equals the tenant in its `iss` (Microsoft's rule for multi-tenant
-//! apps), e.g. with a claim check on the settings.
+//! apps): a [`claim_check`](JwksAuthBuilder::claim_check) on the settings,
+//! whose docs show it.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};

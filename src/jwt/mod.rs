@@ -35,6 +35,7 @@
 
 mod algorithm;
 mod authenticator;
+mod checks;
 mod issuers;
 mod jwk;
 mod keys;

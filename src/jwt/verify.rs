@@ -22,12 +22,16 @@ struct Header {
     kid: Option<String>,
     #[serde(default)]
     crit: Option<IgnoredAny>,
+    #[serde(default)]
+    typ: Option<String>,
 }
 
 /// A compact JWS split into its parts, with its header checked.
 pub(crate) struct Jws<'a> {
     pub(crate) alg: Algorithm,
     pub(crate) kid: Option<String>,
+    /// Whether `typ` is `at+jwt` (RFC 9068).
+    pub(crate) access_token_typ: bool,
     signing_input: &'a str,
     payload: &'a str,
     signature: &'a str,
@@ -65,6 +69,7 @@ pub(crate) fn parse(token: &str, allowed: AlgorithmSet) -> Result<Jws<'_>, AuthE
     Ok(Jws {
         alg,
         kid: parsed.kid,
+        access_token_typ: parsed.typ.as_deref().is_some_and(super::checks::is_access_token_typ),
         signing_input: &token[..header.len() + 1 + payload.len()],
         payload,
         signature,
