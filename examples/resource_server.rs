@@ -12,10 +12,21 @@
 //! | `AUTHKIT_JWKS_URL` | pinned JWKS URL (skips discovery) | discovery |
 //! | `AUTHKIT_JWKS_TTL` | seconds keys stay fresh | 600 |
 //! | `AUTHKIT_REFRESH_COOLDOWN` | seconds between unknown-kid refetches | 30 |
+//! | `AUTHKIT_ISSUERS` | several issuers, `ISSUER=AUD1\|AUD2,ISSUER2=AUD3` (each discovered) | — |
+//! | `AUTHKIT_TENANT_ISSUER` | an issuer pattern with `{tenant}`, e.g. `https://login.microsoftonline.com/{tenant}/v2.0` | — |
+//! | `AUTHKIT_TENANTS` | the tenants it admits, comma-separated, or `*` for any | required with a pattern |
+//! | `AUTHKIT_TENANT_AUDIENCE` | accepted `aud` for tenant tokens (comma-separated) | required with a pattern |
+//! | `AUTHKIT_ACCESS_TOKEN_PROFILE` | `1`: RFC 9068 access tokens only (`typ` `at+jwt`) | off |
 //! | `AUTHKIT_BIND` | listen address (port 0 = ephemeral) | `127.0.0.1:3000` |
 //!
+//! With `AUTHKIT_ISSUERS` or `AUTHKIT_TENANT_ISSUER`, `AUTHKIT_ISSUER` and
+//! `AUTHKIT_AUDIENCE` are optional (when set, that issuer is one more of
+//! the set). `AUTHKIT_JWKS_URL` pins the key set of `AUTHKIT_ISSUER` only;
+//! the TTL, cooldown and profile settings apply to every issuer.
+//!
 //! Routes: `GET /health` (public, liveness), `GET /ready` (public,
-//! readiness: 200 once signing keys are loaded, else 503 with the reason),
+//! readiness: 200 once every configured issuer's signing keys are loaded,
+//! else 503 with the reason),
 //! `GET /me`, `GET /admin` (role `admin`), `GET /team` (group `team-a`),
 //! `GET /reports` (scope `reports:read`).
 
@@ -30,9 +41,11 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use serde_json::{Value, json};
-use support::{required, required_list};
+use support::{list, required, required_list};
 use tower_authkit::jwt::JwksAuthenticator;
-use tower_authkit::{JwksAuthLayer, Principal, RequireGroup, RequireRole, RequireScope};
+use tower_authkit::{
+    JwksAuthBuilder, JwksAuthLayer, Principal, RequireGroup, RequireRole, RequireScope, TenantIssuers,
+};
 
 fn seconds(name: &str) -> Result<Option<Duration>, String> {
     match std::env::var(name) {
@@ -45,22 +58,100 @@ fn seconds(name: &str) -> Result<Option<Duration>, String> {
     }
 }
 
-fn auth_layer() -> Result<JwksAuthLayer, String> {
-    let mut builder = JwksAuthLayer::builder().issuer(required("AUTHKIT_ISSUER")?);
-    for audience in required_list("AUTHKIT_AUDIENCE")? {
-        builder = builder.audience(audience);
-    }
-    if let Ok(url) = std::env::var("AUTHKIT_JWKS_URL") {
-        builder = builder.jwks_url(url);
-    }
+/// The settings every issuer shares: key timing and the token profile.
+fn shared_settings(mut builder: JwksAuthBuilder) -> Result<JwksAuthBuilder, String> {
     if let Some(ttl) = seconds("AUTHKIT_JWKS_TTL")? {
         builder = builder.max_age(ttl);
     }
     if let Some(cooldown) = seconds("AUTHKIT_REFRESH_COOLDOWN")? {
         builder = builder.refresh_cooldown(cooldown);
     }
+    match std::env::var("AUTHKIT_ACCESS_TOKEN_PROFILE").as_deref() {
+        Err(_) | Ok("" | "0") => {}
+        Ok("1") => builder = builder.access_token_profile(),
+        Ok(other) => return Err(format!("AUTHKIT_ACCESS_TOKEN_PROFILE must be 0 or 1, got {other:?}")),
+    }
+    Ok(builder)
+}
+
+fn with_audiences(mut builder: JwksAuthBuilder, audiences: impl IntoIterator<Item = String>) -> JwksAuthBuilder {
+    for audience in audiences {
+        builder = builder.audience(audience);
+    }
     builder
-        .build()
+}
+
+/// `AUTHKIT_ISSUER` + `AUTHKIT_AUDIENCE` (+ `AUTHKIT_JWKS_URL`).
+fn single_issuer() -> Result<JwksAuthBuilder, String> {
+    let mut builder = JwksAuthLayer::builder().issuer(required("AUTHKIT_ISSUER")?);
+    builder = with_audiences(builder, required_list("AUTHKIT_AUDIENCE")?);
+    if let Ok(url) = std::env::var("AUTHKIT_JWKS_URL") {
+        builder = builder.jwks_url(url);
+    }
+    shared_settings(builder)
+}
+
+/// `AUTHKIT_ISSUERS`: `ISSUER=AUD1|AUD2,ISSUER2=AUD3`.
+fn listed_issuers() -> Result<Vec<JwksAuthBuilder>, String> {
+    list("AUTHKIT_ISSUERS")
+        .into_iter()
+        .map(|entry| {
+            let (issuer, audiences) = entry
+                .split_once('=')
+                .ok_or_else(|| format!("AUTHKIT_ISSUERS: {entry:?} is not ISSUER=AUDIENCE|AUDIENCE"))?;
+            let audiences: Vec<String> = audiences
+                .split('|')
+                .map(str::trim)
+                .filter(|a| !a.is_empty())
+                .map(str::to_owned)
+                .collect();
+            if audiences.is_empty() {
+                return Err(format!("AUTHKIT_ISSUERS: {issuer} lists no audience"));
+            }
+            shared_settings(with_audiences(
+                JwksAuthLayer::builder().issuer(issuer.trim()),
+                audiences,
+            ))
+        })
+        .collect()
+}
+
+/// `AUTHKIT_TENANT_ISSUER` with `AUTHKIT_TENANTS` and `AUTHKIT_TENANT_AUDIENCE`.
+fn tenant_issuers(pattern: String) -> Result<TenantIssuers, String> {
+    let settings = shared_settings(with_audiences(
+        JwksAuthLayer::builder(),
+        required_list("AUTHKIT_TENANT_AUDIENCE")?,
+    ))?;
+    let tenants = required_list("AUTHKIT_TENANTS")?;
+    let pattern = TenantIssuers::new(pattern, settings);
+    Ok(if tenants == ["*"] {
+        pattern.any_tenant()
+    } else {
+        pattern.allow(tenants)
+    })
+}
+
+fn auth_layer() -> Result<JwksAuthLayer, String> {
+    let listed = listed_issuers()?;
+    let pattern = std::env::var("AUTHKIT_TENANT_ISSUER")
+        .ok()
+        .filter(|p| !p.trim().is_empty());
+    let built = if listed.is_empty() && pattern.is_none() {
+        single_issuer()?.build()
+    } else {
+        let mut set = JwksAuthLayer::issuers();
+        if std::env::var("AUTHKIT_ISSUER").is_ok_and(|issuer| !issuer.trim().is_empty()) {
+            set = set.issuer(single_issuer()?);
+        }
+        for issuer in listed {
+            set = set.issuer(issuer);
+        }
+        if let Some(pattern) = pattern {
+            set = set.tenants(tenant_issuers(pattern)?);
+        }
+        set.build()
+    };
+    built
         .map(|layer| layer.public_path("/health").public_path("/ready"))
         .map_err(|e| format!("invalid configuration: {e}"))
 }

@@ -8,7 +8,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use process::{Running, example, launch, start, start_program};
-use tower_authkit::testing::TestIdp;
+use tower_authkit::testing::{IdpFailure, TestIdp};
 
 #[test]
 fn quickstart_walks_through_and_exits_zero() {
@@ -95,6 +95,82 @@ async fn resource_server_serves_its_routes() {
     assert_eq!(call(&base, "/team", &bearer(admin.clone())).await.0, 403);
     assert_eq!(call(&base, "/reports", &bearer(admin)).await.0, 403);
     assert!(started.elapsed() < Duration::from_secs(30));
+}
+
+#[tokio::test]
+async fn resource_server_trusts_several_issuers_and_listed_tenants() {
+    let (a, b) = (TestIdp::start().await, TestIdp::start().await);
+    b.rotate();
+    b.retire("rsa-1");
+    b.set_failure(IdpFailure::Error);
+    let issuers = format!("{}=api-a,{}=api-b|api-c", a.issuer(), b.issuer());
+    let pattern = a.tenant_pattern();
+    let (_server, base) = start(
+        "resource_server",
+        &[
+            ("AUTHKIT_ISSUERS", issuers.as_str()),
+            ("AUTHKIT_TENANT_ISSUER", pattern.as_str()),
+            ("AUTHKIT_TENANTS", "acme,globex"),
+            ("AUTHKIT_TENANT_AUDIENCE", "tenant-api"),
+        ],
+    );
+    // b's keys cannot be loaded yet: not ready, and the reason names b.
+    let (status, body) = call(&base, "/ready", &[]).await;
+    assert_eq!(status, 503, "{body}");
+    assert!(body.contains(b.issuer()), "{body}");
+    b.set_failure(IdpFailure::None);
+    let started = Instant::now();
+    while call(&base, "/ready", &[]).await.0 != 200 {
+        assert!(started.elapsed() < Duration::from_secs(10), "never ready");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let accepted = [
+        a.token().sub("from-a").audience("api-a").sign(),
+        b.token().sub("from-b").audience("api-c").sign(),
+        a.token().issuer(&a.tenant_issuer("acme")).audience("tenant-api").sign(),
+    ];
+    for token in accepted {
+        let (status, body) = call(&base, "/me", &bearer(token)).await;
+        assert_eq!(status, 200, "{body}");
+    }
+    let stranger = TestIdp::start().await;
+    let refused = [
+        a.token().audience("api-b").sign(),
+        b.token().issuer(a.issuer()).audience("api-a").sign(),
+        a.token()
+            .issuer(&a.tenant_issuer("initech"))
+            .audience("tenant-api")
+            .sign(),
+        stranger.token().audience("api-a").sign(),
+    ];
+    for token in refused {
+        let (status, body) = call(&base, "/me", &bearer(token)).await;
+        assert_eq!(status, 401, "{body}");
+    }
+    assert_eq!(stranger.jwks_fetches() + stranger.discovery_fetches(), 0);
+}
+
+#[tokio::test]
+async fn resource_server_requires_rfc_9068_access_tokens_when_asked() {
+    let idp = TestIdp::start().await;
+    let (_server, base) = start(
+        "resource_server",
+        &[
+            ("AUTHKIT_ISSUER", idp.issuer()),
+            ("AUTHKIT_AUDIENCE", idp.audience()),
+            ("AUTHKIT_ACCESS_TOKEN_PROFILE", "1"),
+        ],
+    );
+    let access_token = idp
+        .token()
+        .header("typ", "at+jwt")
+        .claim("client_id", "web")
+        .claim("jti", "j-1")
+        .sign();
+    assert_eq!(call(&base, "/me", &bearer(access_token)).await.0, 200);
+    let (status, body) = call(&base, "/me", &bearer(idp.token().claim("nonce", "n").sign())).await;
+    assert_eq!(status, 401, "{body}");
+    assert!(body.contains("not an access token"), "{body}");
 }
 
 #[tokio::test]

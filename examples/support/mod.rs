@@ -56,14 +56,24 @@ pub fn required(name: &str) -> Result<String, String> {
         .ok_or_else(|| format!("missing required environment variable {name}"))
 }
 
-/// A comma-separated list from a required environment variable.
-pub fn required_list(name: &str) -> Result<Vec<String>, String> {
-    let items: Vec<String> = required(name)?
+/// A comma-separated list from an optional environment variable (empty
+/// when unset).
+pub fn list(name: &str) -> Vec<String> {
+    std::env::var(name).map_or_else(|_| Vec::new(), |value| split_list(&value))
+}
+
+fn split_list(value: &str) -> Vec<String> {
+    value
         .split(',')
         .map(str::trim)
         .filter(|item| !item.is_empty())
         .map(str::to_owned)
-        .collect();
+        .collect()
+}
+
+/// A comma-separated list from a required environment variable.
+pub fn required_list(name: &str) -> Result<Vec<String>, String> {
+    let items = split_list(&required(name)?);
     if items.is_empty() {
         return Err(format!("{name} lists no values"));
     }
