@@ -177,6 +177,13 @@ impl Inner {
 
 impl Authenticator for IntrospectionAuthenticator {
     type Future = AuthFuture;
+    const NAME: &'static str = "introspection";
+
+    /// Opaque tokens only: a JWT is verified locally by a JWT member of
+    /// [`first_of`](crate::first_of), never sent here.
+    fn recognizes(&self, credential: &Credential) -> bool {
+        !credential.is_compact_jwt()
+    }
 
     fn authenticate(&self, credential: Credential, _request: &RequestHead<'_>) -> Authentication<Self::Future> {
         let inner = Arc::clone(&self.inner);

@@ -3,6 +3,9 @@
 #![warn(missing_docs)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
+mod any_of;
+#[cfg(feature = "api-key")]
+pub mod api_key;
 pub mod audit;
 pub mod authz;
 #[cfg(feature = "cloudflare")]
@@ -38,6 +41,9 @@ pub mod testing;
 pub mod token;
 mod upstream;
 
+pub use any_of::{AnyOf, first_of};
+#[cfg(feature = "api-key")]
+pub use api_key::ApiKeys;
 pub use authz::{
     Policy, RequireFn, RequireGroup, RequirePermission, RequireRole, RequireScope, Requirement, require_fn,
 };

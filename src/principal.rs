@@ -45,6 +45,8 @@ struct Inner {
 
 /// How a principal holds its raw claims.
 #[derive(Clone)]
+// Only the JWT verifiers' token cache writes the text form.
+#[cfg_attr(not(feature = "jwks"), allow(dead_code))]
 enum Claims {
     /// Parsed, shared with the principals derived from this one.
     Parsed(Arc<Value>),

@@ -121,6 +121,12 @@ impl AuthError {
         self
     }
 
+    /// The same failure with another description.
+    pub(crate) fn with_description(mut self, description: impl Into<Cow<'static, str>>) -> Self {
+        self.description = description.into();
+        self
+    }
+
     /// The category of this failure.
     pub fn kind(&self) -> AuthErrorKind {
         self.kind

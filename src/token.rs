@@ -42,6 +42,20 @@ impl Credential {
     }
 }
 
+impl Credential {
+    /// Whether the credential has the shape of a compact JWT: three
+    /// non-empty dot-separated parts, the first a base64url JSON object
+    /// (`eyJ…`). Nothing is decoded or verified.
+    pub fn is_compact_jwt(&self) -> bool {
+        let mut parts = self.value.split('.');
+        matches!(
+            (parts.next(), parts.next(), parts.next(), parts.next()),
+            (Some(header), Some(payload), Some(signature), None)
+                if header.starts_with("eyJ") && !payload.is_empty() && !signature.is_empty()
+        )
+    }
+}
+
 impl fmt::Debug for Credential {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Credential")

@@ -99,6 +99,11 @@ impl DevBypass {
 
 impl Authenticator for CfAccessAuthenticator {
     type Future = AuthFuture;
+    const NAME: &'static str = "cloudflare";
+
+    fn recognizes(&self, credential: &Credential) -> bool {
+        credential.is_compact_jwt()
+    }
 
     fn authenticate(&self, credential: Credential, _request: &RequestHead<'_>) -> Authentication<AuthFuture> {
         match (&self.dev, &self.verifier) {

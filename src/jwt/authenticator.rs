@@ -263,6 +263,11 @@ impl JwksAuthenticator {
 
 impl Authenticator for JwksAuthenticator {
     type Future = AuthFuture;
+    const NAME: &'static str = "jwks";
+
+    fn recognizes(&self, credential: &Credential) -> bool {
+        credential.is_compact_jwt()
+    }
 
     fn authenticate(&self, credential: Credential, _request: &RequestHead<'_>) -> Authentication<AuthFuture> {
         self.verify_credential(credential)

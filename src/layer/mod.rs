@@ -127,8 +127,21 @@ pub trait Authenticator: Send + Sync + 'static {
     /// The future of a [`Pending`](Authentication::Pending) answer.
     type Future: Future<Output = Result<Principal, AuthError>> + Send + 'static;
 
+    /// A short, fixed name for this kind of authenticator (`"jwks"`,
+    /// `"introspection"`, …): names it in combined rejections
+    /// ([`first_of`](crate::first_of)) and in metrics labels.
+    const NAME: &'static str = "custom";
+
     /// Checks `credential`, found in `request`.
     fn authenticate(&self, credential: Credential, request: &RequestHead<'_>) -> Authentication<Self::Future>;
+
+    /// Whether `credential` has a shape this authenticator takes (a compact
+    /// JWT, an API key's prefix, …), judged without verifying anything.
+    /// [`first_of`](crate::first_of) asks only the members that recognize a
+    /// credential. The default takes everything.
+    fn recognizes(&self, _credential: &Credential) -> bool {
+        true
+    }
 
     /// Called when no token source found a credential. The default (`None`)
     /// leaves the request unauthenticated; a development bypass returns a

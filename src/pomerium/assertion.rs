@@ -68,6 +68,11 @@ impl PomeriumAuthenticator {
 
 impl Authenticator for PomeriumAuthenticator {
     type Future = AuthFuture;
+    const NAME: &'static str = "pomerium";
+
+    fn recognizes(&self, credential: &Credential) -> bool {
+        credential.is_compact_jwt()
+    }
 
     fn authenticate(&self, credential: Credential, _request: &RequestHead<'_>) -> Authentication<AuthFuture> {
         self.0.verify_credential(credential)

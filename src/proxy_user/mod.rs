@@ -183,6 +183,7 @@ impl ProxyUserAuthenticator {
 
 impl Authenticator for ProxyUserAuthenticator {
     type Future = AuthFuture;
+    const NAME: &'static str = "proxy-user";
 
     fn authenticate(&self, credential: Credential, request: &RequestHead<'_>) -> Authentication<Self::Future> {
         let base = match self.base.resolve(request) {

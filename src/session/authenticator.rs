@@ -193,6 +193,7 @@ fn wants_html(headers: &HeaderMap) -> bool {
 
 impl Authenticator for SessionAuthenticator {
     type Future = AuthFuture;
+    const NAME: &'static str = "session";
 
     const RESPONSE_HOOK: bool = true;
 

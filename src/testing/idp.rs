@@ -111,6 +111,7 @@ pub(crate) struct IdpState {
     pub(crate) proxy_me_calls: AtomicUsize,
     pub(crate) proxy_permission_calls: AtomicUsize,
     pub(crate) introspections: AtomicUsize,
+    opaque_issued: AtomicUsize,
     /// Opaque tokens and their introspection answers.
     pub(crate) opaque: Mutex<HashMap<String, Map<String, Value>>>,
 }
@@ -348,6 +349,7 @@ impl TestIdpBuilder {
             proxy_me_calls: AtomicUsize::new(0),
             proxy_permission_calls: AtomicUsize::new(0),
             introspections: AtomicUsize::new(0),
+            opaque_issued: AtomicUsize::new(0),
             opaque: Mutex::new(HashMap::new()),
         });
         let app = Router::new()
@@ -548,7 +550,9 @@ impl TestIdp {
     /// `active: true` with this issuer, client `dev-client`, `exp` in one hour,
     /// and `fields` on top (use `"exp"` to shorten it).
     pub fn issue_opaque_token(&self, fields: Value) -> String {
-        let token = format!("opaque-{}", self.state.opaque().len() + 1);
+        // A counter, not the table's size: revoked tokens leave the table,
+        // and a new token must never reuse one's name.
+        let token = format!("opaque-{}", self.state.opaque_issued.fetch_add(1, Ordering::SeqCst) + 1);
         let mut answer = Map::new();
         answer.insert("active".into(), json!(true));
         answer.insert("iss".into(), json!(self.state.issuer));
