@@ -26,7 +26,8 @@
 //!
 //! Routes: `GET /health` (public, liveness), `GET /ready` (public,
 //! readiness: 200 once every configured issuer's signing keys are loaded,
-//! else 503 with the reason),
+//! else 503 with the reason), `GET /metrics` (public, Prometheus text;
+//! only when built with the `metrics` feature),
 //! `GET /me`, `GET /admin` (role `admin`), `GET /team` (group `team-a`),
 //! `GET /reports` (scope `reports:read`).
 
@@ -152,7 +153,12 @@ fn auth_layer() -> Result<JwksAuthLayer, String> {
         set.build()
     };
     built
-        .map(|layer| layer.public_path("/health").public_path("/ready"))
+        .map(|layer| {
+            layer
+                .public_path("/health")
+                .public_path("/ready")
+                .public_path("/metrics")
+        })
         .map_err(|e| format!("invalid configuration: {e}"))
 }
 
@@ -178,9 +184,24 @@ async fn ready(State(keys): State<JwksAuthenticator>) -> Response {
     }
 }
 
+/// `GET /metrics`: what the crate counted, in Prometheus' text format.
+#[cfg(feature = "metrics")]
+fn with_metrics(router: Router) -> Result<Router, String> {
+    let handle = metrics_exporter_prometheus::PrometheusBuilder::new()
+        .install_recorder()
+        .map_err(|e| format!("cannot install the metrics recorder: {e}"))?;
+    Ok(router.route("/metrics", get(move || std::future::ready(handle.render()))))
+}
+
+#[cfg(not(feature = "metrics"))]
+fn with_metrics(router: Router) -> Result<Router, String> {
+    Ok(router)
+}
+
 fn app() -> Result<Router, String> {
     let auth = auth_layer()?;
-    Ok(Router::new()
+    let router = with_metrics(Router::new())?;
+    Ok(router
         .route("/health", get(|| async { "ok" }))
         .route("/ready", get(ready).with_state(auth.authenticator().clone()))
         .route("/me", get(me))

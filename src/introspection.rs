@@ -328,6 +328,7 @@ impl IntrospectionBuilder {
         })?;
         authorization.set_sensitive(true);
         let fetcher = Fetcher::new(FetchPolicy {
+            upstream: "introspection",
             timeout: self.timeout,
             retries: 0,
             ..FetchPolicy::default()

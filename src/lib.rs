@@ -28,6 +28,7 @@ pub mod introspection;
 #[cfg(feature = "jwks")]
 pub mod jwt;
 pub mod layer;
+pub mod observe;
 #[cfg(any(feature = "pomerium", feature = "pomerium-client"))]
 pub mod pomerium;
 pub mod principal;

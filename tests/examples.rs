@@ -150,6 +150,29 @@ async fn resource_server_trusts_several_issuers_and_listed_tenants() {
     assert_eq!(stranger.jwks_fetches() + stranger.discovery_fetches(), 0);
 }
 
+#[cfg(feature = "metrics")]
+#[tokio::test]
+async fn resource_server_serves_prometheus_metrics() {
+    let idp = TestIdp::start().await;
+    let (_server, base) = start(
+        "resource_server",
+        &[("AUTHKIT_ISSUER", idp.issuer()), ("AUTHKIT_AUDIENCE", idp.audience())],
+    );
+    assert_eq!(call(&base, "/me", &bearer(idp.token().sign())).await.0, 200);
+    assert_eq!(call(&base, "/me", &[]).await.0, 401);
+    let (status, body) = call(&base, "/metrics", &[]).await;
+    assert_eq!(status, 200, "{body}");
+    assert!(
+        body.contains(r#"authkit_authentications_total{provider="jwks",outcome="authenticated",reason="none"} 1"#),
+        "{body}"
+    );
+    assert!(
+        body.contains(r#"authkit_authentications_total{provider="jwks",outcome="rejected",reason="missing_token"} 1"#),
+        "{body}"
+    );
+    assert!(body.contains("authkit_upstream_request_duration_seconds"), "{body}");
+}
+
 #[tokio::test]
 async fn resource_server_requires_rfc_9068_access_tokens_when_asked() {
     let idp = TestIdp::start().await;

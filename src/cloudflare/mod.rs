@@ -303,6 +303,7 @@ impl CfAccessBuilder {
         let verifier = jwks.build_authenticator()?;
         let identity_url = parse_url("team_domain", &format!("{team}/cdn-cgi/access/get-identity"))?;
         let fetcher = Fetcher::new(FetchPolicy {
+            upstream: "cloudflare-identity",
             timeout: self.http_timeout,
             retries: 1,
             ..FetchPolicy::default()

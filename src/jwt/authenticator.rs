@@ -374,6 +374,8 @@ pub struct JwksAuthBuilder {
     prefetch: bool,
     profile: Option<Arc<dyn ClaimsProfile>>,
     checks: TokenChecks,
+    /// How metrics name this issuer (default: the issuer).
+    metrics_label: Option<String>,
     /// `None`: the default, and what members of an issuer set must leave
     /// (the set has one cache).
     token_cache: Option<u64>,
@@ -394,6 +396,7 @@ impl Default for JwksAuthBuilder {
             prefetch: true,
             profile: None,
             checks: TokenChecks::default(),
+            metrics_label: None,
             token_cache: None,
         }
     }
@@ -620,6 +623,13 @@ impl JwksAuthBuilder {
         self.token_cache.is_some()
     }
 
+    /// Names the issuer in metrics (a tenant pattern's issuers all use the
+    /// pattern, so made-up tenants never become label values).
+    pub(crate) fn metrics_label(mut self, label: impl Into<String>) -> Self {
+        self.metrics_label = Some(label.into());
+        self
+    }
+
     /// Whether an issuer was set (a tenant pattern fills it in per tenant).
     pub(crate) fn has_issuer(&self) -> bool {
         self.issuer.is_some()
@@ -677,7 +687,8 @@ impl JwksAuthBuilder {
             Some(fetcher) => fetcher,
             None => Fetcher::new(self.fetch)?,
         };
-        let store = Arc::new(KeyStore::new(source, fetcher, allowed, self.cache));
+        let label = self.metrics_label.unwrap_or_else(|| issuer.clone());
+        let store = Arc::new(KeyStore::new(source, fetcher, allowed, self.cache).labelled(label));
         if self.prefetch {
             store.prefetch();
         }

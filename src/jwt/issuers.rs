@@ -244,7 +244,7 @@ impl TenantIssuers {
             prefix: prefix.to_owned(),
             suffix: suffix.to_owned(),
             pattern: self.pattern.clone(),
-            settings: self.settings,
+            settings: self.settings.metrics_label(self.pattern.clone()),
             fetcher,
             tenants: self.tenants,
             max_issuers: self.max_issuers,

@@ -91,6 +91,8 @@ type PauseHook = Box<dyn Fn(&KeyStore) + Send + Sync>;
 
 pub(crate) struct KeyStore {
     source: Endpoint,
+    /// The issuer as configured (a tenant pattern for its tenants), for metrics.
+    label: Box<str>,
     fetcher: Fetcher,
     allowed: AlgorithmSet,
     policy: CachePolicy,
@@ -135,6 +137,7 @@ fn lookup(snapshot: &Snapshot, kid: Option<&str>, alg: Algorithm) -> Result<Arc<
 impl KeyStore {
     pub(crate) fn new(source: Endpoint, fetcher: Fetcher, allowed: AlgorithmSet, policy: CachePolicy) -> Self {
         Self {
+            label: source.describe().into_boxed_str(),
             source,
             fetcher,
             allowed,
@@ -145,6 +148,12 @@ impl KeyStore {
             #[cfg(test)]
             pause_after_read: Mutex::new(None),
         }
+    }
+
+    /// Names this key set in metrics (instead of its source).
+    pub(crate) fn labelled(mut self, label: impl Into<String>) -> Self {
+        self.label = label.into().into_boxed_str();
+        self
     }
 
     fn state(&self) -> MutexGuard<'_, RefreshState> {
@@ -377,6 +386,7 @@ impl KeyStore {
 
     async fn fetch_and_install(self: Arc<Self>) -> Result<Arc<Snapshot>, FetchError> {
         let result = self.fetch().await.map(Arc::new);
+        crate::observe::key_set_fetch(&self.label, result.is_ok());
         let mut state = self.state();
         state.inflight = None;
         match &result {

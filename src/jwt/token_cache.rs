@@ -118,12 +118,15 @@ impl TokenCache {
 
     /// The cached principal for the token, if it is still acceptable.
     pub(crate) fn get(&self, digest: TokenDigest) -> Option<Principal> {
-        let entry = self.cache.get(&digest)?;
-        if SystemTime::now() >= entry.valid_until || !entry.store.still_trusts(&entry.key) {
-            self.cache.remove(&digest);
-            return None;
-        }
-        Some(entry.principal)
+        let found = self.cache.get(&digest).and_then(|entry| {
+            if SystemTime::now() >= entry.valid_until || !entry.store.still_trusts(&entry.key) {
+                self.cache.remove(&digest);
+                return None;
+            }
+            Some(entry.principal)
+        });
+        crate::observe::token_cache_lookup(found.is_some());
+        found
     }
 
     /// Remembers a verified token until `exp` + `leeway`, from its second
@@ -149,6 +152,8 @@ impl TokenCache {
             valid_until: expires_at + leeway,
         };
         self.cache.insert(digest, entry);
+        #[cfg(feature = "metrics")]
+        crate::observe::token_cache_entries(self.len());
     }
 
     /// How many tokens are cached.

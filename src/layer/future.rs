@@ -44,7 +44,7 @@ pin_project! {
     enum State<S, SF, A, F, ReqBody, ResBody> {
         Authenticating {
             #[pin]
-            authenticating: F,
+            authenticating: tracing::instrument::Instrumented<F>,
             authenticator: Arc<A>,
             inner: Option<S>,
             request: Option<Request<ReqBody>>,
@@ -114,7 +114,11 @@ where
     ) -> Self {
         Self {
             state: State::Authenticating {
-                authenticating,
+                // Upstream calls made while waiting log inside this span.
+                authenticating: tracing::Instrument::instrument(
+                    authenticating,
+                    tracing::debug_span!("authenticate", provider = A::NAME),
+                ),
                 authenticator,
                 inner: Some(inner),
                 request: Some(request),
@@ -133,6 +137,7 @@ where
         config: &LayerConfig,
         outcome: Result<Principal, AuthError>,
     ) -> Self {
+        crate::observe::authentication(A::NAME, &outcome);
         match outcome {
             Ok(principal) => {
                 let (mut request, hook) = hook_for(authenticator, config, request, Settled::Authenticated(&principal));
@@ -145,7 +150,6 @@ where
                 error,
             ) {
                 Failure::Reject(error) => {
-                    tracing::debug!(code = error.code(), reason = error.description(), "request rejected");
                     let response = config.renderer.render(&error, Protocol::of(request.headers()));
                     let (_, hook) = hook_for(authenticator, config, request, Settled::Rejected(&error));
                     Self {
@@ -233,11 +237,12 @@ where
                     request,
                     config,
                 } => {
+                    let span = authenticating.span().clone();
                     let outcome = ready!(authenticating.poll(cx));
                     let (Some(service), Some(request)) = (inner.take(), request.take()) else {
                         unreachable!("ResponseFuture polled after completion")
                     };
-                    let next = Self::settled(service, request, authenticator, config, outcome);
+                    let next = span.in_scope(|| Self::settled(service, request, authenticator, config, outcome));
                     state.set(next.state);
                     continue;
                 }

@@ -371,6 +371,7 @@ impl ProxyUserBuilder {
     pub fn build(self) -> Result<ProxyUserLayer, ConfigError> {
         let base = self.base()?;
         let fetcher = Fetcher::new(FetchPolicy {
+            upstream: "proxy-user",
             timeout: self.timeout,
             retries: 0,
             ..FetchPolicy::default()

@@ -149,6 +149,8 @@ pub(crate) struct FetchPolicy {
     pub(crate) max_body: usize,
     /// Extra trusted CA certificates (PEM), on top of the system's roots.
     pub(crate) extra_roots_pem: Vec<Vec<u8>>,
+    /// What this client talks to, for metrics (`jwks`, `introspection`, …).
+    pub(crate) upstream: &'static str,
 }
 
 impl Default for FetchPolicy {
@@ -159,6 +161,7 @@ impl Default for FetchPolicy {
             backoff: Duration::from_millis(100),
             max_body: 1024 * 1024,
             extra_roots_pem: Vec::new(),
+            upstream: "jwks",
         }
     }
 }
@@ -233,6 +236,25 @@ impl Fetcher {
     /// One request, no retry: the status and the (size-capped) body, whatever
     /// the status. Callers that must tell 401 from 403 from 5xx use this.
     pub(crate) async fn exchange(
+        &self,
+        method: http::Method,
+        url: &Url,
+        headers: &http::HeaderMap,
+        body: Option<Vec<u8>>,
+    ) -> Result<(http::StatusCode, Vec<u8>), FetchError> {
+        let started = std::time::Instant::now();
+        let answer = self.exchange_unobserved(method, url, headers, body).await;
+        let result = match &answer {
+            Ok((status, _)) if status.is_success() => "ok",
+            Ok(_) => "status",
+            Err(FetchError::TooLarge) => "too_large",
+            Err(_) => "unreachable",
+        };
+        crate::observe::upstream_request(self.policy.upstream, result, started.elapsed());
+        answer
+    }
+
+    async fn exchange_unobserved(
         &self,
         method: http::Method,
         url: &Url,

@@ -125,6 +125,7 @@ impl PomeriumAuthBuilder {
             });
         }
         let fetcher = Fetcher::new(FetchPolicy {
+            upstream: "pomerium",
             max_body: 64 * 1024,
             extra_roots_pem: self.roots_pem,
             ..FetchPolicy::default()
