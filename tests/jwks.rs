@@ -272,9 +272,15 @@ fn fast_failing(idp: &TestIdp) -> tower_authkit::JwksAuthBuilder {
 }
 
 /// Waits (bounded) until the provider has seen more than `count` key fetches.
+/// Requests to the provider: key sets and discovery documents (a
+/// scheduled refresh re-reads discovery first).
+fn provider_fetches(idp: &TestIdp) -> usize {
+    idp.jwks_fetches() + idp.discovery_fetches()
+}
+
 async fn fetches_beyond(idp: &TestIdp, count: usize) -> bool {
     for _ in 0..200 {
-        if idp.jwks_fetches() > count {
+        if provider_fetches(idp) > count {
             return true;
         }
         tokio::time::sleep(Duration::from_millis(10)).await;
@@ -296,7 +302,7 @@ async fn known_keys_outlive_max_age_while_the_provider_is_down() {
     for failure in [IdpFailure::Error, IdpFailure::Hang] {
         idp.set_failure(failure);
         tokio::time::sleep(Duration::from_millis(400)).await;
-        let fetches = idp.jwks_fetches();
+        let fetches = provider_fetches(&idp);
         let reply = common::get(&app, "/me", Some(&token)).await;
         assert_eq!(reply.status, 200, "{failure:?}: {reply:?}");
         assert!(
@@ -333,7 +339,7 @@ async fn requests_with_usable_keys_never_wait_for_a_hanging_provider() {
         slowest < Duration::from_millis(100),
         "a request with usable keys waited {slowest:?} for the provider"
     );
-    assert!(fetches_beyond(&idp, 1).await, "a background refresh is running");
+    assert!(fetches_beyond(&idp, 2).await, "a background refresh is running");
     idp.set_failure(IdpFailure::None);
 }
 
@@ -687,4 +693,53 @@ async fn the_token_cache_stays_bounded_and_can_be_turned_off() {
     let app = self::app(off);
     assert_eq!(common::get(&app, "/me", Some(&idp.token().sign())).await.status, 200);
     assert_eq!(auth.cached_tokens(), 0);
+}
+
+/// Waits (bounded) until `done` holds, without sending any request.
+async fn idle_until(what: &str, done: impl Fn() -> bool) {
+    let started = std::time::Instant::now();
+    while !done() {
+        assert!(started.elapsed() < Duration::from_secs(10), "{what} never happened");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test]
+async fn an_idle_service_refreshes_its_keys_in_the_background() {
+    let idp = TestIdp::start().await;
+    let layer = idp.auth_builder().max_age(Duration::from_secs(1)).build().unwrap();
+    let app = app(layer);
+    assert_eq!(common::get(&app, "/me", Some(&idp.token().sign())).await.status, 200);
+    assert_eq!(idp.jwks_fetches(), 1);
+    // The provider rotates while no request comes.
+    let kid = idp.rotate();
+    idp.retire("rsa-1");
+    idle_until("a background refresh", || idp.jwks_fetches() >= 2).await;
+    // The new key is known already: the request does not fetch, or wait.
+    let fetched = idp.jwks_fetches();
+    let token = idp.token().sign();
+    assert!(token.len() > 10 && idp.kids().contains(&kid));
+    assert_eq!(common::get(&app, "/me", Some(&token)).await.status, 200);
+    assert_eq!(
+        idp.jwks_fetches(),
+        fetched,
+        "served with the keys refreshed in the background"
+    );
+}
+
+#[tokio::test]
+async fn a_moved_jwks_uri_is_followed_at_the_next_refresh() {
+    let idp = TestIdp::start().await;
+    let layer = idp.auth_builder().max_age(Duration::from_secs(1)).build().unwrap();
+    let app = app(layer);
+    assert_eq!(common::get(&app, "/me", Some(&idp.token().sign())).await.status, 200);
+    assert_eq!(idp.discovery_fetches(), 1);
+    idp.move_jwks_uri("v2");
+    idp.rotate();
+    idp.retire("rsa-1");
+    idle_until("a re-discovery", || idp.discovery_fetches() >= 2).await;
+    let fetched = idp.jwks_fetches();
+    idle_until("a fetch from the new place", || idp.jwks_fetches() > fetched).await;
+    let reply = common::get(&app, "/me", Some(&idp.token().sign())).await;
+    assert_eq!(reply.status, 200, "keys from the moved jwks_uri: {reply:?}");
 }

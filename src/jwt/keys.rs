@@ -165,9 +165,53 @@ impl KeyStore {
     /// Starts fetching keys in the background (at build time), if a Tokio
     /// runtime is running.
     pub(crate) fn prefetch(self: &Arc<Self>) {
-        if tokio::runtime::Handle::try_current().is_ok() {
-            let mut state = self.state();
-            drop(self.refresh_locked(&mut state, Instant::now(), None));
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            {
+                let mut state = self.state();
+                drop(self.refresh_locked(&mut state, Instant::now(), None));
+            }
+            runtime.spawn(Self::keep_fresh(Arc::downgrade(self)));
+        }
+    }
+
+    /// Refreshes the keys in the background at ¾ of `max_age` even when no
+    /// request comes (an idle service's first request then never waits).
+    /// Only keys once loaded are kept fresh: loading them first is the
+    /// requests' and readiness probes' job, so an issuer that never answered
+    /// (a made-up tenant) is never polled by this. Holds the store weakly:
+    /// the task ends once the layer is dropped.
+    async fn keep_fresh(store: std::sync::Weak<Self>) {
+        let mut backing_off = None;
+        loop {
+            let Some(due_in) = store.upgrade().map(|store| store.refresh_due_in(Instant::now())) else {
+                return;
+            };
+            // At least 100 ms: never a busy loop while a refresh runs.
+            let pause = backing_off.take().unwrap_or(due_in).max(Duration::from_millis(100));
+            tokio::time::sleep(pause).await;
+            let Some(store) = store.upgrade() else {
+                return;
+            };
+            let now = Instant::now();
+            let current = store.current.load();
+            if let Some(snapshot) = current.as_ref()
+                && store.refresh_due_in(now).is_zero()
+            {
+                let mut state = store.state();
+                if let Refresh::BackingOff(wait) = store.refresh_locked(&mut state, now, Some(snapshot.generation)) {
+                    backing_off = Some(wait);
+                }
+            }
+        }
+    }
+
+    /// How long until the keys are due a refresh: ¾ of `max_age` after the
+    /// last fetch, or a quarter of `max_age` to look again when there are
+    /// none yet.
+    fn refresh_due_in(&self, now: Instant) -> Duration {
+        match self.current.load().as_ref() {
+            Some(snapshot) => (self.policy.max_age / 4 * 3).saturating_sub(Self::age(snapshot, now)),
+            None => self.policy.max_age / 4,
         }
     }
 
@@ -433,7 +477,13 @@ impl KeyStore {
 
     async fn fetch(&self) -> Result<Snapshot, FetchError> {
         // Discovery failures are logged (with the discovery URL) by `Endpoint`.
-        let url = self.source.url(&self.fetcher).await?;
+        // Re-read the discovery document when it is older than half of
+        // max_age, i.e. at each scheduled refresh (¾ of max_age): a moved
+        // `jwks_uri` is followed at the next one.
+        let url = self
+            .source
+            .url_within(&self.fetcher, Some(self.policy.max_age / 2))
+            .await?;
         let generation = self.generations.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let fetched = self.fetcher.get(&url).await;
         let keys = match fetched

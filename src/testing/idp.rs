@@ -112,6 +112,8 @@ pub(crate) struct IdpState {
     pub(crate) proxy_permission_calls: AtomicUsize,
     pub(crate) introspections: AtomicUsize,
     opaque_issued: AtomicUsize,
+    /// Where discovery says the key set is (path), see `move_jwks_uri`.
+    jwks_path: Mutex<String>,
     /// Opaque tokens and their introspection answers.
     pub(crate) opaque: Mutex<HashMap<String, Map<String, Value>>>,
 }
@@ -159,6 +161,10 @@ impl IdpState {
 
     pub(crate) fn opaque(&self) -> MutexGuard<'_, HashMap<String, Map<String, Value>>> {
         self.opaque.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn jwks_path(&self) -> String {
+        self.jwks_path.lock().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
     fn failure(&self) -> IdpFailure {
@@ -350,12 +356,14 @@ impl TestIdpBuilder {
             proxy_permission_calls: AtomicUsize::new(0),
             introspections: AtomicUsize::new(0),
             opaque_issued: AtomicUsize::new(0),
+            jwks_path: Mutex::new("/jwks".to_owned()),
             opaque: Mutex::new(HashMap::new()),
         });
         let app = Router::new()
             .route("/.well-known/openid-configuration", get(discovery))
             .route("/t/{tenant}/.well-known/openid-configuration", get(tenant_discovery))
             .route("/jwks", get(jwks))
+            .route("/moved/{name}/jwks", get(moved_jwks))
             .route("/cdn-cgi/access/certs", get(cloudflare_certs))
             .route("/cdn-cgi/access/get-identity", get(cloudflare_identity))
             .route("/.well-known/pomerium/jwks.json", get(pomerium_jwks))
@@ -420,6 +428,14 @@ impl TestIdp {
         ring.published
             .push(SigningKey::new(kid.clone(), Algorithm::RS256, material));
         kid
+    }
+
+    /// Moves the key set to `{issuer}/moved/{name}/jwks`: discovery names
+    /// the new place, and the old one answers 404. Returns the new URL.
+    pub fn move_jwks_uri(&self, name: &str) -> String {
+        let path = format!("/moved/{name}/jwks");
+        *self.state.jwks_path.lock().unwrap_or_else(|p| p.into_inner()) = path.clone();
+        format!("{}{path}", self.state.issuer)
     }
 
     /// Stops publishing the key `kid`.
@@ -624,7 +640,7 @@ async fn discovery_for(state: &IdpState, issuer: &str) -> Response {
     }
     Json(json!({
         "issuer": issuer,
-        "jwks_uri": format!("{}/jwks", state.issuer),
+        "jwks_uri": format!("{}{}", state.issuer, state.jwks_path()),
         "token_endpoint": format!("{}/token", state.issuer),
         "introspection_endpoint": format!("{}/introspect", state.issuer),
         "grant_types_supported": ["client_credentials"],
@@ -636,11 +652,26 @@ async fn discovery_for(state: &IdpState, issuer: &str) -> Response {
 }
 
 async fn jwks(State(state): State<Arc<IdpState>>) -> Response {
+    serve_jwks_at(&state, "/jwks").await
+}
+
+async fn moved_jwks(
+    State(state): State<Arc<IdpState>>,
+    axum::extract::Path(name): axum::extract::Path<String>,
+) -> Response {
+    serve_jwks_at(&state, &format!("/moved/{name}/jwks")).await
+}
+
+/// The key set, where discovery says it is; 404 at a path it left.
+async fn serve_jwks_at(state: &IdpState, path: &str) -> Response {
     state.jwks_fetches.fetch_add(1, Ordering::SeqCst);
-    if let Some(response) = misbehave(&state).await {
+    if state.jwks_path() != path {
+        return StatusCode::NOT_FOUND.into_response();
+    }
+    if let Some(response) = misbehave(state).await {
         return response;
     }
-    Json(jwks_document(&state)).into_response()
+    Json(jwks_document(state)).into_response()
 }
 
 fn published_with(state: &IdpState, algs: &[Algorithm]) -> Vec<SigningKey> {
