@@ -20,6 +20,7 @@
 //! | `authkit_token_cache_lookups_total` | counter | `result` (`hit`, `miss`) |
 //! | `authkit_token_cache_entries` | gauge | — (set on each insert) |
 //! | `authkit_upstream_request_duration_seconds` | histogram | `upstream` (`jwks`, `proxy-user`, `introspection`, `cloudflare-identity`), `result` (`ok`, `status`, `unreachable`, `too_large`) |
+//! | `authkit_session_store_duration_seconds` | histogram | `operation` (`create`, `load`, `touch`, `save`, `rekey`, `delete`, `delete_user`, `list_user`, `count_failure`, `failures`, `reset_counter`), `result` (`ok`, `error`) |
 //!
 //! Install the recorder before the first request; handles are not kept, so
 //! a recorder installed later is used from then on.
@@ -107,4 +108,15 @@ pub(crate) fn upstream_request(upstream: &'static str, result: &'static str, too
     .record(took.as_secs_f64());
     #[cfg(not(feature = "metrics"))]
     let _ = (upstream, result, took);
+}
+
+/// One session-store call (the layer's store is wrapped when the feature is on).
+#[cfg(all(feature = "metrics", feature = "session"))]
+pub(crate) fn session_store(operation: &'static str, ok: bool, took: std::time::Duration) {
+    metrics::histogram!(
+        "authkit_session_store_duration_seconds",
+        "operation" => operation,
+        "result" => if ok { "ok" } else { "error" }
+    )
+    .record(took.as_secs_f64());
 }

@@ -277,6 +277,8 @@ impl SessionLayerBuilder {
             });
         }
         let store = self.store.unwrap_or_else(|| Arc::new(MemoryStore::new()));
+        #[cfg(feature = "metrics")]
+        let store: Arc<dyn SessionStore> = Arc::new(store::timed::Timed(store));
         // One source: the layer's and the one public paths use.
         let sources = TokenSources::new([TokenSource::Cookie(self.cookie_name.clone())]);
         let config = Config {

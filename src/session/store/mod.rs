@@ -15,6 +15,8 @@ mod memory;
 mod redis;
 #[cfg(feature = "session-sqlite")]
 mod sqlite;
+#[cfg(feature = "metrics")]
+pub(crate) mod timed;
 
 use std::fmt;
 use std::time::Duration;
