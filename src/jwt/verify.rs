@@ -15,15 +15,18 @@ use crate::rejection::AuthError;
 
 /// The header fields we act on. `jwk`, `jku`, `x5u` and `x5c` are ignored:
 /// keys come only from the configured key set, never from the token.
+/// `alg` and `typ` borrow from the decoded header (no allocation unless
+/// they hold escapes): header parsing is on the path of every rejection.
 #[derive(Deserialize)]
-struct Header {
-    alg: String,
+struct Header<'a> {
+    #[serde(borrow)]
+    alg: std::borrow::Cow<'a, str>,
     #[serde(default)]
     kid: Option<String>,
     #[serde(default)]
     crit: Option<IgnoredAny>,
-    #[serde(default)]
-    typ: Option<String>,
+    #[serde(default, borrow)]
+    typ: Option<std::borrow::Cow<'a, str>>,
 }
 
 /// A compact JWS split into its parts, with its header checked.
@@ -55,10 +58,22 @@ pub(crate) fn parse(token: &str, allowed: AlgorithmSet) -> Result<Jws<'_>, AuthE
     if signature.is_empty() {
         return Err(invalid("missing signature"));
     }
-    let header_json = URL_SAFE_NO_PAD
-        .decode(header)
-        .map_err(|_| invalid("malformed token header"))?;
-    let parsed: Header = serde_json::from_slice(&header_json).map_err(|_| invalid("malformed token header"))?;
+    // Decoded on the stack when it fits (almost every header; one with an
+    // `x5c` chain can be several KiB and goes to the heap).
+    let mut buffer = [0u8; 1024];
+    let on_heap;
+    let bytes: &[u8] = if header.len() / 4 * 3 + 3 <= buffer.len() {
+        let length = URL_SAFE_NO_PAD
+            .decode_slice(header, &mut buffer)
+            .map_err(|_| invalid("malformed token header"))?;
+        &buffer[..length]
+    } else {
+        on_heap = URL_SAFE_NO_PAD
+            .decode(header)
+            .map_err(|_| invalid("malformed token header"))?;
+        &on_heap
+    };
+    let parsed: Header<'_> = serde_json::from_slice(bytes).map_err(|_| invalid("malformed token header"))?;
     if parsed.crit.is_some() {
         return Err(invalid("unsupported critical header parameters"));
     }
@@ -222,6 +237,18 @@ mod tests {
         assert_eq!(crit.description(), "unsupported critical header parameters");
         let ps256 = token(json!({"alg": "PS256"}));
         assert!(parse(&ps256, AlgorithmSet::from(Algorithm::RS256)).is_err());
+    }
+
+    #[test]
+    fn large_headers_are_parsed_too() {
+        let chain: Vec<String> = (0..8).map(|i| format!("{i}").repeat(400)).collect();
+        let large = token(json!({"alg": "RS256", "kid": "k", "x5c": chain}));
+        assert!(large.len() > 4000);
+        assert_eq!(parse(&large, all()).unwrap().kid.as_deref(), Some("k"));
+        // Escapes in the header's strings (not borrowable: copied).
+        let raw = r#"{"alg":"RS\u0032\u00356","typ":"at\u002bjwt"}"#;
+        let escaped = format!("{}.{}.c2ln", URL_SAFE_NO_PAD.encode(raw), b64(&json!({"sub": "u"})));
+        assert!(parse(&escaped, all()).is_ok_and(|jws| jws.alg == Algorithm::RS256 && jws.access_token_typ));
     }
 
     #[test]
