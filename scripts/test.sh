@@ -86,6 +86,10 @@ step "sessions alone, and the ingress pieces alone (no JWKS, no axum): build war
 cargo clippy --no-default-features --features session -- -D warnings
 cargo clippy --no-default-features --features ingress -- -D warnings
 
+step "API keys alone, and metrics on the JWKS layer alone: build warning-free"
+cargo clippy --no-default-features --features api-key -- -D warnings
+cargo clippy --no-default-features --features axum,jwks,aws-lc-rs,metrics -- -D warnings
+
 step "docs"
 RUSTDOCFLAGS="-D warnings" cargo doc --no-deps --all-features
 
