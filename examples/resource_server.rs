@@ -29,7 +29,9 @@
 //! else 503 with the reason), `GET /metrics` (public, Prometheus text;
 //! only when built with the `metrics` feature),
 //! `GET /me`, `GET /admin` (role `admin`), `GET /team` (group `team-a`),
-//! `GET /reports` (scope `reports:read`).
+//! `GET /reports` (scope `reports:read`), `GET /stepup` (step-up, RFC 9470:
+//! `acr` `urn:authkit:mfa` and an `auth_time` at most 300 s old, else 401
+//! `insufficient_user_authentication` naming both).
 
 mod support;
 
@@ -45,7 +47,8 @@ use serde_json::{Value, json};
 use support::{list, required, required_list};
 use tower_authkit::jwt::JwksAuthenticator;
 use tower_authkit::{
-    JwksAuthBuilder, JwksAuthLayer, Principal, RequireGroup, RequireRole, RequireScope, TenantIssuers,
+    JwksAuthBuilder, JwksAuthLayer, Principal, RequireAuthContext, RequireGroup, RequireRole, RequireScope,
+    TenantIssuers,
 };
 
 fn seconds(name: &str) -> Result<Option<Duration>, String> {
@@ -212,6 +215,11 @@ fn app() -> Result<Router, String> {
         .route(
             "/team",
             get(|| async { Json(json!({"team": "team-a"})) }).route_layer(RequireGroup::new("team-a")),
+        )
+        .route(
+            "/stepup",
+            get(|| async { Json(json!({"stepped_up": true})) })
+                .route_layer(RequireAuthContext::acr(["urn:authkit:mfa"]).max_age(Duration::from_secs(300))),
         )
         .route(
             "/reports",

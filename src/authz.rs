@@ -216,7 +216,7 @@ pub struct RequireService<S, R> {
 }
 
 impl<S, R> RequireService<S, R> {
-    fn new(inner: S, requirement: Arc<R>) -> Self {
+    pub(crate) fn new(inner: S, requirement: Arc<R>) -> Self {
         Self { inner, requirement }
     }
 }

@@ -37,6 +37,7 @@ pub mod proxy_user;
 pub mod rejection;
 #[cfg(feature = "session")]
 pub mod session;
+pub mod step_up;
 #[cfg(feature = "testing")]
 pub mod testing;
 pub mod token;
@@ -60,4 +61,5 @@ pub use layer::{
 };
 pub use principal::{BoxFuture, Principal, PrincipalBuilder, RawClaims, RoleResolver};
 pub use rejection::{AuthError, AuthErrorKind, DefaultRenderer, Protocol, Renderer};
+pub use step_up::RequireAuthContext;
 pub use token::{Credential, SourceKind, TokenSource, TokenSources};

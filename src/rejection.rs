@@ -42,6 +42,18 @@ pub enum AuthErrorKind {
     /// Too many attempts (e.g. failed sign-ins) in a window (429 +
     /// `Retry-After`).
     TooManyRequests,
+    /// The token is valid but the authentication behind it is not strong
+    /// or recent enough (RFC 9470 step-up: 401,
+    /// `insufficient_user_authentication`, with `acr_values` and/or
+    /// `max_age` in the challenge so the client can re-authenticate).
+    InsufficientUserAuthentication,
+}
+
+/// What a step-up challenge asks for (RFC 9470).
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct StepUp {
+    acr_values: Option<Arc<str>>,
+    max_age: Option<u64>,
 }
 
 /// An authentication or authorization failure.
@@ -54,6 +66,7 @@ pub struct AuthError {
     description: Cow<'static, str>,
     scope: Option<Arc<str>>,
     retry_after: Option<Duration>,
+    step_up: Option<Box<StepUp>>,
 }
 
 impl AuthError {
@@ -63,7 +76,34 @@ impl AuthError {
             description: description.into(),
             scope: None,
             retry_after: None,
+            step_up: None,
         }
+    }
+
+    /// The token is valid, but the user must authenticate again: with one
+    /// of `acr_values` (space-separated) and/or no longer ago than
+    /// `max_age` (RFC 9470).
+    pub fn insufficient_user_authentication(
+        description: impl Into<Cow<'static, str>>,
+        acr_values: Option<&str>,
+        max_age: Option<Duration>,
+    ) -> Self {
+        let mut error = Self::new(AuthErrorKind::InsufficientUserAuthentication, description);
+        error.step_up = Some(Box::new(StepUp {
+            acr_values: acr_values.map(Arc::from),
+            max_age: max_age.map(|age| age.as_secs()),
+        }));
+        error
+    }
+
+    /// The authentication context values a step-up challenge asks for.
+    pub fn acr_values(&self) -> Option<&str> {
+        self.step_up.as_ref().and_then(|step_up| step_up.acr_values.as_deref())
+    }
+
+    /// The largest authentication age (seconds) a step-up challenge allows.
+    pub fn max_age(&self) -> Option<u64> {
+        self.step_up.as_ref().and_then(|step_up| step_up.max_age)
     }
 
     /// No credential was presented.
@@ -150,7 +190,9 @@ impl AuthError {
     /// The HTTP status this failure renders as.
     pub fn status(&self) -> StatusCode {
         match self.kind {
-            AuthErrorKind::MissingCredentials | AuthErrorKind::InvalidToken => StatusCode::UNAUTHORIZED,
+            AuthErrorKind::MissingCredentials
+            | AuthErrorKind::InvalidToken
+            | AuthErrorKind::InsufficientUserAuthentication => StatusCode::UNAUTHORIZED,
             AuthErrorKind::InvalidRequest => StatusCode::BAD_REQUEST,
             AuthErrorKind::InsufficientScope | AuthErrorKind::Forbidden => StatusCode::FORBIDDEN,
             AuthErrorKind::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
@@ -171,6 +213,7 @@ impl AuthError {
             AuthErrorKind::Unavailable => "temporarily_unavailable",
             AuthErrorKind::BadGateway => "upstream_error",
             AuthErrorKind::TooManyRequests => "too_many_requests",
+            AuthErrorKind::InsufficientUserAuthentication => "insufficient_user_authentication",
         }
     }
 
@@ -178,7 +221,10 @@ impl AuthError {
     /// UNAVAILABLE or 8 RESOURCE_EXHAUSTED.
     pub fn grpc_status(&self) -> u16 {
         match self.kind {
-            AuthErrorKind::MissingCredentials | AuthErrorKind::InvalidRequest | AuthErrorKind::InvalidToken => 16,
+            AuthErrorKind::MissingCredentials
+            | AuthErrorKind::InvalidRequest
+            | AuthErrorKind::InvalidToken
+            | AuthErrorKind::InsufficientUserAuthentication => 16,
             AuthErrorKind::InsufficientScope | AuthErrorKind::Forbidden => 7,
             AuthErrorKind::Unavailable | AuthErrorKind::BadGateway => 14,
             AuthErrorKind::TooManyRequests => 8,
@@ -193,6 +239,7 @@ impl fmt::Debug for AuthError {
             .field("description", &self.description)
             .field("scope", &self.scope)
             .field("retry_after", &self.retry_after)
+            .field("step_up", &self.step_up)
             .finish()
     }
 }
@@ -307,6 +354,15 @@ fn challenge(error: &AuthError, realm: &str) -> Option<String> {
                 push_sanitized(&mut value, scope);
                 value.push('"');
             }
+            if let Some(acr_values) = error.acr_values() {
+                value.push_str(", acr_values=\"");
+                push_sanitized(&mut value, acr_values);
+                value.push('"');
+            }
+            if let Some(max_age) = error.max_age() {
+                value.push_str(", max_age=");
+                value.push_str(&max_age.to_string());
+            }
             Some(value)
         }
     }
@@ -322,6 +378,13 @@ fn json_body(error: &AuthError) -> Bytes {
     body.extend_from_slice(b"\",\"error_description\":");
     // Serializing a &str into a Vec cannot fail.
     let _ = serde_json::to_writer(&mut body, error.description());
+    if let Some(acr_values) = error.acr_values() {
+        body.extend_from_slice(b",\"acr_values\":");
+        let _ = serde_json::to_writer(&mut body, acr_values);
+    }
+    if let Some(max_age) = error.max_age() {
+        body.extend_from_slice(format!(",\"max_age\":{max_age}").as_bytes());
+    }
     body.push(b'}');
     Bytes::from(body)
 }

@@ -174,6 +174,51 @@ async fn resource_server_serves_prometheus_metrics() {
 }
 
 #[tokio::test]
+async fn resource_server_asks_for_step_up_on_stepup() {
+    let idp = TestIdp::start().await;
+    let (_server, base) = start(
+        "resource_server",
+        &[("AUTHKIT_ISSUER", idp.issuer()), ("AUTHKIT_AUDIENCE", idp.audience())],
+    );
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let mfa = idp
+        .token()
+        .claim("acr", "urn:authkit:mfa")
+        .claim("auth_time", now - 10)
+        .sign();
+    assert_eq!(call(&base, "/stepup", &bearer(mfa)).await.0, 200);
+    for token in [
+        idp.token().claim("auth_time", now).sign(),
+        idp.token()
+            .claim("acr", "urn:authkit:mfa")
+            .claim("auth_time", now - 600)
+            .sign(),
+        idp.token().claim("acr", "urn:authkit:mfa").sign(),
+    ] {
+        let response = reqwest::Client::new()
+            .get(format!("{base}/stepup"))
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 401);
+        let challenge = response.headers()["www-authenticate"].to_str().unwrap().to_owned();
+        assert!(
+            challenge.contains(r#"error="insufficient_user_authentication""#),
+            "{challenge}"
+        );
+        assert!(challenge.contains(r#"acr_values="urn:authkit:mfa""#), "{challenge}");
+        assert!(challenge.contains("max_age=300"), "{challenge}");
+        let body: serde_json::Value = serde_json::from_str(&response.text().await.unwrap()).unwrap();
+        assert_eq!(body["acr_values"], "urn:authkit:mfa");
+        assert_eq!(body["max_age"], 300);
+    }
+}
+
+#[tokio::test]
 async fn resource_server_requires_rfc_9068_access_tokens_when_asked() {
     let idp = TestIdp::start().await;
     let (_server, base) = start(
