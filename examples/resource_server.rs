@@ -17,7 +17,15 @@
 //! | `AUTHKIT_TENANTS` | the tenants it admits, comma-separated, or `*` for any | required with a pattern |
 //! | `AUTHKIT_TENANT_AUDIENCE` | accepted `aud` for tenant tokens (comma-separated) | required with a pattern |
 //! | `AUTHKIT_ACCESS_TOKEN_PROFILE` | `1`: RFC 9068 access tokens only (`typ` `at+jwt`) | off |
+//! | `AUTHKIT_RESOURCE` | the resource identifier URL (RFC 9728): serves its metadata, names it in challenges, requires it in `aud` | — |
 //! | `AUTHKIT_BIND` | listen address (port 0 = ephemeral) | `127.0.0.1:3000` |
+//!
+//! With `AUTHKIT_RESOURCE`, the metadata document is served at
+//! `/.well-known/oauth-protected-resource` (and at the path-inserted form
+//! when the URL has a path), naming `AUTHKIT_ISSUER` (and the issuers of
+//! `AUTHKIT_ISSUERS`) as authorization servers; every challenge carries
+//! `resource_metadata`; tokens must carry the resource in `aud`, beside
+//! `AUTHKIT_AUDIENCE`, which becomes optional.
 //!
 //! With `AUTHKIT_ISSUERS` or `AUTHKIT_TENANT_ISSUER`, `AUTHKIT_ISSUER` and
 //! `AUTHKIT_AUDIENCE` are optional (when set, that issuer is one more of
@@ -46,6 +54,7 @@ use axum::{Json, Router};
 use serde_json::{Value, json};
 use support::{list, required, required_list};
 use tower_authkit::jwt::JwksAuthenticator;
+use tower_authkit::resource::ProtectedResource;
 use tower_authkit::{
     JwksAuthBuilder, JwksAuthLayer, Principal, RequireAuthContext, RequireGroup, RequireRole, RequireScope,
     TenantIssuers,
@@ -85,10 +94,24 @@ fn with_audiences(mut builder: JwksAuthBuilder, audiences: impl IntoIterator<Ite
     builder
 }
 
-/// `AUTHKIT_ISSUER` + `AUTHKIT_AUDIENCE` (+ `AUTHKIT_JWKS_URL`).
+/// The resource identifier (`AUTHKIT_RESOURCE`), if any.
+fn resource_identifier() -> Option<String> {
+    std::env::var("AUTHKIT_RESOURCE").ok().filter(|r| !r.trim().is_empty())
+}
+
+/// `AUTHKIT_ISSUER` + `AUTHKIT_AUDIENCE` (+ `AUTHKIT_JWKS_URL`); with a
+/// resource, the resource is an audience too and `AUTHKIT_AUDIENCE` optional.
 fn single_issuer() -> Result<JwksAuthBuilder, String> {
     let mut builder = JwksAuthLayer::builder().issuer(required("AUTHKIT_ISSUER")?);
-    builder = with_audiences(builder, required_list("AUTHKIT_AUDIENCE")?);
+    let audiences = match resource_identifier() {
+        Some(resource) => {
+            let mut audiences = list("AUTHKIT_AUDIENCE");
+            audiences.push(resource);
+            audiences
+        }
+        None => required_list("AUTHKIT_AUDIENCE")?,
+    };
+    builder = with_audiences(builder, audiences);
     if let Ok(url) = std::env::var("AUTHKIT_JWKS_URL") {
         builder = builder.jwks_url(url);
     }
@@ -201,10 +224,35 @@ fn with_metrics(router: Router) -> Result<Router, String> {
     Ok(router)
 }
 
+/// `AUTHKIT_RESOURCE`'s metadata, naming the configured issuers.
+fn protected_resource() -> Result<Option<ProtectedResource>, String> {
+    let Some(identifier) = resource_identifier() else {
+        return Ok(None);
+    };
+    let mut builder = ProtectedResource::builder(identifier);
+    let listed = list("AUTHKIT_ISSUERS");
+    let issuers = std::env::var("AUTHKIT_ISSUER").ok().into_iter().chain(
+        listed
+            .iter()
+            .filter_map(|entry| entry.split_once('=').map(|(issuer, _)| issuer.trim().to_owned())),
+    );
+    for issuer in issuers.filter(|issuer| !issuer.is_empty()) {
+        builder = builder.authorization_server(issuer);
+    }
+    builder
+        .build()
+        .map(Some)
+        .map_err(|e| format!("invalid configuration: {e}"))
+}
+
 fn app() -> Result<Router, String> {
-    let auth = auth_layer()?;
+    let resource = protected_resource()?;
+    let mut auth = auth_layer()?;
+    if let Some(resource) = &resource {
+        auth = auth.renderer(resource.renderer()).public_prefix("/.well-known/");
+    }
     let router = with_metrics(Router::new())?;
-    Ok(router
+    let router = router
         .route("/health", get(|| async { "ok" }))
         .route("/ready", get(ready).with_state(auth.authenticator().clone()))
         .route("/me", get(me))
@@ -225,7 +273,11 @@ fn app() -> Result<Router, String> {
             "/reports",
             get(|| async { Json(json!({"reports": []})) }).route_layer(RequireScope::new("reports:read")),
         )
-        .layer(auth))
+        .layer(auth);
+    Ok(match resource {
+        Some(resource) => router.layer(resource.metadata_layer()),
+        None => router,
+    })
 }
 
 #[tokio::main]

@@ -35,6 +35,8 @@ pub mod principal;
 #[cfg(feature = "proxy-user")]
 pub mod proxy_user;
 pub mod rejection;
+#[cfg(feature = "http-client")]
+pub mod resource;
 #[cfg(feature = "session")]
 pub mod session;
 pub mod step_up;

@@ -291,17 +291,41 @@ where
 /// bodies, `Retry-After`, and trailers-only gRPC responses.
 #[derive(Clone, Debug)]
 pub struct DefaultRenderer {
+    /// The challenge's fixed opening: `realm` and, when configured,
+    /// `resource_metadata`, sanitized once here, not per rejection.
     realm: Arc<str>,
+    /// Added to 401 challenges that name no scope of their own.
+    scope: Option<Arc<str>>,
+}
+
+fn sanitized(text: &str) -> String {
+    let mut clean = String::with_capacity(text.len());
+    push_sanitized(&mut clean, text);
+    clean
 }
 
 impl DefaultRenderer {
     /// A renderer whose challenges name `realm`.
     pub fn new(realm: impl Into<Arc<str>>) -> Self {
-        // Sanitized once here, not per rejection.
         let realm: Arc<str> = realm.into();
-        let mut clean = String::with_capacity(realm.len());
-        push_sanitized(&mut clean, &realm);
-        Self { realm: clean.into() }
+        Self {
+            realm: sanitized(&realm).into(),
+            scope: None,
+        }
+    }
+
+    /// Adds `resource_metadata="<url>"` (RFC 9728 §5.1) to every bearer
+    /// challenge, so a client can find the authorization server.
+    pub fn with_resource_metadata(mut self, url: impl AsRef<str>) -> Self {
+        self.realm = format!("{}\", resource_metadata=\"{}", self.realm, sanitized(url.as_ref())).into();
+        self
+    }
+
+    /// Adds `scope="<scopes>"` to 401 challenges (the scopes a client
+    /// should ask for); `insufficient_scope` names its own.
+    pub fn with_scope(mut self, scope: impl AsRef<str>) -> Self {
+        self.scope = Some(sanitized(scope.as_ref()).into());
+        self
     }
 }
 
@@ -314,7 +338,7 @@ impl Default for DefaultRenderer {
 impl Renderer for DefaultRenderer {
     fn render(&self, error: &AuthError, protocol: Protocol) -> Response<Bytes> {
         match protocol {
-            Protocol::Http => render_http(error, &self.realm),
+            Protocol::Http => render_http(error, &self.realm, self.scope.as_deref()),
             Protocol::Grpc => render_grpc(error),
         }
     }
@@ -329,11 +353,16 @@ fn push_sanitized(out: &mut String, text: &str) {
     }));
 }
 
-/// The `WWW-Authenticate` value; `realm` is already sanitized. Built in one
-/// buffer: rejections of garbage are a hot path for hostile traffic.
-fn challenge(error: &AuthError, realm: &str) -> Option<String> {
+/// The `WWW-Authenticate` value; `realm` (with any `resource_metadata`)
+/// and `default_scope` are already sanitized. Built in one buffer:
+/// rejections of garbage are a hot path for hostile traffic.
+fn challenge(error: &AuthError, realm: &str, default_scope: Option<&str>) -> Option<String> {
+    let default_scope = default_scope.filter(|_| error.status() == StatusCode::UNAUTHORIZED);
     match error.kind {
-        AuthErrorKind::MissingCredentials => Some(format!("Bearer realm=\"{realm}\"")),
+        AuthErrorKind::MissingCredentials => Some(match default_scope {
+            Some(scope) => format!("Bearer realm=\"{realm}\", scope=\"{scope}\""),
+            None => format!("Bearer realm=\"{realm}\""),
+        }),
         // Not a problem with the token: no bearer challenge.
         AuthErrorKind::Unavailable
         | AuthErrorKind::BadGateway
@@ -352,6 +381,10 @@ fn challenge(error: &AuthError, realm: &str) -> Option<String> {
             if let Some(scope) = &error.scope {
                 value.push_str(", scope=\"");
                 push_sanitized(&mut value, scope);
+                value.push('"');
+            } else if let Some(scope) = default_scope {
+                value.push_str(", scope=\"");
+                value.push_str(scope);
                 value.push('"');
             }
             if let Some(acr_values) = error.acr_values() {
@@ -389,12 +422,12 @@ fn json_body(error: &AuthError) -> Bytes {
     Bytes::from(body)
 }
 
-fn render_http(error: &AuthError, realm: &str) -> Response<Bytes> {
+fn render_http(error: &AuthError, realm: &str, default_scope: Option<&str>) -> Response<Bytes> {
     let mut response = Response::new(json_body(error));
     *response.status_mut() = error.status();
     let headers = response.headers_mut();
     headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-    if let Some(value) = challenge(error, realm).and_then(|v| HeaderValue::try_from(v).ok()) {
+    if let Some(value) = challenge(error, realm, default_scope).and_then(|v| HeaderValue::try_from(v).ok()) {
         headers.insert(WWW_AUTHENTICATE, value);
     }
     if let Some(retry) = error.retry_after {
@@ -433,6 +466,42 @@ fn render_grpc(error: &AuthError) -> Response<Bytes> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn challenges_name_the_resource_metadata_and_401s_the_scope() {
+        let renderer = DefaultRenderer::new("api")
+            .with_resource_metadata("https://api.example/.well-known/oauth-protected-resource/mcp")
+            .with_scope("mcp:tools");
+        let header = |error: &AuthError| {
+            let response = renderer.render(error, Protocol::Http);
+            response.headers()[WWW_AUTHENTICATE].to_str().unwrap().to_owned()
+        };
+        let metadata = "resource_metadata=\"https://api.example/.well-known/oauth-protected-resource/mcp\"";
+        assert_eq!(
+            header(&AuthError::missing_credentials()),
+            format!("Bearer realm=\"api\", {metadata}, scope=\"mcp:tools\"")
+        );
+        assert_eq!(
+            header(&AuthError::invalid_token("token expired")),
+            format!(
+                "Bearer realm=\"api\", {metadata}, error=\"invalid_token\", error_description=\"token expired\", scope=\"mcp:tools\""
+            )
+        );
+        // 403: the scope the error names, not the default.
+        assert_eq!(
+            header(&AuthError::insufficient_scope("mcp:admin")),
+            format!(
+                "Bearer realm=\"api\", {metadata}, error=\"insufficient_scope\", error_description=\"insufficient scope\", scope=\"mcp:admin\""
+            )
+        );
+        // A quote in a configured value cannot break out either.
+        let odd = DefaultRenderer::new("api").with_resource_metadata("https://x/\"evil");
+        let response = odd.render(&AuthError::missing_credentials(), Protocol::Http);
+        assert_eq!(
+            response.headers()[WWW_AUTHENTICATE],
+            "Bearer realm=\"api\", resource_metadata=\"https://x/?evil\""
+        );
+    }
 
     #[test]
     fn missing_credentials_challenge_has_no_error_code() {

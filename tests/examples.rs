@@ -219,6 +219,52 @@ async fn resource_server_asks_for_step_up_on_stepup() {
 }
 
 #[tokio::test]
+async fn resource_server_publishes_rfc_9728_metadata_and_binds_tokens_to_the_resource() {
+    let idp = TestIdp::start().await;
+    let resource = "http://127.0.0.1:9/api/v1";
+    let (_server, base) = start(
+        "resource_server",
+        &[("AUTHKIT_ISSUER", idp.issuer()), ("AUTHKIT_RESOURCE", resource)],
+    );
+    for path in [
+        "/.well-known/oauth-protected-resource/api/v1",
+        "/.well-known/oauth-protected-resource",
+    ] {
+        let response = reqwest::get(format!("{base}{path}")).await.unwrap();
+        assert_eq!(response.status(), 200, "{path}");
+        assert_eq!(response.headers()["content-type"], "application/json");
+        assert!(
+            response.headers()["cache-control"]
+                .to_str()
+                .unwrap()
+                .contains("max-age")
+        );
+        let document: serde_json::Value = serde_json::from_str(&response.text().await.unwrap()).unwrap();
+        assert_eq!(document["resource"], resource);
+        assert_eq!(document["authorization_servers"], serde_json::json!([idp.issuer()]));
+        assert_eq!(document["bearer_methods_supported"], serde_json::json!(["header"]));
+    }
+    let metadata = r#"resource_metadata="http://127.0.0.1:9/.well-known/oauth-protected-resource/api/v1""#;
+    let bound = idp.token().audience(resource).sign();
+    let other = idp.token().audience("some-other-api").sign();
+    for (headers, status) in [(vec![], 401), (bearer(other), 401), (bearer(bound.clone()), 200)] {
+        let mut request = reqwest::Client::new().get(format!("{base}/me"));
+        for (name, value) in &headers {
+            request = request.header(*name, value);
+        }
+        let response = request.send().await.unwrap();
+        assert_eq!(response.status().as_u16(), status);
+        if status == 401 {
+            let challenge = response.headers()["www-authenticate"].to_str().unwrap();
+            assert!(challenge.contains(metadata), "{challenge}");
+        }
+    }
+    // Never from the query string.
+    let (status, _) = call(&base, &format!("/me?access_token={bound}"), &[]).await;
+    assert_eq!(status, 401);
+}
+
+#[tokio::test]
 async fn resource_server_requires_rfc_9068_access_tokens_when_asked() {
     let idp = TestIdp::start().await;
     let (_server, base) = start(
