@@ -3,7 +3,7 @@
 #![warn(missing_docs)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
-mod any_of;
+pub mod any_of;
 #[cfg(feature = "api-key")]
 pub mod api_key;
 pub mod audit;

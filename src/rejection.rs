@@ -47,7 +47,14 @@ pub enum AuthErrorKind {
     /// `insufficient_user_authentication`, with `acr_values` and/or
     /// `max_age` in the challenge so the client can re-authenticate).
     InsufficientUserAuthentication,
+    /// A DPoP proof (RFC 9449) is missing, malformed, replayed or does not
+    /// fit the request or the token (401, `invalid_dpop_proof`, with a
+    /// `DPoP algs="…"` challenge).
+    InvalidDpopProof,
 }
+
+/// The algorithms DPoP proofs may use, as challenges list them.
+const DPOP_ALGORITHMS: &str = "ES256 ES384 EdDSA RS256 RS384 RS512 PS256 PS384 PS512";
 
 /// What a step-up challenge asks for (RFC 9470).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -94,6 +101,11 @@ impl AuthError {
             max_age: max_age.map(|age| age.as_secs()),
         }));
         error
+    }
+
+    /// The request's DPoP proof is not acceptable.
+    pub fn invalid_dpop_proof(description: impl Into<Cow<'static, str>>) -> Self {
+        Self::new(AuthErrorKind::InvalidDpopProof, description)
     }
 
     /// The authentication context values a step-up challenge asks for.
@@ -192,7 +204,8 @@ impl AuthError {
         match self.kind {
             AuthErrorKind::MissingCredentials
             | AuthErrorKind::InvalidToken
-            | AuthErrorKind::InsufficientUserAuthentication => StatusCode::UNAUTHORIZED,
+            | AuthErrorKind::InsufficientUserAuthentication
+            | AuthErrorKind::InvalidDpopProof => StatusCode::UNAUTHORIZED,
             AuthErrorKind::InvalidRequest => StatusCode::BAD_REQUEST,
             AuthErrorKind::InsufficientScope | AuthErrorKind::Forbidden => StatusCode::FORBIDDEN,
             AuthErrorKind::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
@@ -214,6 +227,7 @@ impl AuthError {
             AuthErrorKind::BadGateway => "upstream_error",
             AuthErrorKind::TooManyRequests => "too_many_requests",
             AuthErrorKind::InsufficientUserAuthentication => "insufficient_user_authentication",
+            AuthErrorKind::InvalidDpopProof => "invalid_dpop_proof",
         }
     }
 
@@ -224,7 +238,8 @@ impl AuthError {
             AuthErrorKind::MissingCredentials
             | AuthErrorKind::InvalidRequest
             | AuthErrorKind::InvalidToken
-            | AuthErrorKind::InsufficientUserAuthentication => 16,
+            | AuthErrorKind::InsufficientUserAuthentication
+            | AuthErrorKind::InvalidDpopProof => 16,
             AuthErrorKind::InsufficientScope | AuthErrorKind::Forbidden => 7,
             AuthErrorKind::Unavailable | AuthErrorKind::BadGateway => 14,
             AuthErrorKind::TooManyRequests => 8,
@@ -368,6 +383,16 @@ fn challenge(error: &AuthError, realm: &str, default_scope: Option<&str>) -> Opt
         | AuthErrorKind::BadGateway
         | AuthErrorKind::TooManyRequests
         | AuthErrorKind::Forbidden => None,
+        // RFC 9449 §7.1: the DPoP scheme, with the algorithms proofs may use.
+        AuthErrorKind::InvalidDpopProof => {
+            let mut value = String::with_capacity(120 + error.description.len());
+            value.push_str("DPoP algs=\"");
+            value.push_str(DPOP_ALGORITHMS);
+            value.push_str("\", error=\"invalid_dpop_proof\", error_description=\"");
+            push_sanitized(&mut value, &error.description);
+            value.push('"');
+            Some(value)
+        }
         _ => {
             let scope_len = error.scope.as_ref().map_or(0, |s| s.len() + 10);
             let mut value = String::with_capacity(60 + realm.len() + error.description.len() + scope_len);

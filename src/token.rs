@@ -77,6 +77,8 @@ pub enum SourceKind {
     Cookie,
     /// A query-string parameter.
     Query,
+    /// `Authorization: DPoP <token>` (RFC 9449), with a `DPoP` proof header.
+    Dpop,
 }
 
 /// One place to look for a credential.
@@ -84,6 +86,9 @@ pub enum SourceKind {
 pub enum TokenSource {
     /// `Authorization: Bearer <token>`; the scheme is case-insensitive.
     Bearer,
+    /// `Authorization: DPoP <token>` (RFC 9449); the layer of an issuer with
+    /// DPoP on reads it.
+    Dpop,
     /// The whole value of a named header, e.g. `Cf-Access-Jwt-Assertion`.
     Header(HeaderName),
     /// The value of a named cookie.
@@ -97,6 +102,7 @@ impl TokenSource {
     fn kind(&self) -> SourceKind {
         match self {
             TokenSource::Bearer => SourceKind::Bearer,
+            TokenSource::Dpop => SourceKind::Dpop,
             TokenSource::Header(_) => SourceKind::Header,
             TokenSource::Cookie(_) => SourceKind::Cookie,
             TokenSource::Query(_) => SourceKind::Query,
@@ -143,7 +149,8 @@ impl TokenSources {
     pub fn extract(&self, headers: &HeaderMap, uri: &Uri) -> Result<Option<Credential>, AuthError> {
         for source in &self.sources {
             let found = match source {
-                TokenSource::Bearer => bearer(headers, self.max_len)?,
+                TokenSource::Bearer => authorization(headers, "bearer", self.max_len)?,
+                TokenSource::Dpop => authorization(headers, "dpop", self.max_len)?,
                 TokenSource::Header(name) => named_header(headers, name, self.max_len)?,
                 TokenSource::Cookie(name) => cookie(headers, name, self.max_len)?,
                 TokenSource::Query(name) => query(uri, name, self.max_len)?,
@@ -215,7 +222,8 @@ fn single_header<'a>(headers: &'a HeaderMap, name: &HeaderName) -> Result<Option
     Ok(Some(first.as_bytes()))
 }
 
-fn bearer(headers: &HeaderMap, max_len: usize) -> Result<Option<String>, AuthError> {
+/// The token of `Authorization: <wanted> <token>` (`bearer` or `dpop`).
+fn authorization(headers: &HeaderMap, wanted: &str, max_len: usize) -> Result<Option<String>, AuthError> {
     let Some(raw) = single_header(headers, &AUTHORIZATION)? else {
         return Ok(None);
     };
@@ -226,7 +234,7 @@ fn bearer(headers: &HeaderMap, max_len: usize) -> Result<Option<String>, AuthErr
         return Err(AuthError::invalid_request("malformed Authorization header"));
     };
     let (scheme, rest) = text.split_once(' ').unwrap_or((text, ""));
-    if !scheme.eq_ignore_ascii_case("bearer") {
+    if !scheme.eq_ignore_ascii_case(wanted) {
         // Another scheme (Basic, Pomerium, ...) is not ours to judge.
         return Ok(None);
     }

@@ -262,3 +262,158 @@ async fn pyjwt_tokens_verify_for_every_algorithm() {
         );
     }
 }
+
+// ------------------------------------------------------------ DPoP (PyJWT)
+
+/// Runs tests/interop/dpop_proof.py: PyJWT signs the proofs of `specs`
+/// with `keys` (new ones when `None`). Returns the main key's thumbprint
+/// (computed on PyJWT's side), the keys, and the proofs.
+async fn pyjwt_dpop(
+    kty: &str,
+    keys: Option<&serde_json::Value>,
+    specs: &[serde_json::Value],
+) -> (String, serde_json::Value, Vec<String>) {
+    let mut input = serde_json::json!({"kty": kty, "proofs": specs});
+    if let Some(keys) = keys {
+        input["keys"] = keys.clone();
+    }
+    let mut child = Command::new(pyjwt_python().await)
+        .arg(interop_dir().join("dpop_proof.py"))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    stdin.write_all(input.to_string().as_bytes()).await.unwrap();
+    drop(stdin);
+    let output = tokio::time::timeout(Duration::from_secs(60), child.wait_with_output())
+        .await
+        .expect("PyJWT minted within 60 s")
+        .unwrap();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let minted: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    let proofs = minted["proofs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p.as_str().unwrap().to_owned())
+        .collect();
+    (
+        minted["jkt"].as_str().unwrap().to_owned(),
+        minted["keys"].clone(),
+        proofs,
+    )
+}
+
+async fn dpop_request(app: &Router, scheme: &str, token: &str, proof: Option<&str>) -> common::Reply {
+    let mut request = http::Request::get("/me").header("authorization", format!("{scheme} {token}"));
+    if let Some(proof) = proof {
+        request = request.header("dpop", proof);
+    }
+    common::send(app, request.body(axum::body::Body::empty()).unwrap()).await
+}
+
+fn dpop_refusal(reply: &common::Reply) -> String {
+    assert_eq!(reply.status, 401, "{reply:?}");
+    reply.json()["error_description"].as_str().unwrap_or("").to_owned()
+}
+
+#[tokio::test]
+async fn dpop_proofs_minted_by_pyjwt_are_checked_rule_by_rule() {
+    use tower_authkit::jwt::DpopMode;
+    let idp = TestIdp::start().await;
+    let layer = |mode| {
+        app(idp
+            .auth_builder()
+            .dpop(mode)
+            .dpop_public_url("https://api.example")
+            .build()
+            .unwrap())
+    };
+    let (allowed, required) = (layer(DpopMode::Allowed), layer(DpopMode::Required));
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    for kty in ["EC", "RSA", "OKP"] {
+        // First the key (and its thumbprint), then a token bound to it.
+        let (jkt, keys, _) = pyjwt_dpop(kty, None, &[]).await;
+        let token = idp
+            .token()
+            .sub("bound")
+            .claim("cnf", serde_json::json!({"jkt": jkt}))
+            .sign();
+        let other_token = idp.token().sub("other").sign();
+        let spec = |jti: &str| serde_json::json!({"htm": "GET", "htu": "https://api.example/me", "jti": format!("{kty}-{jti}"), "iat": now, "ath_of": token});
+        let with = |jti: &str, change: serde_json::Value| {
+            let mut spec = spec(jti);
+            for (name, value) in change.as_object().unwrap() {
+                spec[name] = value.clone();
+            }
+            spec
+        };
+        let specs = [
+            spec("good"),
+            spec("second"),
+            with("method", serde_json::json!({"htm": "POST"})),
+            with("url", serde_json::json!({"htu": "https://api.example/other"})),
+            with("host", serde_json::json!({"htu": "https://evil.example/me"})),
+            with("stale", serde_json::json!({"iat": now - 600})),
+            with("ath", serde_json::json!({"ath_of": other_token})),
+            with("key", serde_json::json!({"key": "other"})),
+            with("hs256", serde_json::json!({"alg": "HS256"})),
+            with("private", serde_json::json!({"private_jwk": true})),
+            with("typ", serde_json::json!({"typ": "jwt"})),
+            with("query", serde_json::json!({"htu": "https://api.example/me?tab=1"})),
+        ];
+        let (_, _, proofs) = pyjwt_dpop(kty, Some(&keys), &specs).await;
+        let reply = dpop_request(&allowed, "DPoP", &token, Some(&proofs[0])).await;
+        assert_eq!(
+            (reply.status.as_u16(), reply.body.as_str()),
+            (200, "bound"),
+            "{kty}: {reply:?}"
+        );
+        // A second request (cached token) with a new proof.
+        assert_eq!(
+            dpop_request(&allowed, "DPoP", &token, Some(&proofs[1])).await.status,
+            200,
+            "{kty}"
+        );
+        let refused = [
+            (&proofs[0], "DPoP proof replayed (jti seen before)"),
+            (&proofs[2], "DPoP proof htm does not match the request method"),
+            (&proofs[3], "DPoP proof htu does not match the request URL"),
+            (&proofs[4], "DPoP proof htu does not match the request URL"),
+            (&proofs[5], "DPoP proof iat outside the accepted window"),
+            (&proofs[6], "DPoP proof ath does not match the access token"),
+            (&proofs[7], "DPoP proof key does not match the token's cnf.jkt"),
+            (&proofs[8], "DPoP proof algorithm not allowed (asymmetric only)"),
+            (&proofs[9], "DPoP proof jwk holds private key material"),
+            (&proofs[10], "DPoP proof typ must be dpop+jwt"),
+        ];
+        for (proof, reason) in refused {
+            let reply = dpop_request(&allowed, "DPoP", &token, Some(proof)).await;
+            assert_eq!(dpop_refusal(&reply), reason, "{kty}");
+            let challenge = reply.challenge();
+            assert!(challenge.starts_with("DPoP algs=\"ES256"), "{challenge}");
+            assert!(challenge.contains("error=\"invalid_dpop_proof\""), "{challenge}");
+        }
+        // The query never takes part in htu.
+        assert_eq!(
+            dpop_request(&allowed, "DPoP", &token, Some(&proofs[11])).await.status,
+            200,
+            "{kty}"
+        );
+        // No proof at all, and a bound token passed off as a bearer token.
+        let reply = dpop_request(&allowed, "DPoP", &token, None).await;
+        assert_eq!(dpop_refusal(&reply), "exactly one DPoP header is required");
+        let reply = dpop_request(&allowed, "Bearer", &token, None).await;
+        assert_eq!(dpop_refusal(&reply), "DPoP-bound token presented as a bearer token");
+        // Unbound tokens: fine as bearer tokens where allowed, not where required.
+        assert_eq!(dpop_request(&allowed, "Bearer", &other_token, None).await.status, 200);
+        let reply = dpop_request(&required, "Bearer", &other_token, None).await;
+        assert_eq!(dpop_refusal(&reply), "a DPoP proof is required");
+    }
+}

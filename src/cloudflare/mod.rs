@@ -108,7 +108,7 @@ impl Authenticator for CfAccessAuthenticator {
     fn authenticate(&self, credential: Credential, _request: &RequestHead<'_>) -> Authentication<AuthFuture> {
         match (&self.dev, &self.verifier) {
             (Some(dev), _) => Authentication::Ready(Ok(dev.principal())),
-            (None, Some(verifier)) => verifier.verify_credential(credential),
+            (None, Some(verifier)) => verifier.verify_credential(credential, None),
             (None, None) => Authentication::Ready(Err(AuthError::invalid_token("no verifier configured"))),
         }
     }
@@ -125,7 +125,7 @@ impl CfAccessAuthenticator {
             (Some(dev), _) => dev.principal(),
             (None, Some(verifier)) => {
                 verifier
-                    .verify_credential(Credential::new(token, SourceKind::Header))
+                    .verify_credential(Credential::new(token, SourceKind::Header), None)
                     .outcome()
                     .await?
             }

@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use super::algorithm::{Algorithm, AlgorithmSet};
 use super::checks::TokenChecks;
+use super::dpop::{DpopCheck, DpopMode, DpopPolicy, ProofContext};
 use super::issuers::Issuers;
 use super::jwk::VerifyingKey;
 use super::keys::{CachePolicy, KeyAnswer, KeyStore};
@@ -14,7 +15,7 @@ use crate::error::ConfigError;
 use crate::layer::{AuthFuture, AuthLayer, Authentication, Authenticator, RequestHead};
 use crate::principal::{Principal, RawClaims, RoleResolver, principal_from_claims};
 use crate::rejection::AuthError;
-use crate::token::Credential;
+use crate::token::{Credential, SourceKind, TokenSource, TokenSources};
 use crate::upstream::{Backoff, Endpoint, FetchPolicy, Fetcher, check_issuer_url, parse_url};
 
 /// The JWKS preset of [`AuthLayer`]: bearer JWTs verified against an OpenID
@@ -44,6 +45,7 @@ pub(crate) struct Issuer {
     rules: ClaimRules,
     allowed: AlgorithmSet,
     checks: TokenChecks,
+    pub(crate) dpop: DpopPolicy,
     profile: Arc<dyn ClaimsProfile>,
     resolver: Option<Arc<dyn RoleResolver>>,
 }
@@ -130,9 +132,15 @@ impl Shared {
         Ok(principal)
     }
 
-    fn remember(&self, digest: Option<TokenDigest>, principal: &Principal, issuer: &Issuer, key: Arc<VerifyingKey>) {
+    fn remember(
+        &self,
+        digest: Option<TokenDigest>,
+        principal: &Principal,
+        issuer: &Arc<Issuer>,
+        key: Arc<VerifyingKey>,
+    ) {
         if let (Some(tokens), Some(digest)) = (&self.tokens, digest) {
-            tokens.insert(digest, principal, &issuer.store, key, issuer.leeway);
+            tokens.insert(digest, principal, issuer, key, issuer.leeway);
         }
     }
 }
@@ -200,7 +208,7 @@ impl JwksAuthenticator {
     /// Verifies a token outside the request pipeline (a job, a WebSocket
     /// upgrade, a test), with the same rules and key cache as the layer.
     pub async fn verify(&self, token: &str) -> Result<Principal, AuthError> {
-        self.verify_credential(Credential::new(token, crate::token::SourceKind::Bearer))
+        self.verify_credential(Credential::new(token, SourceKind::Bearer), None)
             .outcome()
             .await
     }
@@ -217,15 +225,24 @@ impl JwksAuthenticator {
         self.inner.tokens.as_ref().map_or(0, TokenCache::len)
     }
 
-    pub(crate) fn verify_credential(&self, credential: Credential) -> Authentication<AuthFuture> {
+    pub(crate) fn verify_credential(
+        &self,
+        credential: Credential,
+        request: Option<&RequestHead<'_>>,
+    ) -> Authentication<AuthFuture> {
         let shared = &self.inner;
         let token = credential.expose();
+        // A DPoP proof is checked against the request; taken only when sent.
+        let proof = match (credential.source(), request) {
+            (SourceKind::Dpop, Some(request)) => Some(ProofContext::of(request)),
+            _ => None,
+        };
         // One digest per request serves the lookup and a later insert.
         let digest = shared.tokens.as_ref().map(|cache| cache.digest(token));
         if let (Some(cache), Some(digest)) = (&shared.tokens, digest)
-            && let Some(principal) = cache.get(digest)
+            && let Some((principal, issuer)) = cache.get(digest)
         {
-            return Authentication::Ready(Ok(principal));
+            return sender_constrained(&issuer, Ok(principal), &credential, proof.as_ref());
         }
         let issuer = match shared.issuers.route(token) {
             Ok(issuer) => issuer,
@@ -242,22 +259,56 @@ impl JwksAuthenticator {
                 if let Ok(principal) = &principal {
                     shared.remember(digest, principal, &issuer, key);
                 }
-                Authentication::Ready(principal)
+                sender_constrained(&issuer, principal, &credential, proof.as_ref())
             }
             KeyAnswer::Ready(Ok(key)) => {
                 let shared = Arc::clone(shared);
                 Authentication::Pending(AuthFuture::new(async move {
-                    shared.verify_with(&issuer, credential.expose(), digest, key).await
+                    let principal = shared.verify_with(&issuer, credential.expose(), digest, key).await;
+                    sender_constrained(&issuer, principal, &credential, proof.as_ref())
+                        .outcome()
+                        .await
                 }))
             }
             KeyAnswer::Wait(key) => {
                 let shared = Arc::clone(shared);
                 Authentication::Pending(AuthFuture::new(async move {
-                    let key = key.await?;
-                    shared.verify_with(&issuer, credential.expose(), digest, key).await
+                    let principal = match key.await {
+                        Ok(key) => shared.verify_with(&issuer, credential.expose(), digest, key).await,
+                        Err(error) => Err(error),
+                    };
+                    sender_constrained(&issuer, principal, &credential, proof.as_ref())
+                        .outcome()
+                        .await
                 }))
             }
         }
+    }
+}
+
+/// A verified principal, after the issuer's DPoP rules (RFC 9449): as it is
+/// for bearer tokens where that is allowed, after a proof check otherwise.
+fn sender_constrained(
+    issuer: &Issuer,
+    verified: Result<Principal, AuthError>,
+    credential: &Credential,
+    proof: Option<&ProofContext>,
+) -> Authentication<AuthFuture> {
+    let principal = match verified {
+        Ok(principal) => principal,
+        Err(error) => return Authentication::Ready(Err(error)),
+    };
+    // The common case costs one comparison.
+    if issuer.dpop.mode == DpopMode::Off && credential.source() != SourceKind::Dpop {
+        return Authentication::Ready(Ok(principal));
+    }
+    match issuer
+        .dpop
+        .check(principal, credential.expose(), credential.source(), proof)
+    {
+        Ok((principal, DpopCheck::None)) => Authentication::Ready(Ok(principal)),
+        Ok((_, DpopCheck::Proof(recorded))) => Authentication::Pending(recorded),
+        Err(error) => Authentication::Ready(Err(error)),
     }
 }
 
@@ -269,8 +320,8 @@ impl Authenticator for JwksAuthenticator {
         credential.is_compact_jwt()
     }
 
-    fn authenticate(&self, credential: Credential, _request: &RequestHead<'_>) -> Authentication<AuthFuture> {
-        self.verify_credential(credential)
+    fn authenticate(&self, credential: Credential, request: &RequestHead<'_>) -> Authentication<AuthFuture> {
+        self.verify_credential(credential, Some(request))
     }
 }
 
@@ -374,6 +425,8 @@ pub struct JwksAuthBuilder {
     prefetch: bool,
     profile: Option<Arc<dyn ClaimsProfile>>,
     checks: TokenChecks,
+    dpop: DpopPolicy,
+    dpop_public_url: Option<String>,
     /// How metrics name this issuer (default: the issuer).
     metrics_label: Option<String>,
     /// `None`: the default, and what members of an issuer set must leave
@@ -396,6 +449,8 @@ impl Default for JwksAuthBuilder {
             prefetch: true,
             profile: None,
             checks: TokenChecks::default(),
+            dpop: DpopPolicy::default(),
+            dpop_public_url: None,
             metrics_label: None,
             token_cache: None,
         }
@@ -592,6 +647,41 @@ impl JwksAuthBuilder {
         self
     }
 
+    /// Accepts DPoP-bound tokens (RFC 9449) per `mode`; see
+    /// [`dpop`](crate::jwt::dpop). Needs [`dpop_public_url`](Self::dpop_public_url).
+    /// The layer then also reads `Authorization: DPoP <token>`.
+    pub fn dpop(mut self, mode: DpopMode) -> Self {
+        self.dpop.mode = mode;
+        self
+    }
+
+    /// The scheme, host and port (and any path prefix) clients use to
+    /// reach this service, e.g. `https://api.example.com`: a proof's `htu`
+    /// must be this plus the request path. Configured, never taken from
+    /// request headers (a proxy could change those).
+    pub fn dpop_public_url(mut self, url: impl Into<String>) -> Self {
+        self.dpop_public_url = Some(url.into());
+        self
+    }
+
+    /// How far a proof's `iat` may be from now (default 60 s either way).
+    pub fn dpop_window(mut self, window: Duration) -> Self {
+        self.dpop.window = window;
+        self
+    }
+
+    /// Where proof `jti`s are remembered (default: in this process,
+    /// 100 000 at most). Share one between replicas.
+    pub fn dpop_replay_cache(mut self, cache: impl super::dpop::DpopReplayCache) -> Self {
+        self.dpop.replay = Arc::new(cache);
+        self
+    }
+
+    /// Whether this issuer takes DPoP tokens.
+    pub(crate) fn uses_dpop(&self) -> bool {
+        self.dpop.mode != DpopMode::Off
+    }
+
     /// Replaces or extends the default role mapping.
     pub fn role_resolver(mut self, resolver: impl RoleResolver) -> Self {
         self.resolver = Some(Arc::new(resolver));
@@ -602,7 +692,9 @@ impl JwksAuthBuilder {
     /// provider synchronously: a provider that is down at startup gives 503s
     /// until it answers.
     pub fn build(self) -> Result<JwksAuthLayer, ConfigError> {
-        self.build_authenticator().map(AuthLayer::new)
+        let dpop = self.uses_dpop();
+        self.build_authenticator()
+            .map(|authenticator| with_token_sources(AuthLayer::new(authenticator), dpop))
     }
 
     /// Uses `profile` for preset-specific claim checks and mapping.
@@ -683,6 +775,14 @@ impl JwksAuthBuilder {
                 Endpoint::discovered(issuer.clone(), "jwks_uri", Backoff::default())
             }
         };
+        let mut dpop = self.dpop;
+        if dpop.mode != DpopMode::Off {
+            let url = self
+                .dpop_public_url
+                .as_deref()
+                .ok_or(ConfigError::Missing("dpop_public_url"))?;
+            dpop.public_url = Some(parse_url("dpop_public_url", url)?);
+        }
         let fetcher = match fetcher {
             Some(fetcher) => fetcher,
             None => Fetcher::new(self.fetch)?,
@@ -707,9 +807,20 @@ impl JwksAuthBuilder {
             },
             allowed,
             checks: self.checks,
+            dpop,
             profile: self.profile.unwrap_or_else(|| Arc::new(OidcProfile)),
             resolver: self.resolver,
         })
+    }
+}
+
+/// The layer's token sources: `Authorization: DPoP` too when an issuer
+/// takes DPoP tokens.
+pub(crate) fn with_token_sources(layer: JwksAuthLayer, dpop: bool) -> JwksAuthLayer {
+    if dpop {
+        layer.token_sources(TokenSources::new([TokenSource::Bearer, TokenSource::Dpop]))
+    } else {
+        layer
     }
 }
 

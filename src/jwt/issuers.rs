@@ -398,6 +398,8 @@ impl IssuerSetBuilder {
         if self.issuers.is_empty() && self.patterns.is_empty() {
             return Err(ConfigError::Missing("issuer"));
         }
+        let dpop = self.issuers.iter().any(JwksAuthBuilder::uses_dpop)
+            || self.patterns.iter().any(|pattern| pattern.settings.uses_dpop());
         let mut by_name = HashMap::new();
         for member in self.issuers {
             if member.sets_token_cache() {
@@ -419,7 +421,10 @@ impl IssuerSetBuilder {
             .collect::<Result<Vec<_>, _>>()?;
         let issuers = Issuers::Set(IssuerSet { by_name, patterns });
         let authenticator = JwksAuthenticator::new(self.token_cache.unwrap_or(DEFAULT_TOKEN_CACHE), issuers);
-        Ok(AuthLayer::new(authenticator))
+        Ok(super::authenticator::with_token_sources(
+            AuthLayer::new(authenticator),
+            dpop,
+        ))
     }
 }
 

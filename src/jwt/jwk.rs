@@ -192,7 +192,7 @@ fn text<'a>(entry: &'a Value, name: &str) -> Option<&'a str> {
 /// Decides whether a JWKS entry can verify signatures, and for which
 /// algorithms. `None` for encryption keys, symmetric keys, unknown key types
 /// and curves, and malformed material.
-fn usable_key(entry: &Value, allowed: AlgorithmSet, generation: u64) -> Option<VerifyingKey> {
+pub(crate) fn usable_key(entry: &Value, allowed: AlgorithmSet, generation: u64) -> Option<VerifyingKey> {
     if entry.get("use").is_some_and(|u| u.as_str() != Some("sig")) {
         return None;
     }

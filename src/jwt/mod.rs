@@ -36,7 +36,8 @@
 mod algorithm;
 mod authenticator;
 mod checks;
-mod issuers;
+pub mod dpop;
+pub mod issuers;
 mod jwk;
 mod keys;
 mod token_cache;
@@ -60,4 +61,5 @@ pub(crate) fn fuzz_jwks(body: &[u8]) {
     let _ = jwk::KeySet::parse(body, algorithm::Algorithm::ALL.into_iter().collect(), 0);
 }
 pub use authenticator::{JwksAuthBuilder, JwksAuthLayer, JwksAuthenticator, KeysNotReady, MAX_LEEWAY};
+pub use dpop::DpopMode;
 pub use issuers::{IssuerSetBuilder, TenantIssuers};

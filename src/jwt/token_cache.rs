@@ -47,15 +47,16 @@ use std::time::{Duration, SystemTime};
 use quick_cache::sync::Cache;
 use siphasher::sip128::{Hasher128, SipHasher13};
 
+use super::authenticator::Issuer;
 use super::jwk::VerifyingKey;
-use super::keys::KeyStore;
 use crate::principal::Principal;
 
 #[derive(Clone)]
 struct Entry {
     principal: Principal,
-    /// The issuer's key set, and the key in it that verified the token.
-    store: Arc<KeyStore>,
+    /// The issuer (its key set, and its rules for what a hit still needs,
+    /// e.g. a DPoP proof), and the key that verified the token.
+    issuer: Arc<Issuer>,
     key: Arc<VerifyingKey>,
     /// `exp` + leeway: the last moment the token is acceptable.
     valid_until: SystemTime,
@@ -117,13 +118,13 @@ impl TokenCache {
     }
 
     /// The cached principal for the token, if it is still acceptable.
-    pub(crate) fn get(&self, digest: TokenDigest) -> Option<Principal> {
+    pub(crate) fn get(&self, digest: TokenDigest) -> Option<(Principal, Arc<Issuer>)> {
         let found = self.cache.get(&digest).and_then(|entry| {
-            if SystemTime::now() >= entry.valid_until || !entry.store.still_trusts(&entry.key) {
+            if SystemTime::now() >= entry.valid_until || !entry.issuer.store.still_trusts(&entry.key) {
                 self.cache.remove(&digest);
                 return None;
             }
-            Some(entry.principal)
+            Some((entry.principal, entry.issuer))
         });
         crate::observe::token_cache_lookup(found.is_some());
         found
@@ -135,7 +136,7 @@ impl TokenCache {
         &self,
         digest: TokenDigest,
         principal: &Principal,
-        store: &Arc<KeyStore>,
+        issuer: &Arc<Issuer>,
         key: Arc<VerifyingKey>,
         leeway: Duration,
     ) {
@@ -147,7 +148,7 @@ impl TokenCache {
         }
         let entry = Entry {
             principal: principal.compact(),
-            store: Arc::clone(store),
+            issuer: Arc::clone(issuer),
             key,
             valid_until: expires_at + leeway,
         };

@@ -75,7 +75,7 @@ impl Authenticator for PomeriumAuthenticator {
     }
 
     fn authenticate(&self, credential: Credential, _request: &RequestHead<'_>) -> Authentication<AuthFuture> {
-        self.0.verify_credential(credential)
+        self.0.verify_credential(credential, None)
     }
 }
 
