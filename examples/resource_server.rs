@@ -17,6 +17,8 @@
 //! | `AUTHKIT_TENANTS` | the tenants it admits, comma-separated, or `*` for any | required with a pattern |
 //! | `AUTHKIT_TENANT_AUDIENCE` | accepted `aud` for tenant tokens (comma-separated) | required with a pattern |
 //! | `AUTHKIT_ACCESS_TOKEN_PROFILE` | `1`: RFC 9068 access tokens only (`typ` `at+jwt`) | off |
+//! | `AUTHKIT_DPOP` | `off`, `allowed` (bearer tokens, and DPoP-bound tokens with a proof) or `required` (RFC 9449) | `off` |
+//! | `AUTHKIT_PUBLIC_URL` | the URL clients use, the base of a DPoP proof's `htu` | `http://` + the bound address |
 //! | `AUTHKIT_RESOURCE` | the resource identifier URL (RFC 9728): serves its metadata, names it in challenges, requires it in `aud` | — |
 //! | `AUTHKIT_BIND` | listen address (port 0 = ephemeral) | `127.0.0.1:3000` |
 //!
@@ -53,6 +55,7 @@ use axum::routing::get;
 use axum::{Json, Router};
 use serde_json::{Value, json};
 use support::{list, required, required_list};
+use tower_authkit::jwt::DpopMode;
 use tower_authkit::jwt::JwksAuthenticator;
 use tower_authkit::resource::ProtectedResource;
 use tower_authkit::{
@@ -71,8 +74,35 @@ fn seconds(name: &str) -> Result<Option<Duration>, String> {
     }
 }
 
-/// The settings every issuer shares: key timing and the token profile.
+/// The address the server bound, known before the app is built (the
+/// default DPoP `htu` base).
+static BOUND: std::sync::OnceLock<std::net::SocketAddr> = std::sync::OnceLock::new();
+
+fn dpop_mode() -> Result<DpopMode, String> {
+    match std::env::var("AUTHKIT_DPOP").as_deref() {
+        Err(_) | Ok("" | "off") => Ok(DpopMode::Off),
+        Ok("allowed") => Ok(DpopMode::Allowed),
+        Ok("required") => Ok(DpopMode::Required),
+        Ok(other) => Err(format!("AUTHKIT_DPOP must be off, allowed or required, got {other:?}")),
+    }
+}
+
+fn public_url() -> Option<String> {
+    std::env::var("AUTHKIT_PUBLIC_URL")
+        .ok()
+        .filter(|url| !url.trim().is_empty())
+        .or_else(|| BOUND.get().map(|addr| format!("http://{addr}")))
+}
+
+/// The settings every issuer shares: key timing, the token profile, DPoP.
 fn shared_settings(mut builder: JwksAuthBuilder) -> Result<JwksAuthBuilder, String> {
+    let dpop = dpop_mode()?;
+    if dpop != DpopMode::Off {
+        builder = builder.dpop(dpop);
+        if let Some(url) = public_url() {
+            builder = builder.dpop_public_url(url);
+        }
+    }
     if let Some(ttl) = seconds("AUTHKIT_JWKS_TTL")? {
         builder = builder.max_age(ttl);
     }
@@ -282,5 +312,10 @@ fn app() -> Result<Router, String> {
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    support::serve("resource_server", app()).await
+    // Bound first, then built: the bound address is the default `htu` base.
+    support::serve_bound("resource_server", |addr| {
+        let _ = BOUND.set(addr);
+        app()
+    })
+    .await
 }

@@ -31,7 +31,11 @@ fn resource_server_names_the_missing_variable() {
         (Some(("AUTHKIT_ISSUER", "https://idp.example")), "AUTHKIT_AUDIENCE"),
     ] {
         let mut command = Command::new(example("resource_server"));
-        command.env_remove("AUTHKIT_ISSUER").env_remove("AUTHKIT_AUDIENCE");
+        // Any free port: the server binds before it reads the rest.
+        command
+            .env_remove("AUTHKIT_ISSUER")
+            .env_remove("AUTHKIT_AUDIENCE")
+            .env("AUTHKIT_BIND", "127.0.0.1:0");
         if let Some((name, value)) = set {
             command.env(name, value);
         }
@@ -262,6 +266,37 @@ async fn resource_server_publishes_rfc_9728_metadata_and_binds_tokens_to_the_res
     // Never from the query string.
     let (status, _) = call(&base, &format!("/me?access_token={bound}"), &[]).await;
     assert_eq!(status, 401);
+}
+
+#[tokio::test]
+async fn resource_server_takes_dpop_per_authkit_dpop() {
+    let idp = TestIdp::start().await;
+    for (mode, bearer_status) in [("allowed", 200), ("required", 401)] {
+        let (_server, base) = start(
+            "resource_server",
+            &[
+                ("AUTHKIT_ISSUER", idp.issuer()),
+                ("AUTHKIT_AUDIENCE", idp.audience()),
+                ("AUTHKIT_DPOP", mode),
+            ],
+        );
+        let response = reqwest::Client::new()
+            .get(format!("{base}/me"))
+            .bearer_auth(idp.token().sign())
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status().as_u16(), bearer_status, "{mode}");
+        if bearer_status == 401 {
+            let challenge = response.headers()["www-authenticate"].to_str().unwrap();
+            assert!(challenge.starts_with("DPoP algs="), "{challenge}");
+        }
+        // A bound token without its proof is refused in both modes.
+        let bound = idp.token().claim("cnf", serde_json::json!({"jkt": "abc"})).sign();
+        let (status, body) = call(&base, "/me", &[("authorization", format!("DPoP {bound}"))]).await;
+        assert_eq!(status, 401, "{mode}: {body}");
+        assert!(body.contains("exactly one DPoP header is required"), "{body}");
+    }
 }
 
 #[tokio::test]

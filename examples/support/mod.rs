@@ -86,6 +86,7 @@ pub fn required_list(name: &str) -> Result<Vec<String>, String> {
 /// most 10 s).
 pub async fn serve(name: &str, app: Result<Router, String>) -> ExitCode {
     init_tracing();
+    // Configuration errors first (exit 2), before anything is bound.
     let app = match app {
         Ok(app) => app,
         Err(message) => {
@@ -93,6 +94,13 @@ pub async fn serve(name: &str, app: Result<Router, String>) -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    serve_bound(name, move |_| Ok(app)).await
+}
+
+/// Binds `AUTHKIT_BIND`, then builds the app for the bound address (for an
+/// app whose configuration names its own URL, e.g. a DPoP `htu` base).
+pub async fn serve_bound(name: &str, app: impl FnOnce(std::net::SocketAddr) -> Result<Router, String>) -> ExitCode {
+    init_tracing();
     let bind = std::env::var("AUTHKIT_BIND").unwrap_or_else(|_| "127.0.0.1:3000".to_owned());
     let listener = match tokio::net::TcpListener::bind(&bind).await {
         Ok(listener) => listener,
@@ -101,16 +109,22 @@ pub async fn serve(name: &str, app: Result<Router, String>) -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    match listener.local_addr() {
-        Ok(addr) => {
-            tracing::info!(%addr, "{name} listening");
-            println!("listening on http://{addr}");
-        }
+    let addr = match listener.local_addr() {
+        Ok(addr) => addr,
         Err(e) => {
             eprintln!("{name}: {e}");
             return ExitCode::from(1);
         }
-    }
+    };
+    let app = match app(addr) {
+        Ok(app) => app,
+        Err(message) => {
+            eprintln!("{name}: {message}");
+            return ExitCode::from(2);
+        }
+    };
+    tracing::info!(%addr, "{name} listening");
+    println!("listening on http://{addr}");
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let mut server = tokio::spawn(async move {
         // Connect info: handlers can read the peer address (`ConnectInfo<SocketAddr>`).
