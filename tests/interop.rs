@@ -202,6 +202,28 @@ async fn pyjwt_python() -> PathBuf {
     python
 }
 
+/// Runs the PyJWT script `script` (in tests/interop/) with `input` as JSON
+/// on stdin, within 60 s; returns its stdout.
+async fn run_pyjwt_script(script: &str, input: &serde_json::Value) -> Vec<u8> {
+    let mut child = Command::new(pyjwt_python().await)
+        .arg(interop_dir().join(script))
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    stdin.write_all(input.to_string().as_bytes()).await.unwrap();
+    drop(stdin);
+    let output = tokio::time::timeout(Duration::from_secs(60), child.wait_with_output())
+        .await
+        .expect("PyJWT minted within 60 s")
+        .unwrap();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    output.stdout
+}
+
 #[tokio::test]
 async fn pyjwt_tokens_verify_for_every_algorithm() {
     let idp = TestIdp::start().await;
@@ -228,30 +250,8 @@ async fn pyjwt_tokens_verify_for_every_algorithm() {
             })
         })
         .collect();
-    let mut child = Command::new(pyjwt_python().await)
-        .arg(interop_dir().join("pyjwt_mint.py"))
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let mut stdin = child.stdin.take().unwrap();
-    stdin
-        .write_all(serde_json::to_string(&input).unwrap().as_bytes())
-        .await
-        .unwrap();
-    drop(stdin);
-    let output = tokio::time::timeout(Duration::from_secs(60), child.wait_with_output())
-        .await
-        .expect("PyJWT minted within 60 s")
-        .unwrap();
-    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
-    let tokens: Vec<String> = String::from_utf8(output.stdout)
-        .unwrap()
-        .lines()
-        .map(str::to_owned)
-        .collect();
+    let stdout = run_pyjwt_script("pyjwt_mint.py", &serde_json::Value::Array(input)).await;
+    let tokens: Vec<String> = String::from_utf8(stdout).unwrap().lines().map(str::to_owned).collect();
     assert_eq!(tokens.len(), algorithms.len());
     for ((alg, _), token) in algorithms.iter().zip(&tokens) {
         let reply = common::get(&app, "/me", Some(token)).await;
@@ -277,23 +277,8 @@ async fn pyjwt_dpop(
     if let Some(keys) = keys {
         input["keys"] = keys.clone();
     }
-    let mut child = Command::new(pyjwt_python().await)
-        .arg(interop_dir().join("dpop_proof.py"))
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let mut stdin = child.stdin.take().unwrap();
-    stdin.write_all(input.to_string().as_bytes()).await.unwrap();
-    drop(stdin);
-    let output = tokio::time::timeout(Duration::from_secs(60), child.wait_with_output())
-        .await
-        .expect("PyJWT minted within 60 s")
-        .unwrap();
-    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
-    let minted: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    let stdout = run_pyjwt_script("dpop_proof.py", &input).await;
+    let minted: serde_json::Value = serde_json::from_slice(&stdout).unwrap();
     let proofs = minted["proofs"]
         .as_array()
         .unwrap()

@@ -5,8 +5,6 @@
 mod common;
 
 use std::collections::HashMap;
-use std::io::Write;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use axum::Router;
@@ -15,19 +13,7 @@ use metrics_util::debugging::{DebugValue, DebuggingRecorder};
 use tower_authkit::testing::TestIdp;
 use tower_authkit::{JwksAuthLayer, Principal};
 
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Captured {
-    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(bytes);
-        Ok(bytes.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
+use common::Captured;
 
 /// `name{label=value,...}` → value, for counters, gauges and histogram sample counts.
 fn snapshot(snapshotter: &metrics_util::debugging::Snapshotter) -> HashMap<String, f64> {
