@@ -15,7 +15,7 @@
 //!
 //! | metric | kind | labels |
 //! |---|---|---|
-//! | `authkit_authentications_total` | counter | `provider` (`jwks`, `cloudflare`, `pomerium`, `proxy-user`, `introspection`, `session`, `api-key`, `any-of`, `custom`), `outcome` (`authenticated`, `rejected`), `reason` (`none` or the error code: `missing_token`, `invalid_token`, `invalid_request`, `insufficient_scope`, `forbidden`, `too_many_requests`, `upstream_error`, `temporarily_unavailable`, `insufficient_user_authentication`) |
+//! | `authkit_authentications_total` | counter | `provider` (`jwks`, `cloudflare`, `pomerium`, `proxy-user`, `introspection`, `session`, `api-key`, `any-of`, `custom`), `outcome` (`authenticated`, `rejected`), `reason` (`none` or the error code: `missing_token`, `invalid_token`, `invalid_request`, `insufficient_scope`, `forbidden`, `too_many_requests`, `upstream_error`, `temporarily_unavailable`, `insufficient_user_authentication`, `invalid_dpop_proof`, `use_dpop_nonce`) |
 //! | `authkit_key_set_fetches_total` | counter | `issuer` (as configured; a tenant pattern for its tenants), `result` (`ok`, `error`) |
 //! | `authkit_token_cache_lookups_total` | counter | `result` (`hit`, `miss`) |
 //! | `authkit_token_cache_entries` | gauge | — (set on each insert) |

@@ -51,6 +51,9 @@ pub enum AuthErrorKind {
     /// fit the request or the token (401, `invalid_dpop_proof`, with a
     /// `DPoP algs="…"` challenge).
     InvalidDpopProof,
+    /// The DPoP proof lacks a current server nonce (401, `use_dpop_nonce`,
+    /// with a fresh one in the `DPoP-Nonce` header; RFC 9449 §9).
+    UseDpopNonce,
 }
 
 /// The algorithms DPoP proofs may use, as challenges list them.
@@ -74,6 +77,7 @@ pub struct AuthError {
     scope: Option<Arc<str>>,
     retry_after: Option<Duration>,
     step_up: Option<Box<StepUp>>,
+    dpop_nonce: Option<Box<str>>,
 }
 
 impl AuthError {
@@ -84,6 +88,7 @@ impl AuthError {
             scope: None,
             retry_after: None,
             step_up: None,
+            dpop_nonce: None,
         }
     }
 
@@ -106,6 +111,19 @@ impl AuthError {
     /// The request's DPoP proof is not acceptable.
     pub fn invalid_dpop_proof(description: impl Into<Cow<'static, str>>) -> Self {
         Self::new(AuthErrorKind::InvalidDpopProof, description)
+    }
+
+    /// The proof needs a server nonce: `nonce` is the one to use (sent as
+    /// `DPoP-Nonce`).
+    pub fn use_dpop_nonce(description: impl Into<Cow<'static, str>>, nonce: impl Into<Box<str>>) -> Self {
+        let mut error = Self::new(AuthErrorKind::UseDpopNonce, description);
+        error.dpop_nonce = Some(nonce.into());
+        error
+    }
+
+    /// The DPoP nonce a client should put in its next proof.
+    pub fn dpop_nonce(&self) -> Option<&str> {
+        self.dpop_nonce.as_deref()
     }
 
     /// The authentication context values a step-up challenge asks for.
@@ -205,7 +223,8 @@ impl AuthError {
             AuthErrorKind::MissingCredentials
             | AuthErrorKind::InvalidToken
             | AuthErrorKind::InsufficientUserAuthentication
-            | AuthErrorKind::InvalidDpopProof => StatusCode::UNAUTHORIZED,
+            | AuthErrorKind::InvalidDpopProof
+            | AuthErrorKind::UseDpopNonce => StatusCode::UNAUTHORIZED,
             AuthErrorKind::InvalidRequest => StatusCode::BAD_REQUEST,
             AuthErrorKind::InsufficientScope | AuthErrorKind::Forbidden => StatusCode::FORBIDDEN,
             AuthErrorKind::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
@@ -228,6 +247,7 @@ impl AuthError {
             AuthErrorKind::TooManyRequests => "too_many_requests",
             AuthErrorKind::InsufficientUserAuthentication => "insufficient_user_authentication",
             AuthErrorKind::InvalidDpopProof => "invalid_dpop_proof",
+            AuthErrorKind::UseDpopNonce => "use_dpop_nonce",
         }
     }
 
@@ -239,7 +259,8 @@ impl AuthError {
             | AuthErrorKind::InvalidRequest
             | AuthErrorKind::InvalidToken
             | AuthErrorKind::InsufficientUserAuthentication
-            | AuthErrorKind::InvalidDpopProof => 16,
+            | AuthErrorKind::InvalidDpopProof
+            | AuthErrorKind::UseDpopNonce => 16,
             AuthErrorKind::InsufficientScope | AuthErrorKind::Forbidden => 7,
             AuthErrorKind::Unavailable | AuthErrorKind::BadGateway => 14,
             AuthErrorKind::TooManyRequests => 8,
@@ -255,6 +276,7 @@ impl fmt::Debug for AuthError {
             .field("scope", &self.scope)
             .field("retry_after", &self.retry_after)
             .field("step_up", &self.step_up)
+            .field("dpop_nonce", &self.dpop_nonce)
             .finish()
     }
 }
@@ -384,11 +406,13 @@ fn challenge(error: &AuthError, realm: &str, default_scope: Option<&str>) -> Opt
         | AuthErrorKind::TooManyRequests
         | AuthErrorKind::Forbidden => None,
         // RFC 9449 §7.1: the DPoP scheme, with the algorithms proofs may use.
-        AuthErrorKind::InvalidDpopProof => {
+        AuthErrorKind::InvalidDpopProof | AuthErrorKind::UseDpopNonce => {
             let mut value = String::with_capacity(120 + error.description.len());
             value.push_str("DPoP algs=\"");
             value.push_str(DPOP_ALGORITHMS);
-            value.push_str("\", error=\"invalid_dpop_proof\", error_description=\"");
+            value.push_str("\", error=\"");
+            value.push_str(error.code());
+            value.push_str("\", error_description=\"");
             push_sanitized(&mut value, &error.description);
             value.push('"');
             Some(value)
@@ -457,6 +481,9 @@ fn render_http(error: &AuthError, realm: &str, default_scope: Option<&str>) -> R
     }
     if let Some(retry) = error.retry_after {
         headers.insert(RETRY_AFTER, HeaderValue::from(retry.as_secs().max(1)));
+    }
+    if let Some(nonce) = error.dpop_nonce().and_then(|n| HeaderValue::try_from(n).ok()) {
+        headers.insert("dpop-nonce", nonce);
     }
     response
 }

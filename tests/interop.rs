@@ -402,3 +402,42 @@ async fn dpop_proofs_minted_by_pyjwt_are_checked_rule_by_rule() {
         assert_eq!(dpop_refusal(&reply), "a DPoP proof is required");
     }
 }
+
+#[tokio::test]
+async fn a_dpop_proof_without_the_server_nonce_gets_one_to_retry_with() {
+    use tower_authkit::jwt::DpopMode;
+    let idp = TestIdp::start().await;
+    let app = app(idp
+        .auth_builder()
+        .dpop(DpopMode::Required)
+        .dpop_public_url("https://api.example")
+        .dpop_nonces(b"a nonce secret of at least 32 bytes".to_vec())
+        .build()
+        .unwrap());
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let (jkt, keys, _) = pyjwt_dpop("EC", None, &[]).await;
+    let token = idp.token().claim("cnf", serde_json::json!({"jkt": jkt})).sign();
+    let spec = |jti: &str, nonce: Option<&str>| {
+        let mut spec =
+            serde_json::json!({"htm": "GET", "htu": "https://api.example/me", "jti": jti, "iat": now, "ath_of": token});
+        if let Some(nonce) = nonce {
+            spec["nonce"] = nonce.into();
+        }
+        spec
+    };
+    let (_, _, first) = pyjwt_dpop("EC", Some(&keys), &[spec("n-1", None), spec("n-2", Some("made-up"))]).await;
+    for proof in &first {
+        let reply = dpop_request(&app, "DPoP", &token, Some(proof)).await;
+        assert_eq!(reply.status, 401, "{reply:?}");
+        assert!(reply.challenge().contains("error=\"use_dpop_nonce\""), "{reply:?}");
+        assert!(reply.headers.contains_key("dpop-nonce"), "{reply:?}");
+    }
+    let reply = dpop_request(&app, "DPoP", &token, Some(&first[0])).await;
+    let nonce = reply.headers["dpop-nonce"].to_str().unwrap().to_owned();
+    let (_, _, retry) = pyjwt_dpop("EC", Some(&keys), &[spec("n-3", Some(&nonce))]).await;
+    let reply = dpop_request(&app, "DPoP", &token, Some(&retry[0])).await;
+    assert_eq!(reply.status, 200, "{reply:?}");
+}

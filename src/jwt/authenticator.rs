@@ -427,6 +427,8 @@ pub struct JwksAuthBuilder {
     checks: TokenChecks,
     dpop: DpopPolicy,
     dpop_public_url: Option<String>,
+    dpop_nonce_secret: Option<Vec<u8>>,
+    dpop_nonce_period: Duration,
     /// How metrics name this issuer (default: the issuer).
     metrics_label: Option<String>,
     /// `None`: the default, and what members of an issuer set must leave
@@ -451,6 +453,8 @@ impl Default for JwksAuthBuilder {
             checks: TokenChecks::default(),
             dpop: DpopPolicy::default(),
             dpop_public_url: None,
+            dpop_nonce_secret: None,
+            dpop_nonce_period: Duration::from_secs(300),
             metrics_label: None,
             token_cache: None,
         }
@@ -677,6 +681,21 @@ impl JwksAuthBuilder {
         self
     }
 
+    /// Requires a server nonce in every DPoP proof (RFC 9449 §8), made from
+    /// `secret` (at least 32 bytes; give replicas the same one); see
+    /// [`dpop`](crate::jwt::dpop).
+    pub fn dpop_nonces(mut self, secret: impl Into<Vec<u8>>) -> Self {
+        self.dpop_nonce_secret = Some(secret.into());
+        self
+    }
+
+    /// How long a server nonce is current (default 5 min; the previous
+    /// period's is still accepted).
+    pub fn dpop_nonce_period(mut self, period: Duration) -> Self {
+        self.dpop_nonce_period = period;
+        self
+    }
+
     /// Whether this issuer takes DPoP tokens.
     pub(crate) fn uses_dpop(&self) -> bool {
         self.dpop.mode != DpopMode::Off
@@ -782,6 +801,21 @@ impl JwksAuthBuilder {
                 .as_deref()
                 .ok_or(ConfigError::Missing("dpop_public_url"))?;
             dpop.public_url = Some(parse_url("dpop_public_url", url)?);
+        }
+        if let Some(secret) = &self.dpop_nonce_secret {
+            let invalid = |reason: &str| ConfigError::Invalid {
+                setting: "dpop_nonces",
+                reason: reason.to_owned(),
+            };
+            if secret.len() < 32 {
+                return Err(invalid("the secret must be at least 32 bytes"));
+            }
+            if self.dpop_nonce_period.as_secs() == 0 {
+                return Err(invalid("the period must be at least a second"));
+            }
+            let nonces =
+                super::dpop::Nonces::new(secret, self.dpop_nonce_period).ok_or_else(|| invalid("unusable secret"))?;
+            dpop.nonces = Some(Arc::new(nonces));
         }
         let fetcher = match fetcher {
             Some(fetcher) => fetcher,

@@ -16,6 +16,14 @@
 //! a bound token presented as `Bearer` is refused), `Required` (every
 //! token must come with a proof). Failures answer 401 with
 //! `WWW-Authenticate: DPoP algs="…", error="invalid_dpop_proof"`.
+//!
+//! **Server nonces** (RFC 9449 §8, opt-in with `dpop_nonces`): a proof
+//! must then carry a current `nonce`; without one it is answered 401
+//! `use_dpop_nonce` with a fresh nonce in `DPoP-Nonce`, which the client
+//! puts in its retry. Nonces are stateless (an HMAC of the time period
+//! under a secret of yours) and change every period (default 5 min; the
+//! previous period's is still accepted), so replicas sharing the secret
+//! need nothing shared at run time.
 
 use std::collections::HashMap;
 use std::fmt;
@@ -126,6 +134,64 @@ pub(crate) struct DpopPolicy {
     pub(crate) public_url: Option<Url>,
     pub(crate) window: Duration,
     pub(crate) replay: Arc<dyn DpopReplayCache>,
+    /// Server nonces, when required (RFC 9449 §8).
+    pub(crate) nonces: Option<Arc<Nonces>>,
+}
+
+/// Stateless server nonces: `base64url(period || HMAC-SHA256(secret,
+/// period)[..16])`, valid in their period and the one after. Replicas with
+/// the same secret accept each other's nonces; nothing is stored.
+pub(crate) struct Nonces {
+    /// Keyed once; cloned per nonce.
+    keyed: hmac::Hmac<Sha256>,
+    period: Duration,
+}
+
+impl Nonces {
+    /// `None` when HMAC refuses the key (it takes any length, so never).
+    pub(crate) fn new(secret: &[u8], period: Duration) -> Option<Self> {
+        use hmac::Mac;
+        let keyed = <hmac::Hmac<Sha256> as Mac>::new_from_slice(secret).ok()?;
+        Some(Self { keyed, period })
+    }
+
+    fn period_index(&self, at: SystemTime) -> u64 {
+        let secs = at.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+        secs / self.period.as_secs().max(1)
+    }
+
+    fn mac(&self, index: u64) -> hmac::Hmac<Sha256> {
+        use hmac::Mac;
+        let mut mac = self.keyed.clone();
+        mac.update(&index.to_be_bytes());
+        mac
+    }
+
+    /// The nonce of the current period.
+    pub(crate) fn current(&self) -> String {
+        use hmac::Mac;
+        let index = self.period_index(SystemTime::now());
+        let tag = self.mac(index).finalize().into_bytes();
+        let mut raw = index.to_be_bytes().to_vec();
+        raw.extend_from_slice(&tag[..16]);
+        URL_SAFE_NO_PAD.encode(raw)
+    }
+
+    /// Whether `nonce` is this or the previous period's.
+    pub(crate) fn accepts(&self, nonce: &str) -> bool {
+        use hmac::Mac;
+        let Ok(raw) = URL_SAFE_NO_PAD.decode(nonce) else {
+            return false;
+        };
+        if raw.len() != 24 {
+            return false;
+        }
+        let mut index = [0u8; 8];
+        index.copy_from_slice(&raw[..8]);
+        let index = u64::from_be_bytes(index);
+        let now = self.period_index(SystemTime::now());
+        (index == now || index + 1 == now) && self.mac(index).verify_truncated_left(&raw[8..]).is_ok()
+    }
 }
 
 impl Default for DpopPolicy {
@@ -135,6 +201,7 @@ impl Default for DpopPolicy {
             public_url: None,
             window: Duration::from_secs(60),
             replay: Arc::new(MemoryReplayCache::default()),
+            nonces: None,
         }
     }
 }
@@ -145,6 +212,7 @@ impl fmt::Debug for DpopPolicy {
             .field("mode", &self.mode)
             .field("public_url", &self.public_url.as_ref().map(Url::as_str))
             .field("window", &self.window)
+            .field("nonces", &self.nonces.is_some())
             .finish_non_exhaustive()
     }
 }
@@ -326,6 +394,14 @@ impl DpopPolicy {
         let jti = text("jti")
             .filter(|jti| !jti.is_empty() && jti.len() <= 256)
             .ok_or_else(|| invalid_proof("DPoP proof has no usable jti"))?;
+        if let Some(nonces) = &self.nonces
+            && !text("nonce").is_some_and(|nonce| nonces.accepts(nonce))
+        {
+            return Err(AuthError::use_dpop_nonce(
+                "DPoP proof needs the server's current nonce",
+                nonces.current(),
+            ));
+        }
         let ath = URL_SAFE_NO_PAD.encode(Sha256::digest(token.as_bytes()));
         if text("ath") != Some(ath.as_str()) {
             return Err(invalid_proof("DPoP proof ath does not match the access token"));
@@ -360,6 +436,7 @@ impl DpopPolicy {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use hmac::Mac;
 
     #[test]
     fn thumbprints_follow_rfc_7638() {
@@ -372,6 +449,22 @@ mod tests {
             thumbprint(&jwk).as_deref(),
             Some("NzbLsXh8uDCcd-6MNwXF4W_7noWXFZAfHkxZsRGC9Xs")
         );
+    }
+
+    #[test]
+    fn nonces_are_accepted_in_their_period_only_under_their_secret() {
+        let nonces = Nonces::new(b"0123456789abcdef0123456789abcdef", Duration::from_secs(300)).unwrap();
+        let nonce = nonces.current();
+        assert!(nonces.accepts(&nonce));
+        let other = Nonces::new(b"another secret, 32 bytes long!!!", Duration::from_secs(300)).unwrap();
+        assert!(!other.accepts(&nonce));
+        assert!(!nonces.accepts("not-a-nonce"));
+        // A period long gone.
+        let old_index: u64 = 1;
+        let tag = nonces.mac(old_index).finalize().into_bytes();
+        let mut raw = old_index.to_be_bytes().to_vec();
+        raw.extend_from_slice(&tag[..16]);
+        assert!(!nonces.accepts(&URL_SAFE_NO_PAD.encode(raw)));
     }
 
     #[test]

@@ -9,7 +9,7 @@ can bind a token to the key first and ask for proofs next. A spec has htm, htu,
 jti, iat (seconds since the epoch), ath_of (the access token whose SHA-256
 goes into ath); optional: "key": "other" (sign with a second key),
 "alg": "HS256" (a symmetric proof), "private_jwk": true (the header's jwk
-carries the private key), "typ" (instead of dpop+jwt).
+carries the private key), "typ" (instead of dpop+jwt), "nonce" (a server nonce).
 """
 import base64
 import hashlib
@@ -69,6 +69,8 @@ for spec in request["proofs"]:
         "iat": spec["iat"],
         "ath": b64url(hashlib.sha256(spec["ath_of"].encode()).digest()),
     }
+    if "nonce" in spec:
+        claims["nonce"] = spec["nonce"]
     headers = {"typ": spec.get("typ", "dpop+jwt"), "jwk": jwk}
     if spec.get("alg") == "HS256":
         proof = jwt.encode(claims, "a shared secret, which DPoP never allows", algorithm="HS256", headers=headers)
