@@ -173,7 +173,14 @@ async fn oidc_provider_access_tokens_meet_the_rfc_9068_profile() {
 // ----------------------------------------------------------------------- PyJWT
 
 /// A venv with PyJWT under the build directory (never a system-wide install).
+/// Created once per test binary: several tests ask for it at the same time,
+/// and two `python3 -m venv` runs on one directory fail (EEXIST).
 async fn pyjwt_python() -> PathBuf {
+    static VENV: tokio::sync::OnceCell<PathBuf> = tokio::sync::OnceCell::const_new();
+    VENV.get_or_init(create_pyjwt_venv).await.clone()
+}
+
+async fn create_pyjwt_venv() -> PathBuf {
     let venv = Path::new(env!("CARGO_TARGET_TMPDIR")).join("pyjwt-venv");
     let python = venv.join("bin").join("python");
     let ready = python.exists()
@@ -185,7 +192,7 @@ async fn pyjwt_python() -> PathBuf {
         let venv_arg = venv.to_string_lossy().into_owned();
         run(
             "python3",
-            &["-m", "venv", &venv_arg],
+            &["-m", "venv", "--clear", &venv_arg],
             &interop_dir(),
             Duration::from_secs(120),
         )
