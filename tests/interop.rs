@@ -50,15 +50,22 @@ struct OpenIdProvider {
 
 async fn start_oidc_provider(port: Option<u16>) -> OpenIdProvider {
     let dir = interop_dir().join("oidc-provider");
-    if !dir.join("node_modules").join("oidc-provider").exists() {
-        run(
-            "npm",
-            &["ci", "--no-audit", "--no-fund"],
-            &dir,
-            Duration::from_secs(300),
-        )
+    // Once per test binary: two tests start a provider at the same time,
+    // and two `npm ci` runs in one directory trample each other.
+    static INSTALLED: tokio::sync::OnceCell<()> = tokio::sync::OnceCell::const_new();
+    INSTALLED
+        .get_or_init(|| async {
+            if !dir.join("node_modules").join("oidc-provider").exists() {
+                run(
+                    "npm",
+                    &["ci", "--no-audit", "--no-fund"],
+                    &dir,
+                    Duration::from_secs(300),
+                )
+                .await;
+            }
+        })
         .await;
-    }
     let mut command = Command::new("node");
     command
         .arg("server.mjs")
