@@ -279,7 +279,7 @@ fn app() -> Result<Router, String> {
     let resource = protected_resource()?;
     let mut auth = auth_layer()?;
     if let Some(resource) = &resource {
-        auth = auth.renderer(resource.renderer()).public_prefix("/.well-known/");
+        auth = auth.protected_resource(resource);
     }
     let router = with_metrics(Router::new())?;
     let router = router

@@ -17,14 +17,14 @@
 //!     .scopes_supported(["mcp:tools"])
 //!     .build()
 //!     .expect("valid configuration");
-//! // Tokens must name the resource in `aud` (RFC 8707 audience binding).
+//! // Tokens must name the resource in `aud` (RFC 8707 audience binding),
+//! // and challenges point at the metadata.
 //! let auth = tower_authkit::JwksAuthLayer::builder()
 //!     .issuer(idp.issuer())
-//!     .audience(resource.identifier())
+//!     .protected_resource(&resource)
 //!     .build()
 //!     .expect("valid configuration")
-//!     .renderer(resource.renderer())
-//!     .public_prefix("/.well-known/");
+//!     .protected_resource(&resource);
 //! let app: Router = Router::new()
 //!     .route("/mcp", post(|| async { "{}" }))
 //!     .layer(auth)
@@ -135,6 +135,11 @@ impl ProtectedResource {
     /// `/.well-known/` public there.
     pub fn metadata_layer(&self) -> MetadataLayer {
         MetadataLayer { resource: self.clone() }
+    }
+
+    /// The paths the document is served at.
+    pub fn metadata_paths(&self) -> &[String] {
+        &self.inner.paths
     }
 
     fn response(&self, method: &Method) -> Response<Bytes> {
@@ -277,6 +282,18 @@ where
         } else {
             GuardFuture::pass(self.inner.call(request))
         }
+    }
+}
+
+impl<A: crate::layer::Authenticator> crate::layer::AuthLayer<A> {
+    /// Challenges name `resource`'s metadata (its [`renderer`](ProtectedResource::renderer)),
+    /// and its metadata paths are public on this layer.
+    pub fn protected_resource(self, resource: &ProtectedResource) -> Self {
+        let mut layer = self.renderer(resource.renderer());
+        for path in resource.metadata_paths() {
+            layer = layer.public_path(path.clone());
+        }
+        layer
     }
 }
 

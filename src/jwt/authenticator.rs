@@ -486,6 +486,12 @@ impl JwksAuthBuilder {
         self
     }
 
+    /// Binds tokens to `resource` (RFC 8707): its identifier is an
+    /// accepted audience (call [`audience`](Self::audience) too for others).
+    pub fn protected_resource(self, resource: &crate::resource::ProtectedResource) -> Self {
+        self.audience(resource.identifier())
+    }
+
     /// Accepts tokens for any audience. Only for tokens that are already
     /// audience-bound some other way; the default is to require an audience.
     pub fn disable_audience_check(mut self) -> Self {
