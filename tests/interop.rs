@@ -4,6 +4,7 @@
 //! loopback and are killed when the test ends.
 
 mod common;
+mod process;
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
@@ -41,6 +42,26 @@ fn app(layer: JwksAuthLayer) -> Router {
         .layer(layer)
 }
 
+/// `tests/interop/<harness>` with its locked npm packages installed.
+/// Once per test binary (`once`): two tests can ask at the same time, and
+/// two `npm ci` runs in one directory trample each other.
+async fn npm_installed(harness: &str, package: &str, once: &'static tokio::sync::OnceCell<()>) -> PathBuf {
+    let dir = interop_dir().join(harness);
+    once.get_or_init(|| async {
+        if !dir.join("node_modules").join(package).exists() {
+            run(
+                "npm",
+                &["ci", "--no-audit", "--no-fund"],
+                &dir,
+                Duration::from_secs(300),
+            )
+            .await;
+        }
+    })
+    .await;
+    dir
+}
+
 // ---------------------------------------------------------------- oidc-provider
 
 struct OpenIdProvider {
@@ -49,23 +70,8 @@ struct OpenIdProvider {
 }
 
 async fn start_oidc_provider(port: Option<u16>) -> OpenIdProvider {
-    let dir = interop_dir().join("oidc-provider");
-    // Once per test binary: two tests start a provider at the same time,
-    // and two `npm ci` runs in one directory trample each other.
     static INSTALLED: tokio::sync::OnceCell<()> = tokio::sync::OnceCell::const_new();
-    INSTALLED
-        .get_or_init(|| async {
-            if !dir.join("node_modules").join("oidc-provider").exists() {
-                run(
-                    "npm",
-                    &["ci", "--no-audit", "--no-fund"],
-                    &dir,
-                    Duration::from_secs(300),
-                )
-                .await;
-            }
-        })
-        .await;
+    let dir = npm_installed("oidc-provider", "oidc-provider", &INSTALLED).await;
     let mut command = Command::new("node");
     command
         .arg("server.mjs")
@@ -92,13 +98,22 @@ async fn start_oidc_provider(port: Option<u16>) -> OpenIdProvider {
 }
 
 async fn client_credentials_token(issuer: &str, resource: &str) -> String {
+    client_credentials_token_for(issuer, resource, "api:read").await
+}
+
+/// A token for `resource` with `scope` (none when empty).
+async fn client_credentials_token_for(issuer: &str, resource: &str, scope: &str) -> String {
+    let mut form = form_urlencoded::Serializer::new(String::new());
+    form.append_pair("grant_type", "client_credentials")
+        .append_pair("resource", resource);
+    if !scope.is_empty() {
+        form.append_pair("scope", scope);
+    }
     let response = reqwest::Client::new()
         .post(format!("{issuer}/token"))
         .basic_auth("interop", Some("interop-secret"))
         .header("content-type", "application/x-www-form-urlencoded")
-        .body(format!(
-            "grant_type=client_credentials&scope=api%3Aread&resource={resource}"
-        ))
+        .body(form.finish())
         .send()
         .await
         .unwrap();
@@ -175,6 +190,205 @@ async fn oidc_provider_access_tokens_meet_the_rfc_9068_profile() {
     assert_eq!(header["typ"], "at+jwt", "{header}");
     let reply = common::get(&app, "/me", Some(&token)).await;
     assert_eq!(reply.status, 200, "{reply:?}");
+}
+
+// ------------------------------------------------------------- MCP TypeScript SDK
+
+/// Runs the official MCP TypeScript SDK (`tests/interop/mcp-client`)
+/// against an MCP server with `envs`; its report on success, its stderr on
+/// failure.
+async fn mcp_client(envs: &[(&str, &str)]) -> Result<serde_json::Value, String> {
+    static INSTALLED: tokio::sync::OnceCell<()> = tokio::sync::OnceCell::const_new();
+    let dir = npm_installed("mcp-client", "@modelcontextprotocol/sdk", &INSTALLED).await;
+    let mut command = Command::new("node");
+    command
+        .arg("client.mjs")
+        .current_dir(&dir)
+        .envs(envs.iter().copied())
+        .kill_on_drop(true);
+    let output = tokio::time::timeout(Duration::from_secs(60), command.output())
+        .await
+        .expect("the MCP client finished within 60 s")
+        .expect("node is installed");
+    let stderr = String::from_utf8_lossy(&output.stderr).into_owned();
+    if !output.status.success() {
+        return Err(stderr);
+    }
+    serde_json::from_slice(&output.stdout).map_err(|e| format!("{e}: {stderr}"))
+}
+
+/// `(method, url, status)` of each request the SDK reported.
+fn requests_of(report: &serde_json::Value) -> Vec<(String, String, u64)> {
+    report["requests"]
+        .as_array()
+        .expect("a request log")
+        .iter()
+        .map(|r| {
+            (
+                r["method"].as_str().unwrap_or_default().to_owned(),
+                r["url"].as_str().unwrap_or_default().to_owned(),
+                r["status"].as_u64().unwrap_or_default(),
+            )
+        })
+        .collect()
+}
+
+/// The MCP authorization flow end to end, with nothing of ours on the
+/// client or the authorization server: the SDK gets a 401, follows
+/// `resource_metadata` to our RFC 9728 document, reads oidc-provider's
+/// metadata, obtains a token for our resource (RFC 8707) and lists and
+/// calls the tools, which see the token's subject and scopes.
+#[tokio::test]
+async fn the_mcp_typescript_sdk_finds_the_authorization_server_and_calls_tools() {
+    let provider = start_oidc_provider(None).await;
+    let (_server, base) = process::start("mcp_server", &[("AUTHKIT_ISSUER", provider.issuer.as_str())]);
+    let mcp_url = format!("{base}/mcp");
+    let settings = [
+        ("MCP_URL", mcp_url.as_str()),
+        ("ISSUER", provider.issuer.as_str()),
+        ("CLIENT_ID", "interop"),
+        ("CLIENT_SECRET", "interop-secret"),
+        ("SCOPE", "mcp:tools"),
+    ];
+    let report = mcp_client(&settings).await.unwrap_or_else(|stderr| panic!("{stderr}"));
+    assert_eq!(report["tools"], serde_json::json!(["add", "whoami"]), "{report}");
+    assert_eq!(report["add"], "42", "{report}");
+    assert_eq!(
+        report["whoami"],
+        serde_json::json!({"sub": "interop", "client_id": "interop", "scopes": ["mcp:tools"]}),
+        "{report}"
+    );
+    // The token was issued for this resource, by this issuer.
+    assert_eq!(report["claims"]["aud"], mcp_url.as_str(), "{report}");
+    assert_eq!(report["claims"]["iss"], provider.issuer.as_str(), "{report}");
+    // Discovery went through our 401 and our metadata, in this order.
+    let requests = requests_of(&report);
+    let issuer = &provider.issuer;
+    let expected_start = [
+        ("POST", mcp_url.clone(), 401),
+        ("GET", format!("{base}/.well-known/oauth-protected-resource/mcp"), 200),
+        ("GET", format!("{issuer}/.well-known/oauth-authorization-server"), 200),
+        ("POST", format!("{issuer}/token"), 200),
+    ];
+    assert!(requests.len() > expected_start.len(), "{requests:?}");
+    for (seen, (method, url, status)) in requests.iter().zip(&expected_start) {
+        assert_eq!(seen, &((*method).to_owned(), url.clone(), *status), "{requests:?}");
+    }
+    // Once authorized, every MCP call is accepted (405: this stateless
+    // server offers no standalone SSE stream, which the SDK tolerates).
+    for (method, url, status) in &requests[expected_start.len()..] {
+        assert_eq!(url, &mcp_url, "{requests:?}");
+        assert!(
+            matches!(status, 200 | 202) || (method == "GET" && *status == 405),
+            "{requests:?}"
+        );
+    }
+
+    // A client whose credentials the authorization server refuses never
+    // gets past the 401.
+    let mut refused = settings;
+    refused[3] = ("CLIENT_SECRET", "wrong");
+    let stderr = mcp_client(&refused).await.expect_err("a refused client fails");
+    assert!(stderr.contains("InvalidClientError"), "{stderr}");
+    let log: serde_json::Value = serde_json::from_str(stderr.lines().last().unwrap_or_default()).unwrap();
+    let mcp_statuses: Vec<u64> = requests_of(&log)
+        .into_iter()
+        .filter(|(_, url, _)| url == &mcp_url)
+        .map(|(_, _, status)| status)
+        .collect();
+    assert_eq!(mcp_statuses, [401], "{stderr}");
+}
+
+/// What the MCP authorization spec asks of the server itself, checked with
+/// oidc-provider's tokens: the audience binding, the scope, no query-string
+/// tokens, the metadata at both paths, and rmcp's Host check kept on.
+#[tokio::test]
+async fn the_mcp_server_example_refuses_what_the_mcp_spec_refuses() {
+    let provider = start_oidc_provider(None).await;
+    let (_server, base) = process::start("mcp_server", &[("AUTHKIT_ISSUER", provider.issuer.as_str())]);
+    let mcp_url = format!("{base}/mcp");
+    let metadata_url = format!("{base}/.well-known/oauth-protected-resource/mcp");
+    let client = reqwest::Client::new();
+    let initialize = serde_json::json!({
+        "jsonrpc": "2.0", "id": 1, "method": "initialize",
+        "params": {"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}},
+    });
+    let call = |url: String, token: Option<String>| {
+        let mut request = client
+            .post(url)
+            .header("accept", "application/json, text/event-stream")
+            .header("content-type", "application/json")
+            .body(initialize.to_string());
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        async move {
+            let response = request.send().await.unwrap();
+            let status = response.status().as_u16();
+            let challenge = response
+                .headers()
+                .get("www-authenticate")
+                .map(|v| v.to_str().unwrap().to_owned())
+                .unwrap_or_default();
+            (status, challenge, response.text().await.unwrap())
+        }
+    };
+    let points_at_metadata = format!("resource_metadata=\"{metadata_url}\"");
+
+    let (status, challenge, _) = call(mcp_url.clone(), None).await;
+    assert_eq!(status, 401);
+    assert!(challenge.contains(&points_at_metadata), "{challenge}");
+    assert!(challenge.contains("scope=\"mcp:tools\""), "{challenge}");
+
+    let good = client_credentials_token_for(&provider.issuer, &mcp_url, "mcp:tools").await;
+    let (status, _, body) = call(mcp_url.clone(), Some(good.clone())).await;
+    assert_eq!(status, 200, "{body}");
+
+    // Issued for another resource: refused (RFC 8707 audience binding).
+    let elsewhere = client_credentials_token_for(&provider.issuer, RESOURCES[1], "api:read").await;
+    let (status, challenge, _) = call(mcp_url.clone(), Some(elsewhere)).await;
+    assert_eq!(status, 401);
+    assert!(challenge.contains("error=\"invalid_token\""), "{challenge}");
+    assert!(challenge.contains(&points_at_metadata), "{challenge}");
+
+    // For this resource but without the scope: 403 naming the scope.
+    let unscoped = client_credentials_token_for(&provider.issuer, &mcp_url, "").await;
+    let (status, challenge, body) = call(mcp_url.clone(), Some(unscoped)).await;
+    assert_eq!(status, 403, "{body}");
+    assert!(challenge.contains("error=\"insufficient_scope\""), "{challenge}");
+    assert!(challenge.contains("scope=\"mcp:tools\""), "{challenge}");
+    assert!(challenge.contains(&points_at_metadata), "{challenge}");
+
+    // A token in the query string is never read.
+    let (status, _, _) = call(format!("{mcp_url}?access_token={good}"), None).await;
+    assert_eq!(status, 401);
+
+    // The metadata, at the path-inserted form and the bare one.
+    for url in [
+        metadata_url.clone(),
+        format!("{base}/.well-known/oauth-protected-resource"),
+    ] {
+        let response = client.get(&url).send().await.unwrap();
+        assert_eq!(response.status(), 200, "{url}");
+        let document: serde_json::Value = serde_json::from_str(&response.text().await.unwrap()).unwrap();
+        assert_eq!(document["resource"], mcp_url.as_str());
+        assert_eq!(document["authorization_servers"], serde_json::json!([provider.issuer]));
+        assert_eq!(document["scopes_supported"], serde_json::json!(["mcp:tools"]));
+        assert_eq!(document["bearer_methods_supported"], serde_json::json!(["header"]));
+    }
+
+    // A valid token through a rebinding DNS name is still refused by rmcp.
+    let response = client
+        .post(&mcp_url)
+        .header("host", "attacker.example")
+        .header("accept", "application/json, text/event-stream")
+        .bearer_auth(&good)
+        .header("content-type", "application/json")
+        .body(initialize.to_string())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 403);
 }
 
 // ----------------------------------------------------------------------- PyJWT

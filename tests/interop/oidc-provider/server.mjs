@@ -26,6 +26,19 @@ const resources = {
   'urn:interop:eddsa': 'EdDSA',
 };
 
+// MCP servers on loopback (examples/mcp_server.rs): the resource is the
+// server's URL, and its tokens carry the scope it asks for.
+const mcpResource = /^http:\/\/127\.0\.0\.1:[0-9]+\/mcp$/;
+
+function resourceServer(resource) {
+  if (mcpResource.test(resource)) {
+    return { scope: 'mcp:tools', alg: 'ES256' };
+  }
+  const alg = resources[resource];
+  if (!alg) throw new Error(`unknown resource ${resource}`);
+  return { scope: 'api:read', alg };
+}
+
 const server = http.createServer();
 server.listen(Number(process.env.PORT || 0), '127.0.0.1', () => {
   const { port } = server.address();
@@ -47,10 +60,9 @@ server.listen(Number(process.env.PORT || 0), '127.0.0.1', () => {
         defaultResource: () => 'urn:interop:rs256',
         useGrantedResource: () => true,
         getResourceServerInfo: (ctx, resource) => {
-          const alg = resources[resource];
-          if (!alg) throw new Error(`unknown resource ${resource}`);
+          const { scope, alg } = resourceServer(resource);
           return {
-            scope: 'api:read',
+            scope,
             audience: resource,
             accessTokenFormat: 'jwt',
             accessTokenTTL: 300,
