@@ -4,8 +4,8 @@
 //! it from every 401, and accepts only tokens issued for it (RFC 8707).
 //!
 //! ```sh
-//! cargo run --features dev-server --bin authkit-dev-server &   # an authorization server on 127.0.0.1:9000
-//! AUTHKIT_ISSUER=http://127.0.0.1:9000 cargo run --example mcp_server
+//! cargo run --features dev-server --bin authkit-dev-server &   # an authorization server on 127.0.0.1:8765
+//! AUTHKIT_ISSUER=http://127.0.0.1:8765 cargo run --example mcp_server
 //! ```
 //!
 //! | variable | meaning | default |

@@ -299,6 +299,63 @@ async fn the_mcp_typescript_sdk_finds_the_authorization_server_and_calls_tools()
     assert_eq!(mcp_statuses, [401], "{stderr}");
 }
 
+/// The interactive flow MCP hosts use, with the SDK's own code for every
+/// step: dynamic client registration, PKCE, the `resource` parameter and
+/// the code exchange, against the test kit's authorization server (which
+/// approves at once as `dev-user`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_mcp_typescript_sdk_registers_and_authorizes_with_pkce_against_the_test_kit() {
+    let idp = TestIdp::start().await;
+    let (_server, base) = process::start("mcp_server", &[("AUTHKIT_ISSUER", idp.issuer())]);
+    let mcp_url = format!("{base}/mcp");
+    let report = mcp_client(&[
+        ("FLOW", "authorization_code"),
+        ("MCP_URL", mcp_url.as_str()),
+        ("ISSUER", idp.issuer()),
+    ])
+    .await
+    .unwrap_or_else(|stderr| panic!("{stderr}"));
+    let client_id = report["registered_client_id"].as_str().expect("a registered client");
+    assert_eq!(report["tools"], serde_json::json!(["add", "whoami"]), "{report}");
+    assert_eq!(
+        report["whoami"],
+        serde_json::json!({"sub": "dev-user", "client_id": client_id, "scopes": ["mcp:tools"]}),
+        "{report}"
+    );
+    // The SDK asked for our resource and the scope our challenge named, with S256.
+    let authorization = &report["authorization"];
+    assert_eq!(authorization["resource"], mcp_url.as_str(), "{report}");
+    assert_eq!(authorization["scope"], "mcp:tools", "{report}");
+    assert_eq!(authorization["code_challenge_method"], "S256", "{report}");
+    assert_eq!(report["claims"]["aud"], mcp_url.as_str(), "{report}");
+    let issuer = idp.issuer();
+    let steps: Vec<(String, String, u64)> = requests_of(&report)
+        .into_iter()
+        .map(|(method, url, status)| (method, url.split('?').next().unwrap_or_default().to_owned(), status))
+        .collect();
+    let expected = [
+        ("POST", mcp_url.clone(), 401),
+        ("GET", format!("{base}/.well-known/oauth-protected-resource/mcp"), 200),
+        ("GET", format!("{issuer}/.well-known/oauth-authorization-server"), 200),
+        ("POST", format!("{issuer}/register"), 201),
+        ("GET", format!("{issuer}/authorize"), 302),
+    ];
+    for (seen, (method, url, status)) in steps.iter().zip(&expected) {
+        assert_eq!(seen, &((*method).to_owned(), url.clone(), *status), "{steps:?}");
+    }
+    let token_exchange = steps
+        .iter()
+        .position(|(method, url, _)| method == "POST" && url == &format!("{issuer}/token"));
+    let exchanged = token_exchange.expect("the code was exchanged");
+    assert_eq!(steps[exchanged].2, 200, "{steps:?}");
+    assert!(
+        steps[exchanged + 1..]
+            .iter()
+            .any(|(m, url, status)| m == "POST" && url == &mcp_url && *status == 200),
+        "{steps:?}"
+    );
+}
+
 /// What the MCP authorization spec asks of the server itself, checked with
 /// oidc-provider's tokens: the audience binding, the scope, no query-string
 /// tokens, the metadata at both paths, and rmcp's Host check kept on.

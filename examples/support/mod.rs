@@ -11,11 +11,12 @@ use axum::Router;
 /// How long in-flight requests may take to finish after a shutdown signal.
 const DRAIN: Duration = Duration::from_secs(10);
 
-/// Logs to stderr, filtered by `RUST_LOG` (default `info`), so the crate's
+/// Logs to stderr, filtered by `RUST_LOG` (default `info`; rmcp, which logs
+/// every stateless MCP request at info, `warn`), so the crate's
 /// warnings (a failing provider, a refused host) are seen.
 pub fn init_tracing() {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info,rmcp=warn"));
     // A second call (or a subscriber set elsewhere) keeps the first one.
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)

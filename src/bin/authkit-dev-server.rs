@@ -5,8 +5,10 @@
 //! cargo run --features dev-server --bin authkit-dev-server
 //! ```
 //!
-//! Serves OIDC discovery, a JWKS, a client-credentials token endpoint and RFC
-//! 7662 introspection; the auth proxy's `/_oxa_auth/*` surface; a Cloudflare
+//! Serves OIDC discovery and RFC 8414 metadata, a JWKS, a token endpoint
+//! (client credentials; authorization code with PKCE for clients registered
+//! at `/register`, approved at once at `/authorize` as `dev-user` or the
+//! `login_hint`; `resource` becomes `aud`), RFC 7662 introspection; the auth proxy's `/_oxa_auth/*` surface; a Cloudflare
 //! Access team (`/cdn-cgi/access/*`); and a Pomerium route JWKS. A second
 //! port serves a Pomerium route with the programmatic login (its sign-in page
 //! signs anyone in at once) in front of an echo app, for `authkit-pomerium`.
@@ -103,6 +105,9 @@ async fn main() -> ExitCode {
     println!("authkit-dev-server: development only, every key here is public");
     println!(
         "  OIDC issuer        {base}  (discovery, /jwks, /token, /introspect; client {DEV_CLIENT_ID}:{DEV_CLIENT_SECRET}, audience {audience})"
+    );
+    println!(
+        "  OAuth / MCP        {base}/.well-known/oauth-authorization-server  (/register, /authorize with PKCE: approves at once as dev-user)"
     );
     println!("  auth proxy         {base}/_oxa_auth/*  (valid token {token})");
     match &cors {

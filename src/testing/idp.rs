@@ -116,6 +116,8 @@ pub(crate) struct IdpState {
     jwks_path: Mutex<String>,
     /// Opaque tokens and their introspection answers.
     pub(crate) opaque: Mutex<HashMap<String, Map<String, Value>>>,
+    /// Registered clients and authorization codes.
+    pub(crate) authorization: super::authorization::Registry,
 }
 
 impl IdpState {
@@ -163,7 +165,7 @@ impl IdpState {
         self.opaque.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    fn jwks_path(&self) -> String {
+    pub(crate) fn jwks_path(&self) -> String {
         self.jwks_path.lock().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
@@ -358,6 +360,7 @@ impl TestIdpBuilder {
             opaque_issued: AtomicUsize::new(0),
             jwks_path: Mutex::new("/jwks".to_owned()),
             opaque: Mutex::new(HashMap::new()),
+            authorization: Default::default(),
         });
         let app = Router::new()
             .route("/.well-known/openid-configuration", get(discovery))
@@ -369,6 +372,7 @@ impl TestIdpBuilder {
             .route("/.well-known/pomerium/jwks.json", get(pomerium_jwks))
             .merge(super::proxy_mock::routes())
             .merge(super::oauth::routes())
+            .merge(super::authorization::routes())
             .with_state(Arc::clone(&state));
         #[cfg(feature = "dev-server")]
         let app = match &self.cors {
@@ -638,17 +642,17 @@ async fn discovery_for(state: &IdpState, issuer: &str) -> Response {
     if let Some(response) = misbehave(state).await {
         return response;
     }
-    Json(json!({
-        "issuer": issuer,
-        "jwks_uri": format!("{}{}", state.issuer, state.jwks_path()),
-        "token_endpoint": format!("{}/token", state.issuer),
-        "introspection_endpoint": format!("{}/introspect", state.issuer),
-        "grant_types_supported": ["client_credentials"],
-        "response_types_supported": ["code"],
-        "subject_types_supported": ["public"],
-        "id_token_signing_alg_values_supported": ["RS256", "PS256", "ES256", "ES384", "EdDSA"],
-    }))
-    .into_response()
+    let mut document = super::authorization::server_metadata(state, issuer);
+    document.insert(
+        "jwks_uri".into(),
+        json!(format!("{}{}", state.issuer, state.jwks_path())),
+    );
+    document.insert("subject_types_supported".into(), json!(["public"]));
+    document.insert(
+        "id_token_signing_alg_values_supported".into(),
+        json!(["RS256", "PS256", "ES256", "ES384", "EdDSA"]),
+    );
+    Json(Value::Object(document)).into_response()
 }
 
 async fn jwks(State(state): State<Arc<IdpState>>) -> Response {

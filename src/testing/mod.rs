@@ -14,6 +14,7 @@
 //! # }
 //! ```
 
+mod authorization;
 mod idp;
 mod keys;
 mod oauth;

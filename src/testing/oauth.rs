@@ -1,5 +1,6 @@
-//! OAuth 2.0 endpoints of the test provider: a client-credentials token
-//! endpoint (JWT access tokens) and RFC 7662 introspection.
+//! OAuth 2.0 endpoints of the test provider: the token endpoint (JWT access
+//! tokens for the client-credentials and authorization-code grants, `aud`
+//! from an RFC 8707 `resource`) and RFC 7662 introspection.
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -14,6 +15,7 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use serde_json::{Map, Value, json};
 
+use super::authorization::{oauth_error, redeem, valid_resource};
 use super::idp::{IdpState, misbehave};
 use super::token::TokenBuilder;
 use crate::jwt::Algorithm;
@@ -29,8 +31,17 @@ pub(crate) fn routes() -> Router<Arc<IdpState>> {
         .route("/introspect", post(introspect))
 }
 
-/// Client authentication by HTTP Basic (form-encoded parts) or form fields.
-fn client_of(headers: &HeaderMap, form: &Map<String, Value>) -> Option<String> {
+/// A client that authenticated at the token endpoint.
+struct Caller {
+    id: String,
+    /// Proved a secret (public clients only redeem codes).
+    confidential: bool,
+}
+
+/// Client authentication by HTTP Basic (form-encoded parts) or form fields:
+/// the dev client, a registered confidential client with its secret, or a
+/// registered public client by its id alone.
+fn client_of(state: &IdpState, headers: &HeaderMap, form: &Map<String, Value>) -> Option<Caller> {
     let from_header = headers
         .get(AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
@@ -46,12 +57,25 @@ fn client_of(headers: &HeaderMap, form: &Map<String, Value>) -> Option<String> {
             };
             Some((decode(id)?, decode(secret)?))
         });
-    let from_form = || {
-        let text = |k: &str| form.get(k).and_then(Value::as_str).map(str::to_owned);
-        Some((text("client_id")?, text("client_secret")?))
-    };
-    let (id, secret) = from_header.or_else(from_form)?;
-    (id == DEV_CLIENT_ID && secret == DEV_CLIENT_SECRET).then_some(id)
+    let text = |k: &str| form.get(k).and_then(Value::as_str).map(str::to_owned);
+    let from_form = || Some((text("client_id")?, text("client_secret")?));
+    if let Some((id, secret)) = from_header.or_else(from_form) {
+        let known = if id == DEV_CLIENT_ID {
+            Some(DEV_CLIENT_SECRET.to_owned())
+        } else {
+            state.authorization.client(&id).and_then(|client| client.secret)
+        };
+        return (known.as_deref() == Some(secret.as_str())).then_some(Caller { id, confidential: true });
+    }
+    let id = text("client_id")?;
+    let public = state
+        .authorization
+        .client(&id)
+        .is_some_and(|client| client.secret.is_none());
+    public.then_some(Caller {
+        id,
+        confidential: false,
+    })
 }
 
 fn form(body: &str) -> Map<String, Value> {
@@ -64,33 +88,81 @@ fn unauthorized_client() -> Response {
     (StatusCode::UNAUTHORIZED, Json(json!({"error": "invalid_client"}))).into_response()
 }
 
+/// What a token is issued for.
+struct Issue {
+    subject: String,
+    client_id: String,
+    scope: Option<String>,
+    /// The RFC 8707 resource: the token's `aud` (else the provider's audience).
+    resource: Option<String>,
+}
+
 async fn token(State(state): State<Arc<IdpState>>, headers: HeaderMap, body: String) -> Response {
     if let Some(response) = misbehave(&state).await {
         return response;
     }
     let form = form(&body);
-    let Some(client) = client_of(&headers, &form) else {
+    let Some(client) = client_of(&state, &headers, &form) else {
         return unauthorized_client();
     };
-    if form.get("grant_type").and_then(Value::as_str) != Some("client_credentials") {
-        return (
+    let text = |k: &str| form.get(k).and_then(Value::as_str).map(str::to_owned);
+    let resource = text("resource");
+    if resource.as_deref().is_some_and(|r| !valid_resource(r)) {
+        return oauth_error(
             StatusCode::BAD_REQUEST,
-            Json(json!({"error": "unsupported_grant_type"})),
-        )
-            .into_response();
+            "invalid_target",
+            "resource must be an absolute URI without a fragment",
+        );
     }
+    let issue = match text("grant_type").as_deref() {
+        Some("client_credentials") if client.confidential => Issue {
+            subject: client.id.clone(),
+            client_id: client.id,
+            scope: text("scope"),
+            resource,
+        },
+        Some("authorization_code") => match redeem(&state, &client.id, &form) {
+            Ok(grant) => Issue {
+                subject: grant.subject,
+                client_id: grant.client_id,
+                scope: grant.scope,
+                resource: grant.resource.or(resource),
+            },
+            Err(response) => return response,
+        },
+        Some("client_credentials") => {
+            return oauth_error(
+                StatusCode::UNAUTHORIZED,
+                "unauthorized_client",
+                "a public client cannot use client_credentials",
+            );
+        }
+        _ => {
+            return oauth_error(
+                StatusCode::BAD_REQUEST,
+                "unsupported_grant_type",
+                "grant_type must be client_credentials or authorization_code",
+            );
+        }
+    };
     let mut builder = TokenBuilder::new(Arc::clone(&state))
-        .sub(&client)
-        .claim("client_id", &client);
-    if let Some(scope) = form.get("scope").and_then(Value::as_str) {
+        .sub(&issue.subject)
+        .claim("client_id", &issue.client_id);
+    if let Some(resource) = &issue.resource {
+        builder = builder.audience(resource);
+    }
+    if let Some(scope) = &issue.scope {
         builder = builder.scope(scope);
     }
-    Json(json!({
+    let mut answer = json!({
         "access_token": builder.header("typ", "at+jwt").sign(),
         "token_type": "Bearer",
         "expires_in": 3600,
-    }))
-    .into_response()
+    });
+    if let Some(scope) = issue.scope {
+        answer["scope"] = json!(scope);
+    }
+    Json(answer).into_response()
 }
 
 /// The claims of a JWT this provider signed and that has not expired.
@@ -112,7 +184,7 @@ async fn introspect(State(state): State<Arc<IdpState>>, headers: HeaderMap, body
         return response;
     }
     let form = form(&body);
-    if client_of(&headers, &form).is_none() {
+    if client_of(&state, &headers, &form).is_none_or(|caller| !caller.confidential) {
         return unauthorized_client();
     }
     let token = form.get("token").and_then(Value::as_str).unwrap_or_default();
