@@ -140,6 +140,29 @@ pub(crate) fn oauth_error(status: StatusCode, error: &str, description: &str) ->
     (status, Json(json!({"error": error, "error_description": description}))).into_response()
 }
 
+/// A refused token request, rendered by [`oauth_error`].
+pub(crate) struct Refusal {
+    status: StatusCode,
+    error: &'static str,
+    description: &'static str,
+}
+
+impl Refusal {
+    fn invalid_grant(description: &'static str) -> Self {
+        Self {
+            status: StatusCode::BAD_REQUEST,
+            error: "invalid_grant",
+            description,
+        }
+    }
+}
+
+impl IntoResponse for Refusal {
+    fn into_response(self) -> Response {
+        oauth_error(self.status, self.error, self.description)
+    }
+}
+
 /// A redirect URI a client may register: https, or http on loopback (native
 /// apps, RFC 8252 §7.3), no fragment.
 fn acceptable_redirect_uri(uri: &str) -> bool {
@@ -308,14 +331,14 @@ async fn authorize(State(state): State<Arc<IdpState>>, Query(query): Query<HashM
 }
 
 /// Redeems a code for `client_id` (the token endpoint authenticated it):
-/// the grant, or the OAuth error response.
+/// the grant, or why not.
 pub(crate) fn redeem(
     state: &IdpState,
     client_id: &str,
     form: &serde_json::Map<String, Value>,
-) -> Result<Grant, Response> {
+) -> Result<Grant, Refusal> {
     let text = |name: &str| form.get(name).and_then(Value::as_str).unwrap_or_default();
-    let invalid_grant = |description: &str| oauth_error(StatusCode::BAD_REQUEST, "invalid_grant", description);
+    let invalid_grant = Refusal::invalid_grant;
     let grant = state
         .authorization
         .take_code(text("code"))
@@ -339,11 +362,11 @@ pub(crate) fn redeem(
     if let (Some(requested), Some(granted)) = (requested, &grant.resource)
         && requested != granted
     {
-        return Err(oauth_error(
-            StatusCode::BAD_REQUEST,
-            "invalid_target",
-            "resource differs from the one authorized",
-        ));
+        return Err(Refusal {
+            status: StatusCode::BAD_REQUEST,
+            error: "invalid_target",
+            description: "resource differs from the one authorized",
+        });
     }
     Ok(grant)
 }

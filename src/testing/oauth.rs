@@ -128,7 +128,7 @@ async fn token(State(state): State<Arc<IdpState>>, headers: HeaderMap, body: Str
                 scope: grant.scope,
                 resource: grant.resource.or(resource),
             },
-            Err(response) => return response,
+            Err(refusal) => return refusal.into_response(),
         },
         Some("client_credentials") => {
             return oauth_error(
