@@ -261,7 +261,7 @@ where
                         reason: error.description(),
                     });
                 }
-                RequireFuture::refuse(render_in(request.extensions(), request.headers(), &error))
+                RequireFuture::refuse(render_in(request.extensions(), request.headers(), error))
             }
         }
     }

@@ -55,7 +55,7 @@ pub struct AuthRejection {
 impl AuthRejection {
     pub(crate) fn new(parts: &Parts, error: AuthError) -> Self {
         Self {
-            error,
+            error: error.in_scheme_of(&parts.headers, false),
             protocol: Protocol::of(&parts.headers),
             renderer: renderer_in(&parts.extensions),
         }

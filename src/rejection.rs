@@ -66,6 +66,17 @@ struct StepUp {
     max_age: Option<u64>,
 }
 
+/// The `WWW-Authenticate` scheme(s) a rejection challenges with.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+enum Scheme {
+    #[default]
+    Bearer,
+    /// The request used `Authorization: DPoP` (RFC 9449 §7.1).
+    Dpop,
+    /// No credential, and the layer takes DPoP too: both challenges.
+    BearerAndDpop,
+}
+
 /// An authentication or authorization failure.
 ///
 /// The description is written for the client: it never contains the token or
@@ -78,6 +89,7 @@ pub struct AuthError {
     retry_after: Option<Duration>,
     step_up: Option<Box<StepUp>>,
     dpop_nonce: Option<Box<str>>,
+    scheme: Scheme,
 }
 
 impl AuthError {
@@ -89,7 +101,28 @@ impl AuthError {
             retry_after: None,
             step_up: None,
             dpop_nonce: None,
+            scheme: Scheme::Bearer,
         }
+    }
+
+    /// Challenges in the scheme the request used: `DPoP` for a request
+    /// that sent `Authorization: DPoP` (RFC 9449 §7.1), and both schemes
+    /// when no credential came and the layer takes DPoP (`offers_dpop`).
+    pub(crate) fn in_scheme_of(mut self, headers: &http::HeaderMap, offers_dpop: bool) -> Self {
+        self.scheme = match self.kind {
+            AuthErrorKind::MissingCredentials if offers_dpop => Scheme::BearerAndDpop,
+            AuthErrorKind::MissingCredentials => Scheme::Bearer,
+            _ if sent_dpop_scheme(headers) => Scheme::Dpop,
+            _ => Scheme::Bearer,
+        };
+        self
+    }
+
+    /// Whether the challenge uses the `DPoP` scheme (the request sent
+    /// `Authorization: DPoP`), for renderers of their own.
+    pub fn challenges_dpop(&self) -> bool {
+        self.scheme == Scheme::Dpop
+            || matches!(self.kind, AuthErrorKind::InvalidDpopProof | AuthErrorKind::UseDpopNonce)
     }
 
     /// The token is valid, but the user must authenticate again: with one
@@ -277,6 +310,7 @@ impl fmt::Debug for AuthError {
             .field("retry_after", &self.retry_after)
             .field("step_up", &self.step_up)
             .field("dpop_nonce", &self.dpop_nonce)
+            .field("scheme", &self.scheme)
             .finish()
     }
 }
@@ -390,39 +424,62 @@ fn push_sanitized(out: &mut String, text: &str) {
     }));
 }
 
-/// The `WWW-Authenticate` value; `realm` (with any `resource_metadata`)
+/// Whether the request's `Authorization` header uses the DPoP scheme.
+fn sent_dpop_scheme(headers: &http::HeaderMap) -> bool {
+    headers
+        .get(http::header::AUTHORIZATION)
+        .and_then(|value| value.as_bytes().get(..5))
+        .is_some_and(|scheme| scheme.eq_ignore_ascii_case(b"DPoP "))
+}
+
+/// Opens a challenge: `Bearer realm="…"`, or `DPoP algs="…", realm="…"`.
+fn open_challenge(value: &mut String, dpop: bool, realm: &str) {
+    if dpop {
+        value.push_str("DPoP algs=\"");
+        value.push_str(DPOP_ALGORITHMS);
+        value.push_str("\", realm=\"");
+    } else {
+        value.push_str("Bearer realm=\"");
+    }
+    value.push_str(realm);
+    value.push('"');
+}
+
+/// The `WWW-Authenticate` values; `realm` (with any `resource_metadata`)
 /// and `default_scope` are already sanitized. Built in one buffer:
 /// rejections of garbage are a hot path for hostile traffic.
-fn challenge(error: &AuthError, realm: &str, default_scope: Option<&str>) -> Option<String> {
+fn challenges(error: &AuthError, realm: &str, default_scope: Option<&str>) -> (Option<String>, Option<String>) {
     let default_scope = default_scope.filter(|_| error.status() == StatusCode::UNAUTHORIZED);
+    let push_default_scope = |value: &mut String| {
+        if let Some(scope) = default_scope {
+            value.push_str(", scope=\"");
+            value.push_str(scope);
+            value.push('"');
+        }
+    };
     match error.kind {
-        AuthErrorKind::MissingCredentials => Some(match default_scope {
-            Some(scope) => format!("Bearer realm=\"{realm}\", scope=\"{scope}\""),
-            None => format!("Bearer realm=\"{realm}\""),
-        }),
+        AuthErrorKind::MissingCredentials => {
+            let mut bearer = String::with_capacity(40 + realm.len());
+            open_challenge(&mut bearer, false, realm);
+            push_default_scope(&mut bearer);
+            let dpop = (error.scheme == Scheme::BearerAndDpop).then(|| {
+                let mut dpop = String::with_capacity(100 + realm.len());
+                open_challenge(&mut dpop, true, realm);
+                push_default_scope(&mut dpop);
+                dpop
+            });
+            (Some(bearer), dpop)
+        }
         // Not a problem with the token: no bearer challenge.
         AuthErrorKind::Unavailable
         | AuthErrorKind::BadGateway
         | AuthErrorKind::TooManyRequests
-        | AuthErrorKind::Forbidden => None,
-        // RFC 9449 §7.1: the DPoP scheme, with the algorithms proofs may use.
-        AuthErrorKind::InvalidDpopProof | AuthErrorKind::UseDpopNonce => {
-            let mut value = String::with_capacity(120 + error.description.len());
-            value.push_str("DPoP algs=\"");
-            value.push_str(DPOP_ALGORITHMS);
-            value.push_str("\", error=\"");
-            value.push_str(error.code());
-            value.push_str("\", error_description=\"");
-            push_sanitized(&mut value, &error.description);
-            value.push('"');
-            Some(value)
-        }
+        | AuthErrorKind::Forbidden => (None, None),
         _ => {
             let scope_len = error.scope.as_ref().map_or(0, |s| s.len() + 10);
-            let mut value = String::with_capacity(60 + realm.len() + error.description.len() + scope_len);
-            value.push_str("Bearer realm=\"");
-            value.push_str(realm);
-            value.push_str("\", error=\"");
+            let mut value = String::with_capacity(120 + realm.len() + error.description.len() + scope_len);
+            open_challenge(&mut value, error.challenges_dpop(), realm);
+            value.push_str(", error=\"");
             value.push_str(error.code());
             value.push_str("\", error_description=\"");
             push_sanitized(&mut value, &error.description);
@@ -431,10 +488,8 @@ fn challenge(error: &AuthError, realm: &str, default_scope: Option<&str>) -> Opt
                 value.push_str(", scope=\"");
                 push_sanitized(&mut value, scope);
                 value.push('"');
-            } else if let Some(scope) = default_scope {
-                value.push_str(", scope=\"");
-                value.push_str(scope);
-                value.push('"');
+            } else {
+                push_default_scope(&mut value);
             }
             if let Some(acr_values) = error.acr_values() {
                 value.push_str(", acr_values=\"");
@@ -445,7 +500,7 @@ fn challenge(error: &AuthError, realm: &str, default_scope: Option<&str>) -> Opt
                 value.push_str(", max_age=");
                 value.push_str(&max_age.to_string());
             }
-            Some(value)
+            (Some(value), None)
         }
     }
 }
@@ -476,8 +531,11 @@ fn render_http(error: &AuthError, realm: &str, default_scope: Option<&str>) -> R
     *response.status_mut() = error.status();
     let headers = response.headers_mut();
     headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-    if let Some(value) = challenge(error, realm, default_scope).and_then(|v| HeaderValue::try_from(v).ok()) {
-        headers.insert(WWW_AUTHENTICATE, value);
+    let (first, second) = challenges(error, realm, default_scope);
+    for value in [first, second].into_iter().flatten() {
+        if let Ok(value) = HeaderValue::try_from(value) {
+            headers.append(WWW_AUTHENTICATE, value);
+        }
     }
     if let Some(retry) = error.retry_after {
         headers.insert(RETRY_AFTER, HeaderValue::from(retry.as_secs().max(1)));
@@ -553,6 +611,52 @@ mod tests {
             response.headers()[WWW_AUTHENTICATE],
             "Bearer realm=\"api\", resource_metadata=\"https://x/?evil\""
         );
+    }
+
+    #[test]
+    fn dpop_requests_are_challenged_in_the_dpop_scheme() {
+        let renderer = DefaultRenderer::new("api")
+            .with_resource_metadata("https://api.example/.well-known/oauth-protected-resource");
+        let mut dpop_request = http::HeaderMap::new();
+        dpop_request.insert("authorization", HeaderValue::from_static("dpop abc"));
+        let render = |error: AuthError, headers: &http::HeaderMap, offers_dpop: bool| {
+            let response = renderer.render(&error.in_scheme_of(headers, offers_dpop), Protocol::Http);
+            response
+                .headers()
+                .get_all(WWW_AUTHENTICATE)
+                .iter()
+                .map(|v| v.to_str().unwrap().to_owned())
+                .collect::<Vec<_>>()
+        };
+        let metadata = "resource_metadata=\"https://api.example/.well-known/oauth-protected-resource\"";
+        assert_eq!(
+            render(AuthError::invalid_token("token expired"), &dpop_request, true),
+            [format!(
+                "DPoP algs=\"{DPOP_ALGORITHMS}\", realm=\"api\", {metadata}, error=\"invalid_token\", error_description=\"token expired\""
+            )]
+        );
+        // 403s after a DPoP authentication too.
+        let forbidden = render(AuthError::insufficient_scope("a b"), &dpop_request, false);
+        assert!(forbidden[0].starts_with("DPoP algs="), "{forbidden:?}");
+        assert!(forbidden[0].ends_with("scope=\"a b\""), "{forbidden:?}");
+        // No credential where DPoP is taken: both schemes are offered.
+        assert_eq!(
+            render(AuthError::missing_credentials(), &http::HeaderMap::new(), true),
+            [
+                format!("Bearer realm=\"api\", {metadata}"),
+                format!("DPoP algs=\"{DPOP_ALGORITHMS}\", realm=\"api\", {metadata}"),
+            ]
+        );
+        // A DPoP header the layer does not take is no credential: Bearer only.
+        assert_eq!(
+            render(AuthError::missing_credentials(), &dpop_request, false),
+            [format!("Bearer realm=\"api\", {metadata}")]
+        );
+        // Bearer requests keep the Bearer scheme.
+        let mut bearer_request = http::HeaderMap::new();
+        bearer_request.insert("authorization", HeaderValue::from_static("Bearer abc"));
+        let bearer = render(AuthError::invalid_token("token expired"), &bearer_request, true);
+        assert!(bearer[0].starts_with("Bearer realm=\"api\""), "{bearer:?}");
     }
 
     #[test]

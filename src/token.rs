@@ -125,6 +125,11 @@ impl Default for TokenSources {
 }
 
 impl TokenSources {
+    /// Whether `Authorization: DPoP` is one of the sources.
+    pub(crate) fn offers_dpop(&self) -> bool {
+        self.sources.contains(&TokenSource::Dpop)
+    }
+
     /// Sources tried in the given order.
     pub fn new(sources: impl IntoIterator<Item = TokenSource>) -> Self {
         Self {

@@ -296,6 +296,30 @@ async fn resource_server_takes_dpop_per_authkit_dpop() {
         let (status, body) = call(&base, "/me", &[("authorization", format!("DPoP {bound}"))]).await;
         assert_eq!(status, 401, "{mode}: {body}");
         assert!(body.contains("exactly one DPoP header is required"), "{body}");
+        // RFC 9449 §7.1: a DPoP-scheme request is answered in that scheme,
+        // and a request with no credential is offered both.
+        let expired = idp.token().expired_for(Duration::from_secs(600)).sign();
+        let response = reqwest::Client::new()
+            .get(format!("{base}/me"))
+            .header("authorization", format!("DPoP {expired}"))
+            .header("dpop", "not-a-proof")
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 401, "{mode}");
+        let challenge = response.headers()["www-authenticate"].to_str().unwrap();
+        assert!(challenge.starts_with("DPoP algs=\""), "{challenge}");
+        assert!(challenge.contains("error=\"invalid_token\""), "{challenge}");
+        let response = reqwest::Client::new().get(format!("{base}/me")).send().await.unwrap();
+        let challenges: Vec<&str> = response
+            .headers()
+            .get_all("www-authenticate")
+            .iter()
+            .map(|v| v.to_str().unwrap())
+            .collect();
+        assert_eq!(challenges.len(), 2, "{challenges:?}");
+        assert!(challenges[0].starts_with("Bearer realm="), "{challenges:?}");
+        assert!(challenges[1].starts_with("DPoP algs=\""), "{challenges:?}");
     }
 }
 

@@ -433,11 +433,14 @@ pub(crate) fn renderer_in(extensions: &Extensions) -> Option<Arc<dyn Renderer>> 
 pub(crate) fn render_in(
     extensions: &Extensions,
     headers: &HeaderMap,
-    error: &AuthError,
+    error: AuthError,
 ) -> http::Response<bytes::Bytes> {
     let protocol = crate::rejection::Protocol::of(headers);
+    // Authorization runs after authentication succeeded, in whichever
+    // scheme the request used.
+    let error = error.in_scheme_of(headers, false);
     match renderer_in(extensions) {
-        Some(renderer) => renderer.render(error, protocol),
-        None => DefaultRenderer::default().render(error, protocol),
+        Some(renderer) => renderer.render(&error, protocol),
+        None => DefaultRenderer::default().render(&error, protocol),
     }
 }

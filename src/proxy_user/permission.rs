@@ -117,7 +117,7 @@ where
             match verdict {
                 Ok(()) => Ok(inner.call(request).await?.map(AuthBody::inner)),
                 Err(error) => {
-                    let response = render_in(request.extensions(), request.headers(), &error);
+                    let response = render_in(request.extensions(), request.headers(), error);
                     Ok(crate::layer::rejection_response(response))
                 }
             }
