@@ -90,6 +90,9 @@ step "API keys alone, and metrics on the JWKS layer alone: build warning-free"
 cargo clippy --no-default-features --features api-key -- -D warnings
 cargo clippy --no-default-features --features axum,jwks,aws-lc-rs,metrics -- -D warnings
 
+step "the Redis DPoP replay cache alone (no sessions): builds warning-free"
+cargo clippy --no-default-features --features dpop-redis,aws-lc-rs -- -D warnings
+
 step "docs"
 RUSTDOCFLAGS="-D warnings" cargo doc --no-deps --all-features
 

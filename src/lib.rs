@@ -19,7 +19,7 @@ pub mod extract;
 #[cfg(all(feature = "fuzzing", feature = "jwks"))]
 #[doc(hidden)]
 pub mod fuzzing;
-#[cfg(any(feature = "session", feature = "ingress"))]
+#[cfg(any(feature = "session", feature = "ingress", feature = "dpop-redis"))]
 mod hex;
 #[cfg(feature = "ingress")]
 pub mod ingress;
@@ -34,6 +34,8 @@ pub mod pomerium;
 pub mod principal;
 #[cfg(feature = "proxy-user")]
 pub mod proxy_user;
+#[cfg(any(feature = "session-redis", feature = "dpop-redis"))]
+mod redis_connection;
 pub mod rejection;
 #[cfg(feature = "http-client")]
 pub mod resource;

@@ -688,6 +688,51 @@ async fn dpop_proofs_minted_by_pyjwt_are_checked_rule_by_rule() {
     }
 }
 
+/// Two replicas sharing a `RedisReplayCache`: a proof one of them took is
+/// a replay at the other (the in-process cache could not see it).
+#[cfg(feature = "dpop-redis")]
+#[tokio::test]
+async fn replicas_sharing_a_redis_replay_cache_refuse_each_others_proofs() {
+    use tower_authkit::jwt::{DpopMode, RedisReplayCache};
+    let idp = TestIdp::start().await;
+    let url = std::env::var("AUTHKIT_TEST_REDIS_URL")
+        .expect("AUTHKIT_TEST_REDIS_URL is not set: scripts/test.sh starts a redis-server and sets it");
+    // A prefix of this run's own: a rerun must not see the last run's ids.
+    let prefix = format!("authkit-test:dpop-replicas:{}:", std::process::id());
+    let replica = || {
+        app(idp
+            .auth_builder()
+            .dpop(DpopMode::Required)
+            .dpop_public_url("https://api.example")
+            .dpop_replay_cache(RedisReplayCache::with_prefix(&url, &prefix).unwrap())
+            .build()
+            .unwrap())
+    };
+    let (a, b) = (replica(), replica());
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    let (jkt, keys, _) = pyjwt_dpop("EC", None, &[]).await;
+    let token = idp
+        .token()
+        .sub("bound")
+        .claim("cnf", serde_json::json!({"jkt": jkt}))
+        .sign();
+    let spec = |jti: &str| serde_json::json!({"htm": "GET", "htu": "https://api.example/me", "jti": jti, "iat": now, "ath_of": token});
+    let (_, _, proofs) = pyjwt_dpop("EC", Some(&keys), &[spec("first"), spec("second")]).await;
+    let reply = dpop_request(&a, "DPoP", &token, Some(&proofs[0])).await;
+    assert_eq!(
+        (reply.status.as_u16(), reply.body.as_str()),
+        (200, "bound"),
+        "{reply:?}"
+    );
+    let replayed = dpop_request(&b, "DPoP", &token, Some(&proofs[0])).await;
+    assert_eq!(dpop_refusal(&replayed), "DPoP proof replayed (jti seen before)");
+    // A fresh proof is fine at either.
+    assert_eq!(dpop_request(&b, "DPoP", &token, Some(&proofs[1])).await.status, 200);
+}
+
 #[tokio::test]
 async fn a_dpop_proof_without_the_server_nonce_gets_one_to_retry_with() {
     use tower_authkit::jwt::DpopMode;

@@ -40,6 +40,8 @@ pub mod dpop;
 pub mod issuers;
 mod jwk;
 mod keys;
+#[cfg(feature = "dpop-redis")]
+pub mod replay_redis;
 mod token_cache;
 mod verify;
 
@@ -63,3 +65,5 @@ pub(crate) fn fuzz_jwks(body: &[u8]) {
 pub use authenticator::{JwksAuthBuilder, JwksAuthLayer, JwksAuthenticator, KeysNotReady, MAX_LEEWAY};
 pub use dpop::DpopMode;
 pub use issuers::{IssuerSetBuilder, TenantIssuers};
+#[cfg(feature = "dpop-redis")]
+pub use replay_redis::RedisReplayCache;

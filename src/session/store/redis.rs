@@ -12,7 +12,7 @@
 
 use std::time::Duration;
 
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::aio::ConnectionManager;
 use redis::{AsyncCommands, Script};
 use serde_json::{Map, Value};
 
@@ -108,24 +108,7 @@ impl std::fmt::Debug for RedisStore {
 }
 
 fn failed(error: redis::RedisError) -> StoreError {
-    // redis-rs errors name the command and the server's reason, never values.
-    StoreError::new(format!("redis: {}", error.kind_name()))
-}
-
-trait KindName {
-    fn kind_name(&self) -> String;
-}
-
-impl KindName for redis::RedisError {
-    fn kind_name(&self) -> String {
-        if self.is_io_error() || self.is_connection_dropped() || self.is_connection_refusal() {
-            "unreachable".to_owned()
-        } else if self.is_timeout() {
-            "timed out".to_owned()
-        } else {
-            format!("{:?}", self.kind())
-        }
-    }
+    StoreError::new(crate::redis_connection::describe(&error))
 }
 
 fn corrupt(what: &str) -> StoreError {
@@ -144,18 +127,7 @@ impl RedisStore {
     /// Like [`new`](Self::new) with another key prefix (several apps on one Redis).
     /// Call it inside a Tokio runtime (the connection manager lives there).
     pub fn with_prefix(url: &str, prefix: &str) -> Result<Self, StoreError> {
-        if tokio::runtime::Handle::try_current().is_err() {
-            return Err(StoreError::new(
-                "redis: RedisStore must be created inside a Tokio runtime",
-            ));
-        }
-        let client = redis::Client::open(url).map_err(|_| StoreError::new("redis: invalid URL"))?;
-        let config = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(Duration::from_secs(2)))
-            .set_response_timeout(Some(Duration::from_secs(2)))
-            .set_number_of_retries(1)
-            .set_max_delay(Duration::from_millis(500));
-        let connection = client.get_connection_manager_lazy(config).map_err(failed)?;
+        let connection = crate::redis_connection::connect(url, "RedisStore").map_err(StoreError::new)?;
         Ok(Self {
             connection,
             prefix: prefix.to_owned(),
