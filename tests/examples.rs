@@ -45,6 +45,31 @@ fn resource_server_names_the_missing_variable() {
     }
 }
 
+#[test]
+fn mcp_server_names_what_is_missing_or_wrong() {
+    for (envs, expected) in [
+        (&[][..], "AUTHKIT_ISSUER"),
+        (
+            &[
+                ("AUTHKIT_ISSUER", "https://idp.example"),
+                ("AUTHKIT_RESOURCE", "http://mcp.example/mcp"),
+            ][..],
+            "resource",
+        ),
+    ] {
+        let mut command = Command::new(example("mcp_server"));
+        command
+            .env_remove("AUTHKIT_ISSUER")
+            .env_remove("AUTHKIT_RESOURCE")
+            .env("AUTHKIT_BIND", "127.0.0.1:0");
+        command.envs(envs.iter().copied());
+        let output = command.output().unwrap();
+        assert_eq!(output.status.code(), Some(2), "{envs:?}");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(stderr.contains(expected), "{envs:?}: {stderr}");
+    }
+}
+
 /// GET `base + path` with optional headers; returns status and body.
 async fn call(base: &str, path: &str, headers: &[(&str, String)]) -> (u16, String) {
     let mut request = reqwest::Client::new().get(format!("{base}{path}"));
