@@ -434,6 +434,30 @@ async fn the_mcp_server_example_refuses_what_the_mcp_spec_refuses() {
         assert_eq!(document["bearer_methods_supported"], serde_json::json!(["header"]));
     }
 
+    // Forwarding headers change nothing the server says about itself: the
+    // resource URL is configured, never read from the request.
+    let forwarded = [
+        ("x-forwarded-host", "attacker.example"),
+        ("x-forwarded-proto", "https"),
+        ("forwarded", "host=attacker.example;proto=https"),
+    ];
+    let mut request = client.get(&metadata_url);
+    let mut challenge_request = client
+        .post(&mcp_url)
+        .header("accept", "application/json, text/event-stream")
+        .header("content-type", "application/json")
+        .body(initialize.to_string());
+    for (name, value) in forwarded {
+        request = request.header(name, value);
+        challenge_request = challenge_request.header(name, value);
+    }
+    let document = request.send().await.unwrap().text().await.unwrap();
+    assert!(!document.contains("attacker"), "{document}");
+    assert!(document.contains(&mcp_url), "{document}");
+    let response = challenge_request.send().await.unwrap();
+    let challenge = response.headers()["www-authenticate"].to_str().unwrap();
+    assert!(challenge.contains(&points_at_metadata), "{challenge}");
+
     // A valid token through a rebinding DNS name is still refused by rmcp.
     let response = client
         .post(&mcp_url)
