@@ -47,6 +47,9 @@ pub(crate) struct RegisteredClient {
 pub(crate) struct Grant {
     pub(crate) client_id: String,
     redirect_uri: String,
+    /// The authorization request named it, so the token request must too
+    /// (RFC 6749 §4.1.3).
+    redirect_uri_named: bool,
     code_challenge: String,
     pub(crate) subject: String,
     pub(crate) scope: Option<String>,
@@ -319,6 +322,7 @@ async fn authorize(State(state): State<Arc<IdpState>>, Query(query): Query<HashM
             Grant {
                 client_id: client_id.to_owned(),
                 redirect_uri: redirect_uri.clone(),
+                redirect_uri_named: param("redirect_uri").is_some(),
                 code_challenge: code_challenge.to_owned(),
                 subject: param("login_hint").unwrap_or(DEFAULT_USER).to_owned(),
                 scope: param("scope").map(str::to_owned),
@@ -346,7 +350,12 @@ pub(crate) fn redeem(
     if grant.client_id != client_id {
         return Err(invalid_grant("the code was issued to another client"));
     }
-    if text("redirect_uri") != grant.redirect_uri {
+    let redirect_uri = form.get("redirect_uri").and_then(Value::as_str);
+    let redirect_uri_fits = match redirect_uri {
+        Some(uri) => uri == grant.redirect_uri,
+        None => !grant.redirect_uri_named,
+    };
+    if !redirect_uri_fits {
         return Err(invalid_grant("redirect_uri differs from the authorization request's"));
     }
     let verifier = text("code_verifier");
@@ -498,6 +507,30 @@ mod tests {
         // A code is good once.
         let (status, answer) = token(&idp, &redeem).await;
         assert_eq!((status, answer["error"].as_str()), (400, Some("invalid_grant")));
+        // A client with one redirect URI may leave it out of both requests.
+        let challenge = challenge(VERIFIER);
+        let (status, landing) = authorize(
+            &idp,
+            &[
+                ("response_type", "code"),
+                ("client_id", &client_id),
+                ("code_challenge", &challenge),
+                ("code_challenge_method", "S256"),
+            ],
+        )
+        .await;
+        assert_eq!(status, 302);
+        let form = [
+            ("grant_type", "authorization_code"),
+            ("client_id", client_id.as_str()),
+            ("code", landing["code"].as_str()),
+            ("code_verifier", VERIFIER),
+        ];
+        let (status, answer) = token(&idp, &form).await;
+        assert_eq!(status, 200, "{answer}");
+        // Without a resource, the provider's audience.
+        let claims = insecure_claims(answer["access_token"].as_str().unwrap()).unwrap();
+        assert_eq!(claims["aud"], idp.audience());
     }
 
     #[tokio::test]
@@ -569,7 +602,9 @@ mod tests {
                 ("code_verifier", VERIFIER),
             ];
             form.retain(|(n, _)| *n != name);
-            form.push((name, value.as_str()));
+            if !value.is_empty() {
+                form.push((name, value.as_str()));
+            }
             let (status, answer) = token(&idp, &form).await;
             assert_eq!((status, answer["error"].as_str()), (400, Some(expected)), "{name}");
         }
