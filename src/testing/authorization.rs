@@ -21,7 +21,7 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use serde_json::{Value, json};
+use serde_json::{Map, Value, json};
 use sha2::{Digest, Sha256};
 
 use super::idp::{IdpState, misbehave};
@@ -92,11 +92,21 @@ fn make_room<V>(map: &mut HashMap<String, V>) {
     }
 }
 
-/// 32 random bytes, base64url: client ids, secrets and codes.
-fn random_token() -> String {
+/// 32 random bytes, base64url: client ids, secrets and codes; `None` when
+/// the OS has no randomness to give.
+fn random_token() -> Option<String> {
     let mut bytes = [0u8; 32];
-    getrandom::fill(&mut bytes).expect("the OS random source works");
-    URL_SAFE_NO_PAD.encode(bytes)
+    getrandom::fill(&mut bytes).ok()?;
+    Some(URL_SAFE_NO_PAD.encode(bytes))
+}
+
+/// The answer when no random token could be made.
+fn no_randomness() -> Response {
+    oauth_error(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "temporarily_unavailable",
+        "no randomness available",
+    )
 }
 
 pub(crate) fn routes() -> Router<Arc<IdpState>> {
@@ -108,22 +118,29 @@ pub(crate) fn routes() -> Router<Arc<IdpState>> {
 
 /// The authorization server half of the provider's metadata, shared by
 /// RFC 8414 and OpenID discovery.
-pub(crate) fn server_metadata(state: &IdpState, issuer: &str) -> serde_json::Map<String, Value> {
+pub(crate) fn server_metadata(state: &IdpState, issuer: &str) -> Map<String, Value> {
     let base = &state.issuer;
-    let Value::Object(metadata) = json!({
-        "issuer": issuer,
-        "authorization_endpoint": format!("{base}/authorize"),
-        "token_endpoint": format!("{base}/token"),
-        "registration_endpoint": format!("{base}/register"),
-        "introspection_endpoint": format!("{base}/introspect"),
-        "response_types_supported": ["code"],
-        "grant_types_supported": ["authorization_code", "client_credentials"],
-        "code_challenge_methods_supported": ["S256"],
-        "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "none"],
-        "authorization_response_iss_parameter_supported": true,
-    }) else {
-        unreachable!("a JSON object literal")
+    let mut metadata = Map::new();
+    let mut set = |name: &str, value: Value| {
+        metadata.insert(name.to_owned(), value);
     };
+    set("issuer", json!(issuer));
+    set("authorization_endpoint", json!(format!("{base}/authorize")));
+    set("token_endpoint", json!(format!("{base}/token")));
+    set("registration_endpoint", json!(format!("{base}/register")));
+    set("introspection_endpoint", json!(format!("{base}/introspect")));
+    set("jwks_uri", json!(format!("{base}{}", state.jwks_path())));
+    set("response_types_supported", json!(["code"]));
+    set(
+        "grant_types_supported",
+        json!(["authorization_code", "client_credentials"]),
+    );
+    set("code_challenge_methods_supported", json!(["S256"]));
+    set(
+        "token_endpoint_auth_methods_supported",
+        json!(["client_secret_basic", "client_secret_post", "none"]),
+    );
+    set("authorization_response_iss_parameter_supported", json!(true));
     metadata
 }
 
@@ -131,12 +148,7 @@ async fn metadata(State(state): State<Arc<IdpState>>) -> Response {
     if let Some(response) = misbehave(&state).await {
         return response;
     }
-    let mut metadata = server_metadata(&state, &state.issuer);
-    metadata.insert(
-        "jwks_uri".into(),
-        json!(format!("{}{}", state.issuer, state.jwks_path())),
-    );
-    Json(Value::Object(metadata)).into_response()
+    Json(Value::Object(server_metadata(&state, &state.issuer))).into_response()
 }
 
 pub(crate) fn oauth_error(status: StatusCode, error: &str, description: &str) -> Response {
@@ -169,15 +181,10 @@ impl IntoResponse for Refusal {
 /// A redirect URI a client may register: https, or http on loopback (native
 /// apps, RFC 8252 §7.3), no fragment.
 fn acceptable_redirect_uri(uri: &str) -> bool {
-    let Ok(url) = url::Url::parse(uri) else {
-        return false;
-    };
-    let loopback = matches!(
-        url.host(),
-        Some(url::Host::Ipv4(ip)) if ip.is_loopback()
-    ) || matches!(url.host(), Some(url::Host::Ipv6(ip)) if ip.is_loopback())
-        || url.host_str() == Some("localhost");
-    url.fragment().is_none() && (url.scheme() == "https" || (url.scheme() == "http" && loopback))
+    url::Url::parse(uri).is_ok_and(|url| {
+        let loopback = url.host_str().is_some_and(crate::upstream::is_loopback_host);
+        url.fragment().is_none() && (url.scheme() == "https" || (url.scheme() == "http" && loopback))
+    })
 }
 
 /// RFC 8707 §2: an absolute URI without a fragment.
@@ -236,8 +243,14 @@ async fn register(State(state): State<Arc<IdpState>>, body: String) -> Response 
             "token_endpoint_auth_method must be client_secret_basic, client_secret_post or none",
         );
     }
-    let client_id = random_token();
-    let secret = (method != "none").then(random_token);
+    let Some(client_id) = random_token() else {
+        return no_randomness();
+    };
+    let secret = match (method != "none").then(random_token) {
+        None => None,
+        Some(Some(secret)) => Some(secret),
+        Some(None) => return no_randomness(),
+    };
     {
         let mut clients = locked(&state.authorization.clients);
         make_room(&mut clients);
@@ -285,8 +298,13 @@ async fn authorize(State(state): State<Arc<IdpState>>, Query(query): Query<HashM
             );
         }
     };
+    // Registration only admits URIs that parse; should one not, it is
+    // refused like an unregistered URI, never a panic.
+    let Ok(redirect_base) = url::Url::parse(&redirect_uri) else {
+        return oauth_error(StatusCode::BAD_REQUEST, "invalid_request", "redirect_uri is not a URL");
+    };
     let redirect = |outcome: &[(&str, &str)]| {
-        let mut url = url::Url::parse(&redirect_uri).expect("checked at registration");
+        let mut url = redirect_base.clone();
         {
             let mut pairs = url.query_pairs_mut();
             for (name, value) in outcome {
@@ -313,7 +331,9 @@ async fn authorize(State(state): State<Arc<IdpState>>, Query(query): Query<HashM
     if resource.is_some_and(|r| !valid_resource(r)) {
         return refuse("invalid_target", "resource must be an absolute URI without a fragment");
     }
-    let code = random_token();
+    let Some(code) = random_token() else {
+        return no_randomness();
+    };
     {
         let mut codes = locked(&state.authorization.codes);
         make_room(&mut codes);

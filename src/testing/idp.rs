@@ -643,10 +643,6 @@ async fn discovery_for(state: &IdpState, issuer: &str) -> Response {
         return response;
     }
     let mut document = super::authorization::server_metadata(state, issuer);
-    document.insert(
-        "jwks_uri".into(),
-        json!(format!("{}{}", state.issuer, state.jwks_path())),
-    );
     document.insert("subject_types_supported".into(), json!(["public"]));
     document.insert(
         "id_token_signing_alg_values_supported".into(),
