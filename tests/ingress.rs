@@ -85,7 +85,7 @@ fn ingress(destination: Destination, limits: Limits) -> Router {
     let proxy = ServiceProxy::new(limits);
     Router::new().route(
         "/s/{name}/{*rest}",
-        any(move |Path((_, rest)): Path<(String, String)>, request: Request<Body>| {
+        any(move |request: Request<Body>| {
             let (proxy, destination) = (proxy.clone(), destination.clone());
             async move {
                 let groups = vec!["staff".to_owned()];
@@ -103,12 +103,12 @@ fn ingress(destination: Destination, limits: Limits) -> Router {
                     let policy = WebSocketPolicy::default();
                     let check = || async { Standing::Allowed };
                     return proxy
-                        .forward_websocket(&destination, &rest, request, identity, forwarded, cookie, policy, check)
+                        .forward_websocket(&destination, request, identity, forwarded, cookie, policy, check)
                         .await
                         .into_response();
                 }
                 proxy
-                    .forward(&destination, &rest, request, identity, forwarded, cookie)
+                    .forward(&destination, request, identity, forwarded, cookie)
                     .await
                     .into_response()
             }

@@ -4,6 +4,7 @@ use std::net::IpAddr;
 
 use url::{Host, Url};
 
+use super::path::{PathRefused, join_path, split_service_path};
 use crate::error::ConfigError;
 
 /// A checked downstream service URL: http(s), no user info, query or
@@ -79,15 +80,27 @@ impl Destination {
         self.url.origin().ascii_serialization()
     }
 
-    /// The URL for `rest` (the path after `/s/{name}/`) and `query`, under
-    /// the service's base path.
-    pub fn target(&self, rest: &str, query: Option<&str>) -> String {
-        let base = self.url.as_str().trim_end_matches('/');
-        let rest = rest.trim_start_matches('/');
-        match query {
-            Some(query) if !query.is_empty() => format!("{base}/{rest}?{query}"),
-            _ => format!("{base}/{rest}"),
-        }
+    /// The downstream URI for a request the ingress received at
+    /// `/s/{name}{rest}` (`request_uri` as received, still percent-encoded):
+    /// the raw `rest` appended to the service's base path, the query kept as
+    /// sent. Refused when the path is not this service's, or breaks the
+    /// [path rule](super::join_path).
+    pub fn target(&self, request_uri: &http::Uri) -> Result<http::Uri, PathRefused> {
+        let rest = match split_service_path(request_uri.path()) {
+            Some((name, rest)) if name == self.name => rest,
+            _ => return Err(PathRefused::new("the path is not under this service's prefix")),
+        };
+        let path = join_path(self.url.path(), rest)?;
+        let path_and_query = match request_uri.query() {
+            Some(query) => format!("{path}?{query}"),
+            None => path,
+        };
+        http::Uri::builder()
+            .scheme(self.url.scheme())
+            .authority(&self.url[url::Position::BeforeHost..url::Position::AfterPort])
+            .path_and_query(path_and_query)
+            .build()
+            .map_err(|_| PathRefused::new("not a valid request-target"))
     }
 }
 
@@ -130,10 +143,22 @@ mod tests {
     }
 
     #[test]
-    fn targets_keep_the_base_path_and_the_query() {
+    fn targets_keep_the_base_path_the_raw_bytes_and_the_query() {
         let d = Destination::parse("app", "http://127.0.0.1:9/base/").unwrap();
-        assert_eq!(d.target("a/b", Some("x=1")), "http://127.0.0.1:9/base/a/b?x=1");
-        assert_eq!(d.target("", None), "http://127.0.0.1:9/base/");
+        let target = |uri: &str| d.target(&uri.parse().unwrap()).map(|u| u.to_string());
+        assert_eq!(target("/s/app/a/b?x=1").unwrap(), "http://127.0.0.1:9/base/a/b?x=1");
+        assert_eq!(target("/s/app/").unwrap(), "http://127.0.0.1:9/base/");
+        assert_eq!(
+            target("/s/app/a%20b?q=%2F").unwrap(),
+            "http://127.0.0.1:9/base/a%20b?q=%2F"
+        );
+        assert!(target("/s/other/a").is_err());
+        assert!(target("/s/app/..%2Fother").is_err());
         assert_eq!(d.origin(), "http://127.0.0.1:9");
+        let v6 = Destination::parse("v6", "http://[::1]:8080").unwrap();
+        assert_eq!(
+            v6.target(&"/s/v6/x".parse().unwrap()).unwrap().to_string(),
+            "http://[::1]:8080/x"
+        );
     }
 }

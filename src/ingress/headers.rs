@@ -88,17 +88,64 @@ fn remove_cookie(headers: &mut HeaderMap, name: &str) {
     }
 }
 
+/// What happens to request headers whose name contains `_`.
+///
+/// Many servers (CGI/WSGI-style stacks such as gunicorn, some Rack and PHP
+/// set-ups) fold `_` into `-`, so `X_Authkit_User` would reach a service as
+/// `X-Authkit-User`. Whatever the setting, a header whose name, with `_`
+/// read as `-`, is one the ingress protects never passes.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum UnderscoreHeaders {
+    /// Drop every request header whose name contains `_` (nginx's default).
+    #[default]
+    Drop,
+    /// Forward them, except those whose folded name is protected.
+    Keep,
+}
+
+/// Whether `name` (lowercase, with `_` read as `-`) is one the ingress
+/// owns: identity and forwarding headers, credentials and hop-by-hop
+/// headers, which a client must never set for the service.
+fn is_protected(name: &str) -> bool {
+    let folded = name.replace('_', "-");
+    folded.starts_with(IDENTITY_PREFIX)
+        || folded.starts_with("x-forwarded-")
+        || matches!(
+            folded.as_str(),
+            "forwarded"
+                | "x-real-ip"
+                | "x-request-id"
+                | "authorization"
+                | "proxy-authorization"
+                | "proxy-authenticate"
+                | "proxy-connection"
+                | "keep-alive"
+                | "transfer-encoding"
+                | "connection"
+                | "upgrade"
+                | "te"
+                | "trailer"
+                | "host"
+                | "cookie"
+        )
+}
+
 /// Prepares a request's headers for a downstream: hop-by-hop headers,
 /// `Authorization` and the session cookie `session_cookie` removed; every
-/// incoming `X-Authkit-*` and `Forwarded` / `X-Forwarded-*` header dropped;
-/// then `X-Authkit-User`, `X-Authkit-Groups` (groups that cannot be a header
-/// value or contain a comma are left out) and `X-Forwarded-For`, `-Proto`,
-/// `-Host` set from what the ingress knows.
+/// incoming identity or forwarding header (`X-Authkit-*`, `Forwarded`,
+/// `X-Forwarded-*`, `X-Real-Ip`, `X-Request-Id`) dropped, and so is any
+/// header whose name contains `_` unless `underscores` keeps them (never
+/// one that folds to a protected name); then exactly one `X-Authkit-User`,
+/// `X-Authkit-Groups` (groups that cannot be a header value or contain a
+/// comma are left out) and `X-Forwarded-For`, `-Proto`, `-Host` set from
+/// what the ingress knows.
 pub fn forward_request_headers(
     headers: &mut HeaderMap,
     identity: Identity<'_>,
     forwarded: Forwarded<'_>,
     session_cookie: &str,
+    underscores: UnderscoreHeaders,
 ) {
     remove_hop_by_hop(headers);
     headers.remove(AUTHORIZATION);
@@ -107,7 +154,9 @@ pub fn forward_request_headers(
         .keys()
         .filter(|name| {
             let name = name.as_str();
-            name.starts_with(IDENTITY_PREFIX) || name.starts_with("x-forwarded-") || name == "forwarded"
+            let underscored = name.contains('_');
+            (underscored && (underscores == UnderscoreHeaders::Drop || is_protected(name)))
+                || (!underscored && is_protected(name) && name != "cookie" && name != "host")
         })
         .cloned()
         .collect();
@@ -165,10 +214,22 @@ pub fn scope_set_cookie(value: &str, destination: &Destination) -> Option<String
     Some(cookie.to_string())
 }
 
+/// Whether the `Set-Cookie` value `set_cookie` sets the cookie `name`
+/// (compared without case: browsers differ in how they treat case).
+fn names_cookie(set_cookie: &str, name: &str) -> bool {
+    set_cookie
+        .split(';')
+        .next()
+        .and_then(|pair| pair.split_once('='))
+        .is_some_and(|(cookie, _)| cookie.trim().eq_ignore_ascii_case(name))
+}
+
 /// Prepares a downstream response's headers for the client: hop-by-hop
 /// headers removed, own-origin `Location`s rewritten, `Set-Cookie`s scoped
-/// (cookies that do not parse are dropped).
-pub fn forward_response_headers(headers: &mut HeaderMap, destination: &Destination) {
+/// (cookies that do not parse are dropped, and so is any cookie named like
+/// the portal's `session_cookie`: a service must not shadow the session or
+/// outlive a sign-out with it).
+pub fn forward_response_headers(headers: &mut HeaderMap, destination: &Destination, session_cookie: &str) {
     remove_hop_by_hop(headers);
     if let Some(rewritten) = headers
         .get(LOCATION)
@@ -182,6 +243,7 @@ pub fn forward_response_headers(headers: &mut HeaderMap, destination: &Destinati
         .get_all(SET_COOKIE)
         .iter()
         .filter_map(|v| v.to_str().ok())
+        .filter(|v| !names_cookie(v, session_cookie))
         .filter_map(|v| scope_set_cookie(v, destination))
         .filter_map(|v| HeaderValue::try_from(v).ok())
         .collect();
@@ -234,6 +296,7 @@ mod tests {
                 host: Some("portal.example.com"),
             },
             "authkit_session",
+            UnderscoreHeaders::Drop,
         );
         assert!(headers.get("authorization").is_none());
         assert_eq!(headers["cookie"], "theme=dark; lang=en");
@@ -263,9 +326,105 @@ mod tests {
                 host: None,
             },
             "authkit_session",
+            UnderscoreHeaders::Drop,
         );
         assert!(headers.get("cookie").is_none());
         assert_eq!(headers["x-authkit-groups"], "");
+    }
+
+    fn forward_with(underscores: UnderscoreHeaders, sent: &[(&str, &str)]) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        for (name, value) in sent {
+            headers.append(
+                HeaderName::from_bytes(name.as_bytes()).unwrap(),
+                HeaderValue::from_str(value).unwrap(),
+            );
+        }
+        forward_request_headers(
+            &mut headers,
+            Identity {
+                user: "alice@example.com",
+                groups: &["staff".to_owned()],
+            },
+            Forwarded {
+                client: "192.0.2.1".parse().unwrap(),
+                proto: "https",
+                host: None,
+            },
+            "authkit_session",
+            underscores,
+        );
+        headers
+    }
+
+    const FORGED: &[(&str, &str)] = &[
+        ("X_Authkit_Groups", "hr;admins"),
+        ("X-Authkit_User", "root@example.com"),
+        ("x_authkit_user", "root@example.com"),
+        ("X_Forwarded_For", "6.6.6.6"),
+        ("x-forwarded_host", "evil.example"),
+        ("X_Real_IP", "6.6.6.6"),
+        ("x-real_ip", "6.6.6.6"),
+        ("X-Real-Ip", "6.6.6.6"),
+        ("x_request_id", "forged"),
+        ("X-Request-Id", "forged"),
+        ("Proxy_Authorization", "Basic eDp5"),
+        ("transfer_encoding", "chunked"),
+        ("X_Custom", "1"),
+        ("x-custom", "2"),
+    ];
+
+    #[test]
+    fn underscored_names_are_dropped_so_no_folding_server_sees_a_forged_identity() {
+        let headers = forward_with(UnderscoreHeaders::Drop, FORGED);
+        let names: Vec<&str> = headers.keys().map(HeaderName::as_str).collect();
+        assert!(names.iter().all(|n| !n.contains('_')), "{names:?}");
+        assert_eq!(headers.get_all(USER_HEADER).iter().count(), 1);
+        assert_eq!(headers[USER_HEADER], "alice@example.com");
+        assert_eq!(headers.get_all(GROUPS_HEADER).iter().count(), 1);
+        assert_eq!(headers[GROUPS_HEADER], "staff");
+        assert_eq!(headers["x-forwarded-for"], "192.0.2.1");
+        assert!(headers.get("x-real-ip").is_none());
+        assert!(headers.get("x-request-id").is_none());
+        assert_eq!(headers["x-custom"], "2");
+    }
+
+    #[test]
+    fn kept_underscored_names_still_never_fold_to_a_protected_one() {
+        let headers = forward_with(UnderscoreHeaders::Keep, FORGED);
+        let names: Vec<&str> = headers.keys().map(HeaderName::as_str).collect();
+        assert_eq!(headers["x_custom"], "1");
+        for name in &names {
+            if name.contains('_') {
+                assert!(!is_protected(name), "{name} passed");
+            }
+        }
+        assert_eq!(names.iter().filter(|n| n.contains('_')).count(), 1, "{names:?}");
+        assert_eq!(headers[USER_HEADER], "alice@example.com");
+    }
+
+    #[test]
+    fn a_service_cannot_set_the_portal_session_cookie() {
+        let d = destination();
+        let mut headers = HeaderMap::new();
+        for cookie in [
+            "authkit_session=planted; Path=/",
+            "AUTHKIT_SESSION=planted",
+            " authkit_session =planted",
+            "authkit_session_other=1",
+            "theme=dark",
+        ] {
+            headers.append("set-cookie", HeaderValue::from_str(cookie).unwrap());
+        }
+        forward_response_headers(&mut headers, &d, "authkit_session");
+        let kept: Vec<&str> = headers
+            .get_all("set-cookie")
+            .iter()
+            .map(|v| v.to_str().unwrap())
+            .collect();
+        assert_eq!(kept.len(), 2, "{kept:?}");
+        assert!(kept[0].starts_with("authkit_session_other=1"));
+        assert!(kept[1].starts_with("theme=dark"));
     }
 
     #[test]
@@ -295,7 +454,7 @@ mod tests {
         headers.append("set-cookie", HeaderValue::from_static("b=2"));
         headers.insert("location", HeaderValue::from_static("/base/next"));
         headers.insert("connection", HeaderValue::from_static("close"));
-        forward_response_headers(&mut headers, &d);
+        forward_response_headers(&mut headers, &d, "authkit_session");
         assert_eq!(headers.get_all("set-cookie").iter().count(), 2);
         assert!(
             headers

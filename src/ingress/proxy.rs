@@ -17,7 +17,9 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use pin_project_lite::pin_project;
 
-use super::{Destination, Forwarded, Identity, forward_request_headers, forward_response_headers};
+use super::{
+    Destination, Forwarded, Identity, PathRefused, UnderscoreHeaders, forward_request_headers, forward_response_headers,
+};
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
@@ -53,15 +55,22 @@ impl Default for Limits {
 pub struct ServiceProxy {
     client: Client<HttpConnector, ProxyBody>,
     limits: Limits,
+    underscores: UnderscoreHeaders,
 }
 
 impl std::fmt::Debug for ServiceProxy {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ServiceProxy")
             .field("limits", &self.limits)
+            .field("underscores", &self.underscores)
             .finish_non_exhaustive()
     }
 }
+
+/// The header every response the ingress passes back carries: the
+/// correlation id its log and audit lines repeat. The service gets the same
+/// id in its request.
+pub const REQUEST_ID_HEADER: &str = "x-request-id";
 
 /// A short random id tying an error page to its log line.
 pub fn correlation_id() -> String {
@@ -72,7 +81,12 @@ pub fn correlation_id() -> String {
 
 pub(super) fn page(status: StatusCode, id: &str) -> Response<ProxyBody> {
     let reason = status.canonical_reason().unwrap_or("error");
-    let body = format!("{} {reason} (request id {id})\n", status.as_u16());
+    explained(status, id, reason)
+}
+
+/// An error page saying `detail` (which must carry nothing of the request).
+fn explained(status: StatusCode, id: &str, detail: &str) -> Response<ProxyBody> {
+    let body = format!("{} {detail} (request id {id})\n", status.as_u16());
     let mut response = Response::new(
         http_body_util::Full::new(Bytes::from(body))
             .map_err(|never| match never {})
@@ -82,20 +96,35 @@ pub(super) fn page(status: StatusCode, id: &str) -> Response<ProxyBody> {
     let headers = response.headers_mut();
     headers.insert(CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"));
     if let Ok(id) = HeaderValue::try_from(id) {
-        headers.insert("x-request-id", id);
+        headers.insert(REQUEST_ID_HEADER, id);
     }
     response
 }
 
-pub(super) fn downstream_failed(status: StatusCode, destination: &Destination, reason: &str) -> Response<ProxyBody> {
-    let id = correlation_id();
+/// The 400 for a client's path that breaks the path rule; logged with the
+/// reason, never the path.
+pub(super) fn path_refused(destination: &Destination, refused: PathRefused, id: &str) -> Response<ProxyBody> {
+    tracing::info!(
+        service = destination.name(),
+        request_id = id,
+        reason = refused.reason(),
+        "path refused"
+    );
+    explained(
+        StatusCode::BAD_REQUEST,
+        id,
+        &format!("Bad Request: {}", refused.reason()),
+    )
+}
+
+fn downstream_failed(status: StatusCode, destination: &Destination, reason: &str, id: &str) -> Response<ProxyBody> {
     crate::audit::emit(crate::audit::AuditEvent::DownstreamFailed {
         service: destination.name(),
         status: status.as_u16(),
-        request_id: &id,
+        request_id: id,
         reason,
     });
-    page(status, &id)
+    page(status, id)
 }
 
 pin_project! {
@@ -164,7 +193,15 @@ impl ServiceProxy {
         Self {
             client: builder.build_http(),
             limits,
+            underscores: UnderscoreHeaders::default(),
         }
+    }
+
+    /// What happens to request headers whose name contains `_` (default:
+    /// dropped; see [`UnderscoreHeaders`]).
+    pub fn underscore_headers(mut self, underscores: UnderscoreHeaders) -> Self {
+        self.underscores = underscores;
+        self
     }
 
     /// The limits in force.
@@ -172,17 +209,20 @@ impl ServiceProxy {
         self.limits
     }
 
-    /// Forwards `request` to `rest` (the path after `/s/{name}/`) of
-    /// `destination`, as `identity`. Answers 413 for a request over the
-    /// limit, 502 when the downstream cannot be reached or fails, 504 when it
-    /// is too slow; those pages carry an `X-Request-Id` that the log line
+    /// Forwards `request` (received at `/s/{name}{rest}`) to `rest` of
+    /// `destination`, as `identity`: the downstream request-target is the
+    /// request's raw path after the prefix, appended to the service's base
+    /// path byte for byte, with the query as sent (see
+    /// [`join_path`](super::join_path) for the paths refused with 400).
+    /// Answers 413 for a request over the limit, 502 when the downstream
+    /// cannot be reached or fails, 504 when it is too slow. Every response,
+    /// the service's included, carries an `X-Request-Id` that the log line
     /// (target `tower_authkit::audit`) repeats. WebSocket upgrades need
     /// [`forward_websocket`](Self::forward_websocket); here they are
     /// forwarded as plain requests.
     pub async fn forward<B>(
         &self,
         destination: &Destination,
-        rest: &str,
         request: Request<B>,
         identity: Identity<'_>,
         forwarded: Forwarded<'_>,
@@ -192,6 +232,7 @@ impl ServiceProxy {
         B: Body<Data = Bytes> + Send + 'static,
         B::Error: Into<BoxError>,
     {
+        let id = correlation_id();
         let (mut parts, body) = request.into_parts();
         let declared = parts
             .headers
@@ -199,20 +240,20 @@ impl ServiceProxy {
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.parse::<u64>().ok());
         if declared.is_some_and(|len| len > self.limits.max_request_bytes) {
-            return page(StatusCode::PAYLOAD_TOO_LARGE, &correlation_id());
+            return page(StatusCode::PAYLOAD_TOO_LARGE, &id);
         }
-        if let Err(reason) = prepare(&mut parts, destination, rest, identity, forwarded, session_cookie) {
-            return downstream_failed(StatusCode::BAD_GATEWAY, destination, reason);
+        if let Err(refused) = self.prepare(&mut parts, destination, identity, forwarded, session_cookie, &id) {
+            return path_refused(destination, refused, &id);
         }
         let capped = Capped {
             body,
             left: self.limits.max_request_bytes,
         };
         match self
-            .exchange(destination, Request::from_parts(parts, capped.boxed_unsync()))
+            .exchange(destination, Request::from_parts(parts, capped.boxed_unsync()), &id)
             .await
         {
-            Ok(response) => self.pass_back(response, destination),
+            Ok(response) => self.pass_back(response, destination, session_cookie, &id),
             Err(page) => page,
         }
     }
@@ -222,9 +263,15 @@ impl ServiceProxy {
         &self,
         destination: &Destination,
         request: Request<ProxyBody>,
+        id: &str,
     ) -> Result<Response<hyper::body::Incoming>, Response<ProxyBody>> {
         match tokio::time::timeout(self.limits.timeout, self.client.request(request)).await {
-            Err(_) => Err(downstream_failed(StatusCode::GATEWAY_TIMEOUT, destination, "timed out")),
+            Err(_) => Err(downstream_failed(
+                StatusCode::GATEWAY_TIMEOUT,
+                destination,
+                "timed out",
+                id,
+            )),
             Ok(Err(error)) => {
                 let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(&error);
                 let mut too_large = false;
@@ -233,28 +280,33 @@ impl ServiceProxy {
                     cause = current.source();
                 }
                 if too_large {
-                    return Err(page(StatusCode::PAYLOAD_TOO_LARGE, &correlation_id()));
+                    return Err(page(StatusCode::PAYLOAD_TOO_LARGE, id));
                 }
                 let reason = if error.is_connect() {
                     "connection failed"
                 } else {
                     "request failed"
                 };
-                Err(downstream_failed(StatusCode::BAD_GATEWAY, destination, reason))
+                Err(downstream_failed(StatusCode::BAD_GATEWAY, destination, reason, id))
             }
             Ok(Ok(response)) => Ok(response),
         }
     }
 
     /// A downstream's response as the client gets it: headers rewritten,
-    /// body capped.
+    /// the request id set, body capped.
     pub(super) fn pass_back(
         &self,
         response: Response<hyper::body::Incoming>,
         destination: &Destination,
+        session_cookie: &str,
+        id: &str,
     ) -> Response<ProxyBody> {
         let (mut parts, body) = response.into_parts();
-        forward_response_headers(&mut parts.headers, destination);
+        forward_response_headers(&mut parts.headers, destination, session_cookie);
+        if let Ok(id) = HeaderValue::try_from(id) {
+            parts.headers.insert(REQUEST_ID_HEADER, id);
+        }
         let body = Capped {
             body,
             left: self.limits.max_response_bytes,
@@ -263,22 +315,31 @@ impl ServiceProxy {
     }
 }
 
-/// Points `parts` at `rest` of `destination` with the forwarding headers;
-/// fails (with the reason to log) when the target is not a URI.
-pub(super) fn prepare(
-    parts: &mut http::request::Parts,
-    destination: &Destination,
-    rest: &str,
-    identity: Identity<'_>,
-    forwarded: Forwarded<'_>,
-    session_cookie: &str,
-) -> Result<(), &'static str> {
-    let target = destination.target(rest, parts.uri.query());
-    let Ok(uri) = target.parse::<http::Uri>() else {
-        return Err("unusable target URL");
-    };
-    forward_request_headers(&mut parts.headers, identity, forwarded, session_cookie);
-    parts.headers.remove(http::header::HOST);
-    parts.uri = uri;
-    Ok(())
+impl ServiceProxy {
+    /// Points `parts` at its target in `destination` with the forwarding
+    /// headers and the request id; refused when the path breaks the rule.
+    pub(super) fn prepare(
+        &self,
+        parts: &mut http::request::Parts,
+        destination: &Destination,
+        identity: Identity<'_>,
+        forwarded: Forwarded<'_>,
+        session_cookie: &str,
+        id: &str,
+    ) -> Result<(), PathRefused> {
+        let uri = destination.target(&parts.uri)?;
+        forward_request_headers(
+            &mut parts.headers,
+            identity,
+            forwarded,
+            session_cookie,
+            self.underscores,
+        );
+        if let Ok(id) = HeaderValue::try_from(id) {
+            parts.headers.insert(REQUEST_ID_HEADER, id);
+        }
+        parts.headers.remove(http::header::HOST);
+        parts.uri = uri;
+        Ok(())
+    }
 }

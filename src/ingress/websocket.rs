@@ -24,7 +24,7 @@ use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role, WebSocketConfig};
 
-use super::proxy::{ProxyBody, downstream_failed, prepare};
+use super::proxy::{ProxyBody, correlation_id, path_refused};
 use super::{Destination, Forwarded, Identity, ServiceProxy};
 
 /// How long the client and the service have to take over their upgraded
@@ -91,7 +91,6 @@ impl ServiceProxy {
     pub async fn forward_websocket<B, C, F>(
         &self,
         destination: &Destination,
-        rest: &str,
         mut request: Request<B>,
         identity: Identity<'_>,
         forwarded: Forwarded<'_>,
@@ -103,10 +102,11 @@ impl ServiceProxy {
         C: FnMut() -> F + Send + 'static,
         F: Future<Output = Standing> + Send,
     {
+        let id = correlation_id();
         let client_side = hyper::upgrade::on(&mut request);
         let (mut parts, _) = request.into_parts();
-        if let Err(reason) = prepare(&mut parts, destination, rest, identity, forwarded, session_cookie) {
-            return downstream_failed(StatusCode::BAD_GATEWAY, destination, reason);
+        if let Err(refused) = self.prepare(&mut parts, destination, identity, forwarded, session_cookie, &id) {
+            return path_refused(destination, refused, &id);
         }
         // `prepare` removed the hop-by-hop headers; the upgrade is ours to ask for.
         parts.headers.insert(CONNECTION, HeaderValue::from_static("upgrade"));
@@ -115,15 +115,15 @@ impl ServiceProxy {
         let empty = http_body_util::Empty::<Bytes>::new()
             .map_err(|never| match never {})
             .boxed_unsync();
-        let mut response = match self.exchange(destination, Request::from_parts(parts, empty)).await {
+        let mut response = match self.exchange(destination, Request::from_parts(parts, empty), &id).await {
             Ok(response) => response,
             Err(page) => return page,
         };
         if response.status() != StatusCode::SWITCHING_PROTOCOLS {
-            return self.pass_back(response, destination);
+            return self.pass_back(response, destination, session_cookie, &id);
         }
         let service_side = hyper::upgrade::on(&mut response);
-        let mut accepted = self.pass_back(response, destination);
+        let mut accepted = self.pass_back(response, destination, session_cookie, &id);
         let headers = accepted.headers_mut();
         headers.insert(CONNECTION, HeaderValue::from_static("upgrade"));
         headers.insert(UPGRADE, HeaderValue::from_static("websocket"));
