@@ -8,6 +8,7 @@ pub mod any_of;
 pub mod api_key;
 pub mod audit;
 pub mod authz;
+pub mod client_address;
 #[cfg(feature = "cloudflare")]
 pub mod cloudflare;
 pub mod context;

@@ -3,13 +3,14 @@
 
 mod common;
 
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde_json::{Map, json};
 use tower_authkit::session::store::SaveOutcome;
-use tower_authkit::session::{SessionKey, SessionRecord, SessionStore, StoredPrincipal};
+use tower_authkit::session::{SessionKey, SessionRecord, SessionStore, SignIn, SignInError, StoredPrincipal};
 
 fn now() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_millis() as u64
@@ -203,6 +204,97 @@ pub async fn failure_counters_count_within_a_window_and_reset(store: Arc<dyn Ses
     assert_eq!(store.count_failure(&counter, window).await.unwrap().count, 1);
 }
 
+pub async fn forgiven_attempts_are_taken_back_but_never_below_zero(store: Arc<dyn SessionStore>) {
+    let counter = user("login:frank@example.com");
+    let window = Duration::from_secs(60);
+    store.forgive(&counter).await.unwrap();
+    assert_eq!(store.failures(&counter).await.unwrap().count, 0, "no window: nothing");
+    for _ in 0..3 {
+        store.count_failure(&counter, window).await.unwrap();
+    }
+    store.forgive(&counter).await.unwrap();
+    assert_eq!(store.failures(&counter).await.unwrap().count, 2);
+    for _ in 0..5 {
+        store.forgive(&counter).await.unwrap();
+    }
+    assert_eq!(store.failures(&counter).await.unwrap().count, 0);
+    assert_eq!(store.count_failure(&counter, window).await.unwrap().count, 1);
+}
+
+/// A burst of `attempts` wrong passwords at once; how many were checked
+/// (answered "invalid") rather than refused as limited.
+async fn checked_in_a_burst(sign_in: &SignIn, accounts: &[String], client: IpAddr, attempts: usize) -> usize {
+    let tries = (0..attempts).map(|i| {
+        let account = &accounts[i % accounts.len()];
+        async move { sign_in.check(account, Some(client), "wrong", None).await }
+    });
+    let outcomes = futures_util::future::join_all(tries).await;
+    let mut checked = 0;
+    for outcome in outcomes {
+        match outcome {
+            Err(SignInError::Invalid) => checked += 1,
+            Err(SignInError::Limited { .. }) => {}
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    checked
+}
+
+fn client_ip() -> IpAddr {
+    // Unique per test run: persistent stores keep counters across runs.
+    let n = now();
+    IpAddr::from([10, (n >> 16) as u8, (n >> 8) as u8, n as u8])
+}
+
+pub async fn a_burst_of_wrong_passwords_gets_at_most_the_limit_of_checks(store: Arc<dyn SessionStore>) {
+    let sign_in = SignIn::new(Arc::clone(&store))
+        .account_attempts(5)
+        .client_attempts(1000);
+    let victim = [user("victim")];
+    let checked = checked_in_a_burst(&sign_in, &victim, client_ip(), 80).await;
+    assert!(
+        (1..=5).contains(&checked),
+        "{checked} passwords checked for one account"
+    );
+    // Per client too: one address spraying many accounts.
+    let sign_in = SignIn::new(store).account_attempts(1000).client_attempts(4);
+    let accounts: Vec<String> = (0..80).map(|i| user(&format!("spray{i}"))).collect();
+    let checked = checked_in_a_burst(&sign_in, &accounts, client_ip(), 80).await;
+    assert!((1..=4).contains(&checked), "{checked} passwords checked for one client");
+}
+
+pub async fn a_success_resets_the_account_and_costs_the_client_nothing(store: Arc<dyn SessionStore>) {
+    let sign_in = SignIn::new(store).account_attempts(2).client_attempts(2);
+    let hash = sign_in.passwords().hash("right").await.unwrap();
+    let (account, client) = (user("grace"), client_ip());
+    for _ in 0..5 {
+        assert!(
+            sign_in
+                .check(&account, Some(client), "right", Some(&hash))
+                .await
+                .is_ok()
+        );
+    }
+    assert!(matches!(
+        sign_in.check(&account, Some(client), "wrong", Some(&hash)).await,
+        Err(SignInError::Invalid)
+    ));
+    assert!(
+        sign_in
+            .check(&account, Some(client), "right", Some(&hash))
+            .await
+            .is_ok()
+    );
+    assert!(matches!(
+        sign_in.check(&account, Some(client), "wrong", Some(&hash)).await,
+        Err(SignInError::Invalid)
+    ));
+    assert!(matches!(
+        sign_in.check(&account, Some(client), "wrong", Some(&hash)).await,
+        Err(SignInError::Limited { .. })
+    ));
+}
+
 pub async fn concurrent_saves_on_one_version_let_exactly_one_win(store: Arc<dyn SessionStore>) {
     let created = record(&user("racer"), HOUR);
     store.create(&created).await.unwrap();
@@ -243,6 +335,9 @@ macro_rules! conformance {
                 deleted_records_stay_deleted,
                 revoke_user_and_list_user_see_only_that_users_live_sessions,
                 failure_counters_count_within_a_window_and_reset,
+                forgiven_attempts_are_taken_back_but_never_below_zero,
+                a_burst_of_wrong_passwords_gets_at_most_the_limit_of_checks,
+                a_success_resets_the_account_and_costs_the_client_nothing,
                 concurrent_saves_on_one_version_let_exactly_one_win,
             );
         }
@@ -341,6 +436,27 @@ mod redis_specific {
     use super::*;
     use crate::common::redis_server::{Server, free_port};
     use tower_authkit::session::store::RedisStore;
+
+    #[tokio::test]
+    async fn forty_expired_sign_ins_leave_no_trace_in_the_user_index() {
+        let prefix = format!("authkit-index-test:{}:{}:", std::process::id(), now());
+        let store = RedisStore::with_prefix(&redis_url(), &prefix).unwrap();
+        let subject = user("frequent");
+        for _ in 0..40 {
+            let mut short = record(&subject, HOUR);
+            short.idle_expires_at = now() + 100;
+            store.create(&short).await.unwrap();
+        }
+        tokio::time::sleep(Duration::from_millis(400)).await;
+        store.create(&record(&subject, HOUR)).await.unwrap();
+        let members = std::process::Command::new("redis-cli")
+            .args(["-u", &redis_url(), "ZCARD", &format!("{prefix}u:{subject}")])
+            .output()
+            .expect("redis-cli (installed with redis-server)");
+        let count: u64 = String::from_utf8_lossy(&members.stdout).trim().parse().unwrap();
+        assert_eq!(count, 1, "only the live session is indexed");
+        assert_eq!(store.delete_user(&subject).await.unwrap(), 1);
+    }
 
     #[tokio::test]
     async fn records_expire_in_redis_itself_at_their_deadline() {

@@ -1,11 +1,15 @@
 //! Sign-in attempt limiting and the sign-in check that uses it.
 //!
-//! Failures only are counted, per account and per client address, in the
-//! session store, so every replica sharing the store shares the counts (Redis
-//! `INCR` + `PEXPIRE` in one script, a SQL upsert, or memory). A success
-//! resets the account's count. The check and the count are separate steps:
-//! a burst of parallel attempts can exceed the limit by the number that were
-//! in flight at once.
+//! Attempts are counted per account and per client address in the session
+//! store, so every replica sharing the store shares the counts (Redis
+//! `INCR` and `PEXPIRE` in one script, a SQL upsert, or memory). An attempt reserves
+//! its place atomically *before* the password hash runs (increment, then
+//! check the count it got back), for the client first and then the account:
+//! with a limit of L, at most L password checks run for one account (or one
+//! client) per window, however many attempts arrive at once. A refused
+//! attempt hands back what it reserved, and so does a success for the
+//! client (only failures count against an address); a success resets the
+//! account's count.
 
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -146,35 +150,42 @@ impl SignIn {
     ) -> Result<(), SignInError> {
         let account_key = account_counter(account);
         let client_key = client.map(client_counter);
-        let mut limited = Duration::ZERO;
-        let counted = self.store.failures(&account_key).await?;
-        if counted.count >= self.account_attempts {
-            limited = limited.max(counted.resets_in);
-        }
+        // Reserve first, client then account; a refusal hands back what it took.
         if let Some(client_key) = &client_key {
-            let counted = self.store.failures(client_key).await?;
-            if counted.count >= self.client_attempts {
-                limited = limited.max(counted.resets_in);
+            let counted = self.store.count_failure(client_key, self.window).await?;
+            if counted.count > self.client_attempts {
+                self.store.forgive(client_key).await?;
+                return Err(self.limited(account, counted.resets_in));
             }
         }
-        if !limited.is_zero() {
-            super::audit::sign_in_failed(account, "limited");
-            return Err(SignInError::Limited { retry_after: limited });
+        let counted = match self.store.count_failure(&account_key, self.window).await {
+            Ok(counted) => counted,
+            Err(error) => return Err(self.hand_back(client_key.as_deref(), None, error.into()).await),
+        };
+        if counted.count > self.account_attempts {
+            let refused = self.limited(account, counted.resets_in);
+            return Err(self.hand_back(client_key.as_deref(), Some(&account_key), refused).await);
         }
         let matched = match stored_hash {
             Some(hash) => self.passwords.verify(password, hash).await,
             None => self.passwords.verify_unknown(password).await,
-        }
-        .map_err(|e| SignInError::Unavailable(e.to_string()))?;
+        };
+        let matched = match matched {
+            Ok(matched) => matched,
+            Err(error) => {
+                let failed = SignInError::Unavailable(error.to_string());
+                return Err(self.hand_back(client_key.as_deref(), Some(&account_key), failed).await);
+            }
+        };
         if matched {
             self.store.reset_counter(&account_key).await?;
+            if let Some(client_key) = &client_key {
+                self.store.forgive(client_key).await?;
+            }
             super::audit::sign_in_succeeded(account);
             return Ok(());
         }
-        self.store.count_failure(&account_key, self.window).await?;
-        if let Some(client_key) = &client_key {
-            self.store.count_failure(client_key, self.window).await?;
-        }
+        // The reservations stand: they are this failure's counts.
         super::audit::sign_in_failed(
             account,
             if stored_hash.is_some() {
@@ -185,59 +196,29 @@ impl SignIn {
         );
         Err(SignInError::Invalid)
     }
-}
 
-/// The client's address: `socket` (the peer of the connection, e.g. from
-/// axum's `ConnectInfo<SocketAddr>`), unless `trusted_header` names a header
-/// your own proxy sets: then the last address in it (the one the nearest
-/// proxy appended; earlier entries are whatever the client sent).
-pub fn client_address(
-    socket: Option<std::net::SocketAddr>,
-    headers: &http::HeaderMap,
-    trusted_header: Option<&str>,
-) -> Option<IpAddr> {
-    // Only the very last entry: if it is unusable, earlier (client-written)
-    // entries must not stand in for it.
-    let forwarded = trusted_header.and_then(|name| {
-        headers
-            .get_all(name)
-            .iter()
-            .next_back()
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.rsplit(',').next())
-            .and_then(|entry| entry.trim().parse::<IpAddr>().ok())
-    });
-    forwarded.or(socket.map(|s| s.ip()))
+    fn limited(&self, account: &str, retry_after: Duration) -> SignInError {
+        super::audit::sign_in_failed(account, "limited");
+        SignInError::Limited {
+            retry_after: retry_after.max(Duration::from_secs(1)),
+        }
+    }
+
+    /// Takes back the reservations of an attempt that checked no password,
+    /// then answers `error` (or the store's failure, if handing back fails).
+    async fn hand_back(&self, client: Option<&str>, account: Option<&str>, error: SignInError) -> SignInError {
+        for counter in client.into_iter().chain(account) {
+            if let Err(failed) = self.store.forgive(counter).await {
+                return failed.into();
+            }
+        }
+        error
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn forwarded_addresses_are_used_only_when_trusted_and_the_last_one_wins() {
-        let mut headers = http::HeaderMap::new();
-        headers.insert("x-forwarded-for", "203.0.113.9, 198.51.100.7".parse().unwrap());
-        let socket = Some("127.0.0.1:5000".parse().unwrap());
-        assert_eq!(
-            client_address(socket, &headers, None),
-            Some("127.0.0.1".parse().unwrap())
-        );
-        assert_eq!(
-            client_address(socket, &headers, Some("x-forwarded-for")),
-            Some("198.51.100.7".parse().unwrap())
-        );
-        assert_eq!(
-            client_address(socket, &http::HeaderMap::new(), Some("x-forwarded-for")),
-            Some("127.0.0.1".parse().unwrap())
-        );
-        headers.insert("x-forwarded-for", "198.51.100.7, garbage".parse().unwrap());
-        assert_eq!(
-            client_address(socket, &headers, Some("x-forwarded-for")),
-            Some("127.0.0.1".parse().unwrap()),
-            "a client-written entry never stands in for the proxy's"
-        );
-    }
 
     #[test]
     fn account_counters_are_case_insensitive_hashes() {

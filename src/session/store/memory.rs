@@ -243,6 +243,16 @@ impl SessionStore for MemoryStore {
         ready(counter)
     }
 
+    fn forgive<'a>(&'a self, counter: &'a str) -> StoreFuture<'a, ()> {
+        let mut state = self.write();
+        if let Some((count, ends)) = state.counters.get_mut(counter)
+            && *ends > Instant::now()
+        {
+            *count = count.saturating_sub(1);
+        }
+        ready(())
+    }
+
     fn reset_counter<'a>(&'a self, counter: &'a str) -> StoreFuture<'a, ()> {
         self.write().counters.remove(counter);
         ready(())

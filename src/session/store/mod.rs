@@ -122,10 +122,17 @@ pub trait SessionStore: Send + Sync + 'static {
     /// The live records of `subject`, oldest first.
     fn list_user<'a>(&'a self, subject: &'a str) -> StoreFuture<'a, Vec<SessionRecord>>;
 
-    /// Counts one more failure under `counter`; a new window of `window`
-    /// starts with the first failure after the last one ended. Shared by
-    /// every process using the store.
+    /// Counts one more attempt under `counter`, atomically, and returns the
+    /// count including it; a new window of `window` starts with the first
+    /// attempt after the last one ended. Shared by every process using the
+    /// store. [`SignIn`](crate::session::SignIn) calls it *before* checking
+    /// a password (increment-then-check), so parallel attempts cannot all
+    /// see a count under the limit.
     fn count_failure<'a>(&'a self, counter: &'a str, window: Duration) -> StoreFuture<'a, Counter>;
+
+    /// Takes back one counted attempt that turned out not to be a failure
+    /// (never below zero; nothing when no window is running).
+    fn forgive<'a>(&'a self, counter: &'a str) -> StoreFuture<'a, ()>;
 
     /// The current count under `counter` (0 when no window is running).
     fn failures<'a>(&'a self, counter: &'a str) -> StoreFuture<'a, Counter>;

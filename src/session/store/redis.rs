@@ -82,7 +82,30 @@ end
 return {count, redis.call('PTTL', KEYS[1])}
 ";
 
+/// Takes one back from a running counter, never below zero.
+const FORGIVE: &str = r"
+local count = tonumber(redis.call('GET', KEYS[1]) or '0')
+if count > 0 and redis.call('PTTL', KEYS[1]) > 0 then redis.call('DECR', KEYS[1]) end
+return 0
+";
+
+/// Inserts a session (KEYS[1]) and indexes it (KEYS[2]); prunes index
+/// members whose session is gone (expired or deleted), so the index costs
+/// what is live. ARGV: prefix, score, member, expiry, then field/value pairs.
+const CREATE: &str = r"
+redis.call('HSET', KEYS[1], unpack(ARGV, 5))
+redis.call('PEXPIREAT', KEYS[1], ARGV[4])
+local members = redis.call('ZRANGE', KEYS[2], 0, -1)
+for _, member in ipairs(members) do
+  if redis.call('EXISTS', ARGV[1] .. 's:' .. member) == 0 then redis.call('ZREM', KEYS[2], member) end
+end
+redis.call('ZADD', KEYS[2], ARGV[2], ARGV[3])
+return 1
+";
+
 struct Scripts {
+    create: Script,
+    forgive: Script,
     touch: Script,
     save: Script,
     rekey: Script,
@@ -138,6 +161,8 @@ impl RedisStore {
                 delete: Script::new(DELETE),
                 delete_user: Script::new(DELETE_USER),
                 count_failure: Script::new(COUNT_FAILURE),
+                create: Script::new(CREATE),
+                forgive: Script::new(FORGIVE),
             }),
         })
     }
@@ -197,33 +222,29 @@ impl SessionStore for RedisStore {
         Box::pin(async move {
             let principal = serde_json::to_string(&record.principal).map_err(|_| corrupt("principal"))?;
             let data = serde_json::to_string(&record.data).map_err(|_| corrupt("data"))?;
-            let session = self.session(&record.key);
             let mut connection = self.connection.clone();
-            redis::pipe()
-                .atomic()
-                .hset_multiple(
-                    &session,
-                    &[
-                        ("subject", record.subject().to_owned()),
-                        ("principal", principal),
-                        ("data", data),
-                        ("created_at", record.created_at.to_string()),
-                        ("last_seen_at", record.last_seen_at.to_string()),
-                        ("idle_expires_at", record.idle_expires_at.to_string()),
-                        ("absolute_expires_at", record.absolute_expires_at.to_string()),
-                        ("version", record.version.to_string()),
-                    ],
-                )
-                .ignore()
-                .cmd("PEXPIREAT")
-                .arg(&session)
-                .arg(record.expires_at())
-                .ignore()
-                .zadd(self.index(record.subject()), record.key.to_hex(), record.created_at)
-                .ignore()
-                .query_async::<()>(&mut connection)
-                .await
-                .map_err(failed)
+            let mut create = self.scripts.create.prepare_invoke();
+            create
+                .key(self.session(&record.key))
+                .key(self.index(record.subject()))
+                .arg(&self.prefix)
+                .arg(record.created_at)
+                .arg(record.key.to_hex())
+                .arg(record.expires_at());
+            for (field, value) in [
+                ("subject", record.subject().to_owned()),
+                ("principal", principal),
+                ("data", data),
+                ("created_at", record.created_at.to_string()),
+                ("last_seen_at", record.last_seen_at.to_string()),
+                ("idle_expires_at", record.idle_expires_at.to_string()),
+                ("absolute_expires_at", record.absolute_expires_at.to_string()),
+                ("version", record.version.to_string()),
+            ] {
+                create.arg(field).arg(value);
+            }
+            let _: i64 = create.invoke_async(&mut connection).await.map_err(failed)?;
+            Ok(())
         })
     }
 
@@ -369,6 +390,20 @@ impl SessionStore for RedisStore {
                 count: count.max(0) as u64,
                 resets_in: Duration::from_millis(left.max(0) as u64),
             })
+        })
+    }
+
+    fn forgive<'a>(&'a self, counter: &'a str) -> StoreFuture<'a, ()> {
+        Box::pin(async move {
+            let mut connection = self.connection.clone();
+            let _: i64 = self
+                .scripts
+                .forgive
+                .key(self.counter(counter))
+                .invoke_async(&mut connection)
+                .await
+                .map_err(failed)?;
+            Ok(())
         })
     }
 

@@ -376,6 +376,18 @@ impl SessionStore for SqliteStore {
         })
     }
 
+    fn forgive<'a>(&'a self, counter: &'a str) -> StoreFuture<'a, ()> {
+        let counter = counter.to_owned();
+        self.run(move |c| {
+            c.execute(
+                "UPDATE authkit_counters SET count = count - 1 WHERE name = ?1 AND count > 0 AND ends_at > ?2",
+                params![counter, int(now_ms())],
+            )
+            .map_err(failed)?;
+            Ok(())
+        })
+    }
+
     fn reset_counter<'a>(&'a self, counter: &'a str) -> StoreFuture<'a, ()> {
         let counter = counter.to_owned();
         self.run(move |c| {

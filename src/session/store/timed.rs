@@ -55,6 +55,9 @@ impl SessionStore for Timed {
     fn count_failure<'a>(&'a self, counter: &'a str, window: Duration) -> StoreFuture<'a, Counter> {
         timed("count_failure", self.0.count_failure(counter, window))
     }
+    fn forgive<'a>(&'a self, counter: &'a str) -> StoreFuture<'a, ()> {
+        timed("forgive", self.0.forgive(counter))
+    }
     fn failures<'a>(&'a self, counter: &'a str) -> StoreFuture<'a, Counter> {
         timed("failures", self.0.failures(counter))
     }
