@@ -36,6 +36,8 @@ pub trait Requirement: Send + Sync + 'static {
 struct NameRequirement {
     names: Arc<[String]>,
     all: bool,
+    /// The issuers whose assertions this check trusts, when it names them.
+    issuers: Option<Arc<[String]>>,
 }
 
 impl NameRequirement {
@@ -47,6 +49,17 @@ impl NameRequirement {
         Self {
             names: names.into_iter().map(Into::into).collect(),
             all,
+            issuers: None,
+        }
+    }
+
+    /// Whether `principal`'s assertions count for this check: its issuer is
+    /// one the check names; or, when it names none, `trusted` (for roles,
+    /// groups and permissions: not from an untrusted tenant pattern).
+    fn trusts(&self, principal: &Principal, trusted: bool) -> bool {
+        match &self.issuers {
+            Some(issuers) => principal.issuer().is_some_and(|iss| issuers.iter().any(|i| i == iss)),
+            None => trusted,
         }
     }
 
@@ -71,7 +84,7 @@ impl NameRequirement {
 }
 
 macro_rules! name_requirement {
-    ($(#[$doc:meta])* $name:ident, $has:ident, $what:literal, $error:expr) => {
+    ($(#[$doc:meta])* $name:ident, $list:ident, $trusted:expr, $what:literal, $error:expr) => {
         $(#[$doc])*
         #[derive(Clone, Debug)]
         #[must_use = "a requirement does nothing until it wraps a service"]
@@ -90,11 +103,21 @@ macro_rules! name_requirement {
             pub fn all<I: IntoIterator<Item = T>, T: Into<String>>(names: I) -> Self {
                 Self(NameRequirement::new(names, true))
             }
+            #[doc = concat!(
+                "Counts only ", $what, "s asserted by one of these issuers (exact `iss`), ",
+                "whatever their trust otherwise: e.g. one tenant of a tenant pattern."
+            )]
+            pub fn from_issuers<I: IntoIterator<Item = T>, T: Into<String>>(mut self, issuers: I) -> Self {
+                self.0.issuers = Some(issuers.into_iter().map(Into::into).collect());
+                self
+            }
         }
 
         impl Requirement for $name {
             fn check(&self, principal: &Principal) -> Result<(), AuthError> {
-                if self.0.satisfied_by(|n| principal.$has(n)) {
+                let trusted: fn(&Principal) -> bool = $trusted;
+                let has = |name: &str| principal.$list().iter().any(|n| n == name);
+                if self.0.trusts(principal, trusted(principal)) && self.0.satisfied_by(has) {
                     Ok(())
                 } else {
                     let error: fn(&NameRequirement) -> AuthError = $error;
@@ -113,21 +136,26 @@ macro_rules! name_requirement {
 }
 
 name_requirement!(
-    /// Requires roles (any-of or all-of).
-    RequireRole, has_role, "role", |names| AuthError::forbidden(names.missing("role"))
+    /// Requires roles (any-of or all-of). Roles from an issuer admitted
+    /// through a tenant pattern count only when the pattern is trusted for
+    /// roles, or when the check names the issuer
+    /// ([`from_issuers`](Self::from_issuers)).
+    RequireRole, roles, Principal::roles_trusted, "role", |names| AuthError::forbidden(names.missing("role"))
 );
 name_requirement!(
-    /// Requires group membership (any-of or all-of).
-    RequireGroup, has_group, "group", |names| AuthError::forbidden(names.missing("group"))
+    /// Requires group membership (any-of or all-of); trusted like
+    /// [`RequireRole`].
+    RequireGroup, groups, Principal::roles_trusted, "group", |names| AuthError::forbidden(names.missing("group"))
 );
 name_requirement!(
     /// Requires OAuth scopes (any-of or all-of); failures name the scopes in
-    /// the RFC 6750 `insufficient_scope` challenge.
-    RequireScope, has_scope, "scope", |names| AuthError::insufficient_scope(names.names.join(" "))
+    /// the RFC 6750 `insufficient_scope` challenge. Scopes say what the token
+    /// may do at this resource, whichever issuer granted it.
+    RequireScope, scopes, |_| true, "scope", |names| AuthError::insufficient_scope(names.names.join(" "))
 );
 name_requirement!(
-    /// Requires permissions (any-of or all-of).
-    RequirePermission, has_permission, "permission", |names| AuthError::forbidden(names.missing("permission"))
+    /// Requires permissions (any-of or all-of); trusted like [`RequireRole`].
+    RequirePermission, permissions, Principal::roles_trusted, "permission", |names| AuthError::forbidden(names.missing("permission"))
 );
 
 /// A requirement from a predicate; see [`require_fn`].
@@ -294,6 +322,29 @@ mod tests {
         let error = RequireScope::all(["read", "write"]).check(&principal()).unwrap_err();
         assert_eq!(error.status(), 403);
         assert_eq!(error.scope(), Some("read write"));
+    }
+
+    #[test]
+    fn roles_of_untrusted_issuers_satisfy_only_checks_that_name_them() {
+        let tenant = Principal::builder("jwks", "t1")
+            .issuer("https://login.example/evil/v2.0")
+            .roles(vec!["admin".into()])
+            .groups(vec!["staff".into()])
+            .permissions(vec!["delete".into()])
+            .scopes(vec!["read".into()])
+            .roles_trusted(false)
+            .build();
+        assert!(RequireRole::new("admin").check(&tenant).is_err());
+        assert!(RequireGroup::new("staff").check(&tenant).is_err());
+        assert!(RequirePermission::new("delete").check(&tenant).is_err());
+        assert!(RequireScope::new("read").check(&tenant).is_ok(), "scopes are unchanged");
+        assert!(!tenant.has_role("admin") && tenant.roles() == ["admin"]);
+        let named = RequireRole::new("admin").from_issuers(["https://login.example/evil/v2.0"]);
+        assert!(named.check(&tenant).is_ok());
+        let other = RequireRole::new("admin").from_issuers(["https://login.example/good/v2.0"]);
+        assert!(other.check(&tenant).is_err());
+        // A check naming issuers refuses principals of other issuers, trusted or not.
+        assert!(other.check(&principal()).is_err());
     }
 
     #[test]

@@ -55,7 +55,7 @@ pub struct AuthRejection {
 impl AuthRejection {
     pub(crate) fn new(parts: &Parts, error: AuthError) -> Self {
         Self {
-            error: error.in_scheme_of(&parts.headers, false),
+            error: error.in_scheme_of(&parts.headers, false, true),
             protocol: Protocol::of(&parts.headers),
             renderer: renderer_in(&parts.extensions),
         }

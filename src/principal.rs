@@ -41,6 +41,9 @@ struct Inner {
     expires_at: Option<SystemTime>,
     claims: Claims,
     attachment: Option<Arc<dyn Any + Send + Sync>>,
+    /// Its issuer was admitted through a tenant pattern not trusted for
+    /// roles: its roles, groups and permissions satisfy no plain check.
+    roles_untrusted: bool,
 }
 
 /// How a principal holds its raw claims.
@@ -145,21 +148,33 @@ impl Principal {
     pub fn claim(&self, name: &str) -> Option<&Value> {
         self.claims().get(name)
     }
-    /// Whether the principal has `role`.
-    pub fn has_role(&self, role: &str) -> bool {
-        self.inner.roles.iter().any(|r| r == role)
+    /// Whether this principal's roles, groups and permissions may grant
+    /// access: true, except for tokens of issuers admitted through a
+    /// [tenant pattern](crate::jwt::issuers) that is not trusted for roles
+    /// (anyone can run a tenant and write any role into its tokens). Scopes
+    /// are not affected: they say what the token may do at this resource.
+    pub fn roles_trusted(&self) -> bool {
+        !self.inner.roles_untrusted
     }
-    /// Whether the principal is in `group`.
+    /// Whether the principal has `role`, as an authorization check: false
+    /// when its roles are not [trusted](Self::roles_trusted) (the role is
+    /// still listed in [`roles`](Self::roles), as asserted).
+    pub fn has_role(&self, role: &str) -> bool {
+        self.roles_trusted() && self.inner.roles.iter().any(|r| r == role)
+    }
+    /// Whether the principal is in `group`, as an authorization check (see
+    /// [`has_role`](Self::has_role)).
     pub fn has_group(&self, group: &str) -> bool {
-        self.inner.groups.iter().any(|g| g == group)
+        self.roles_trusted() && self.inner.groups.iter().any(|g| g == group)
     }
     /// Whether the principal was granted `scope`.
     pub fn has_scope(&self, scope: &str) -> bool {
         self.inner.scopes.iter().any(|s| s == scope)
     }
-    /// Whether the principal has `permission`.
+    /// Whether the principal has `permission`, as an authorization check
+    /// (see [`has_role`](Self::has_role)).
     pub fn has_permission(&self, permission: &str) -> bool {
-        self.inner.permissions.iter().any(|p| p == permission)
+        self.roles_trusted() && self.inner.permissions.iter().any(|p| p == permission)
     }
     /// Deserializes the raw claims into a typed struct. A mismatch is an
     /// `invalid_token` failure naming the missing or mistyped claim (never
@@ -221,6 +236,12 @@ impl Principal {
     /// A copy that holds its claims as compact JSON text, for long-lived
     /// caches: readers see the same claims, parsed again on first use.
     #[cfg(feature = "jwks")]
+    /// A copy whose roles, groups and permissions grant nothing.
+    #[cfg(feature = "jwks")]
+    pub(crate) fn with_untrusted_roles(&self) -> Principal {
+        self.derive(|inner| inner.roles_untrusted = true)
+    }
+
     pub(crate) fn compact(&self) -> Principal {
         let json = match &self.inner.claims {
             Claims::Text { json, .. } => json.clone(),
@@ -309,6 +330,12 @@ impl PrincipalBuilder {
     /// Sets the raw claims (a JSON object).
     pub fn claims(mut self, claims: RawClaims) -> Self {
         self.inner.claims = Claims::Parsed(Arc::new(Value::Object(claims)));
+        self
+    }
+    /// Whether its roles, groups and permissions may grant access (default
+    /// true); see [`Principal::roles_trusted`].
+    pub fn roles_trusted(mut self, trusted: bool) -> Self {
+        self.inner.roles_untrusted = !trusted;
         self
     }
     /// Attaches provider-specific data, read back with [`Principal::attachment`].

@@ -106,10 +106,12 @@ impl AuthError {
     }
 
     /// Challenges in the scheme the request used: `DPoP` for a request
-    /// that sent `Authorization: DPoP` (RFC 9449 §7.1), and both schemes
-    /// when no credential came and the layer takes DPoP (`offers_dpop`).
-    pub(crate) fn in_scheme_of(mut self, headers: &http::HeaderMap, offers_dpop: bool) -> Self {
+    /// that sent `Authorization: DPoP` (RFC 9449 §7.1). When no credential
+    /// came: both schemes when the layer takes DPoP (`offers_dpop`), `DPoP`
+    /// alone when it takes nothing else (`offers_bearer` false).
+    pub(crate) fn in_scheme_of(mut self, headers: &http::HeaderMap, offers_dpop: bool, offers_bearer: bool) -> Self {
         self.scheme = match self.kind {
+            AuthErrorKind::MissingCredentials if offers_dpop && !offers_bearer => Scheme::Dpop,
             AuthErrorKind::MissingCredentials if offers_dpop => Scheme::BearerAndDpop,
             AuthErrorKind::MissingCredentials => Scheme::Bearer,
             _ if sent_dpop_scheme(headers) => Scheme::Dpop,
@@ -459,8 +461,10 @@ fn challenges(error: &AuthError, realm: &str, default_scope: Option<&str>) -> (O
     };
     match error.kind {
         AuthErrorKind::MissingCredentials => {
-            let mut bearer = String::with_capacity(40 + realm.len());
-            open_challenge(&mut bearer, false, realm);
+            // DPoP required: the one challenge is DPoP's (RFC 9449 §7.1).
+            let only_dpop = error.scheme == Scheme::Dpop;
+            let mut bearer = String::with_capacity(if only_dpop { 100 } else { 40 } + realm.len());
+            open_challenge(&mut bearer, only_dpop, realm);
             push_default_scope(&mut bearer);
             let dpop = (error.scheme == Scheme::BearerAndDpop).then(|| {
                 let mut dpop = String::with_capacity(100 + realm.len());
@@ -620,7 +624,7 @@ mod tests {
         let mut dpop_request = http::HeaderMap::new();
         dpop_request.insert("authorization", HeaderValue::from_static("dpop abc"));
         let render = |error: AuthError, headers: &http::HeaderMap, offers_dpop: bool| {
-            let response = renderer.render(&error.in_scheme_of(headers, offers_dpop), Protocol::Http);
+            let response = renderer.render(&error.in_scheme_of(headers, offers_dpop, true), Protocol::Http);
             response
                 .headers()
                 .get_all(WWW_AUTHENTICATE)
@@ -646,6 +650,21 @@ mod tests {
                 format!("Bearer realm=\"api\", {metadata}"),
                 format!("DPoP algs=\"{DPOP_ALGORITHMS}\", realm=\"api\", {metadata}"),
             ]
+        );
+        // DPoP required: no credential is offered the DPoP scheme alone.
+        let only = renderer.render(
+            &AuthError::missing_credentials().in_scheme_of(&http::HeaderMap::new(), true, false),
+            Protocol::Http,
+        );
+        let offered: Vec<_> = only
+            .headers()
+            .get_all(WWW_AUTHENTICATE)
+            .iter()
+            .map(|v| v.to_str().unwrap().to_owned())
+            .collect();
+        assert_eq!(
+            offered,
+            [format!("DPoP algs=\"{DPOP_ALGORITHMS}\", realm=\"api\", {metadata}")]
         );
         // A DPoP header the layer does not take is no credential: Bearer only.
         assert_eq!(

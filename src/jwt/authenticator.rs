@@ -48,6 +48,9 @@ pub(crate) struct Issuer {
     pub(crate) dpop: DpopPolicy,
     profile: Arc<dyn ClaimsProfile>,
     resolver: Option<Arc<dyn RoleResolver>>,
+    /// False for the issuers of a tenant pattern not trusted for roles:
+    /// their principals' roles, groups and permissions grant nothing.
+    pub(crate) roles_trusted: bool,
 }
 
 /// What a preset adds on top of the registered-claim rules: its own claim
@@ -102,7 +105,12 @@ impl Issuer {
         self.rules.check(&claims)?;
         self.checks.check(jws.access_token_typ, &claims)?;
         self.profile.check(&claims)?;
-        Ok(self.profile.principal(claims, &self.rules.audiences))
+        let principal = self.profile.principal(claims, &self.rules.audiences);
+        Ok(if self.roles_trusted {
+            principal
+        } else {
+            principal.with_untrusted_roles()
+        })
     }
 
     async fn resolve(&self, principal: Principal) -> Result<Principal, AuthError> {
@@ -707,6 +715,11 @@ impl JwksAuthBuilder {
         self.dpop.mode != DpopMode::Off
     }
 
+    /// Whether this issuer takes DPoP tokens only.
+    pub(crate) fn requires_dpop(&self) -> bool {
+        self.dpop.mode == DpopMode::Required
+    }
+
     /// Replaces or extends the default role mapping.
     pub fn role_resolver(mut self, resolver: impl RoleResolver) -> Self {
         self.resolver = Some(Arc::new(resolver));
@@ -717,7 +730,7 @@ impl JwksAuthBuilder {
     /// provider synchronously: a provider that is down at startup gives 503s
     /// until it answers.
     pub fn build(self) -> Result<JwksAuthLayer, ConfigError> {
-        let dpop = self.uses_dpop();
+        let dpop = DpopOffer::of([&self]);
         self.build_authenticator()
             .map(|authenticator| with_token_sources(AuthLayer::new(authenticator), dpop))
     }
@@ -850,17 +863,49 @@ impl JwksAuthBuilder {
             dpop,
             profile: self.profile.unwrap_or_else(|| Arc::new(OidcProfile)),
             resolver: self.resolver,
+            roles_trusted: true,
         })
     }
 }
 
+/// Which DPoP tokens a layer's issuers take.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub(crate) enum DpopOffer {
+    /// None: bearer tokens only.
+    No,
+    /// DPoP tokens too (some issuer allows or requires them).
+    Also,
+    /// DPoP tokens only (every issuer requires them).
+    Only,
+}
+
+impl DpopOffer {
+    /// What a layer of these issuers takes.
+    pub(crate) fn of<'a>(issuers: impl IntoIterator<Item = &'a JwksAuthBuilder>) -> Self {
+        let (mut any, mut all) = (false, true);
+        for issuer in issuers {
+            any |= issuer.uses_dpop();
+            all &= issuer.requires_dpop();
+        }
+        match (any, all) {
+            (false, _) => DpopOffer::No,
+            (true, true) => DpopOffer::Only,
+            (true, false) => DpopOffer::Also,
+        }
+    }
+}
+
 /// The layer's token sources: `Authorization: DPoP` too when an issuer
-/// takes DPoP tokens.
-pub(crate) fn with_token_sources(layer: JwksAuthLayer, dpop: bool) -> JwksAuthLayer {
-    if dpop {
-        layer.token_sources(TokenSources::new([TokenSource::Bearer, TokenSource::Dpop]))
-    } else {
-        layer
+/// takes DPoP tokens. When every issuer requires DPoP, a request without
+/// credentials is challenged in the DPoP scheme only (RFC 9449 §7.1): a
+/// bearer token would be refused. `Bearer` is still read, so such a token
+/// gets the precise refusal.
+pub(crate) fn with_token_sources(layer: JwksAuthLayer, dpop: DpopOffer) -> JwksAuthLayer {
+    let sources = TokenSources::new([TokenSource::Bearer, TokenSource::Dpop]);
+    match dpop {
+        DpopOffer::No => layer,
+        DpopOffer::Also => layer.token_sources(sources),
+        DpopOffer::Only => layer.token_sources(sources.challenging_dpop_only()),
     }
 }
 

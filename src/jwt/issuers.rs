@@ -46,6 +46,16 @@
 //! cooldown get 503 with `Retry-After`. Listed tenants are admitted at once
 //! (the list bounds them).
 //!
+//! **Trust across issuers.** Authorization never merges trust domains
+//! silently. Roles, groups and permissions in tokens of an explicitly
+//! listed issuer satisfy `RequireRole` / `RequireGroup` /
+//! `RequirePermission` (and `Principal::has_role` …) as usual. Those in
+//! tokens of issuers admitted through a tenant pattern do not, unless the
+//! pattern is trusted for them ([`trust_roles`](TenantIssuers::trust_roles)),
+//! or the check names the issuers it trusts
+//! ([`RequireRole::from_issuers`](crate::RequireRole::from_issuers)):
+//! whoever runs a tenant writes its tokens. Scopes are unchanged.
+//!
 //! **Entra ID.** With "any tenant", also check that the token's `tid`
 //! equals the tenant in its `iss` (Microsoft's rule for multi-tenant
 //! apps): a [`claim_check`](JwksAuthBuilder::claim_check) on the settings,
@@ -55,7 +65,7 @@ use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use super::authenticator::{DEFAULT_TOKEN_CACHE, Issuer, JwksAuthBuilder, JwksAuthLayer, JwksAuthenticator};
+use super::authenticator::{DEFAULT_TOKEN_CACHE, DpopOffer, Issuer, JwksAuthBuilder, JwksAuthLayer, JwksAuthenticator};
 use super::verify;
 use crate::error::ConfigError;
 use crate::layer::AuthLayer;
@@ -150,6 +160,7 @@ enum Tenants {
 pub struct TenantIssuers {
     pattern: String,
     settings: JwksAuthBuilder,
+    trust_roles: bool,
     tenants: Tenants,
     max_issuers: usize,
     new_issuer_cooldown: Duration,
@@ -164,6 +175,7 @@ impl TenantIssuers {
         Self {
             pattern: pattern.into(),
             settings,
+            trust_roles: false,
             tenants: Tenants::Listed(HashSet::new()),
             max_issuers: 100,
             new_issuer_cooldown: Duration::from_secs(1),
@@ -177,6 +189,17 @@ impl TenantIssuers {
             Tenants::Listed(listed) => listed.extend(added),
             Tenants::Any => {}
         }
+        self
+    }
+
+    /// Lets the roles, groups and permissions in these issuers' tokens
+    /// satisfy plain `Require*` checks. Off by default: whoever runs a
+    /// tenant writes its tokens, so with [`any_tenant`](Self::any_tenant)
+    /// any tenant's admin could grant themselves `admin` here. Scopes are
+    /// not affected. A check can also trust one issuer by name
+    /// ([`RequireRole::from_issuers`](crate::RequireRole::from_issuers)).
+    pub fn trust_roles(mut self) -> Self {
+        self.trust_roles = true;
         self
     }
 
@@ -245,6 +268,7 @@ impl TenantIssuers {
             suffix: suffix.to_owned(),
             pattern: self.pattern.clone(),
             settings: self.settings.metrics_label(self.pattern.clone()),
+            trust_roles: self.trust_roles,
             fetcher,
             tenants: self.tenants,
             max_issuers: self.max_issuers,
@@ -266,6 +290,7 @@ struct TenantPattern {
     suffix: String,
     pattern: String,
     settings: JwksAuthBuilder,
+    trust_roles: bool,
     /// One HTTP client for all of the pattern's issuers.
     fetcher: Fetcher,
     tenants: Tenants,
@@ -329,7 +354,10 @@ impl TenantPattern {
             .clone()
             .issuer(iss)
             .build_issuer(Some(self.fetcher.clone()))
-            .map(Arc::new)
+            .map(|mut issuer| {
+                issuer.roles_trusted = self.trust_roles;
+                Arc::new(issuer)
+            })
             .map_err(|error| {
                 // Checked at build time on a stand-in; not expected.
                 tracing::warn!(%error, "could not create an issuer for a tenant");
@@ -398,8 +426,11 @@ impl IssuerSetBuilder {
         if self.issuers.is_empty() && self.patterns.is_empty() {
             return Err(ConfigError::Missing("issuer"));
         }
-        let dpop = self.issuers.iter().any(JwksAuthBuilder::uses_dpop)
-            || self.patterns.iter().any(|pattern| pattern.settings.uses_dpop());
+        let dpop = DpopOffer::of(
+            self.issuers
+                .iter()
+                .chain(self.patterns.iter().map(|pattern| &pattern.settings)),
+        );
         let mut by_name = HashMap::new();
         for member in self.issuers {
             if member.sets_token_cache() {

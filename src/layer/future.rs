@@ -150,7 +150,11 @@ where
                 error,
             ) {
                 Failure::Reject(error) => {
-                    let error = error.in_scheme_of(request.headers(), config.sources.offers_dpop());
+                    let error = error.in_scheme_of(
+                        request.headers(),
+                        config.sources.offers_dpop(),
+                        config.sources.offers_bearer(),
+                    );
                     let response = config.renderer.render(&error, Protocol::of(request.headers()));
                     let (_, hook) = hook_for(authenticator, config, request, Settled::Rejected(&error));
                     Self {

@@ -438,7 +438,7 @@ pub(crate) fn render_in(
     let protocol = crate::rejection::Protocol::of(headers);
     // Authorization runs after authentication succeeded, in whichever
     // scheme the request used.
-    let error = error.in_scheme_of(headers, false);
+    let error = error.in_scheme_of(headers, false, true);
     match renderer_in(extensions) {
         Some(renderer) => renderer.render(&error, protocol),
         None => DefaultRenderer::default().render(&error, protocol),
