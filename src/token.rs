@@ -115,6 +115,11 @@ impl TokenSource {
 pub struct TokenSources {
     sources: Vec<TokenSource>,
     max_len: usize,
+    /// Several cookies of one name are ambiguous for a bearer-like cookie
+    /// (400); a signed session cookie can tell its own from the others.
+    duplicate_cookies_allowed: bool,
+    /// Bearer is read, but not offered in challenges (DPoP required).
+    bearer_not_offered: bool,
 }
 
 impl Default for TokenSources {
@@ -135,7 +140,30 @@ impl TokenSources {
         Self {
             sources: sources.into_iter().collect(),
             max_len: DEFAULT_MAX_TOKEN_LEN,
+            duplicate_cookies_allowed: false,
+            bearer_not_offered: false,
         }
+    }
+
+    /// Challenges (for requests with no credential) offer `DPoP` only.
+    #[cfg(feature = "jwks")]
+    pub(crate) fn challenging_dpop_only(mut self) -> Self {
+        self.bearer_not_offered = true;
+        self
+    }
+
+    /// Whether a challenge offers the `Bearer` scheme.
+    pub(crate) fn offers_bearer(&self) -> bool {
+        !self.bearer_not_offered
+    }
+
+    /// Lets several cookies of one name through (the first well-formed one
+    /// is the credential), for authenticators that pick the right one
+    /// themselves by its signature.
+    #[cfg(feature = "session")]
+    pub(crate) fn allowing_duplicate_cookies(mut self) -> Self {
+        self.duplicate_cookies_allowed = true;
+        self
     }
 
     /// Adds a source tried after the existing ones.
@@ -157,7 +185,7 @@ impl TokenSources {
                 TokenSource::Bearer => authorization(headers, "bearer", self.max_len)?,
                 TokenSource::Dpop => authorization(headers, "dpop", self.max_len)?,
                 TokenSource::Header(name) => named_header(headers, name, self.max_len)?,
-                TokenSource::Cookie(name) => cookie(headers, name, self.max_len)?,
+                TokenSource::Cookie(name) => cookie(headers, name, self.max_len, self.duplicate_cookies_allowed)?,
                 TokenSource::Query(name) => query(uri, name, self.max_len)?,
             };
             if let Some(value) = found {
@@ -273,7 +301,7 @@ fn named_header(headers: &HeaderMap, name: &HeaderName, max_len: usize) -> Resul
     Ok(Some(token.to_owned()))
 }
 
-fn cookie(headers: &HeaderMap, name: &str, max_len: usize) -> Result<Option<String>, AuthError> {
+fn cookie(headers: &HeaderMap, name: &str, max_len: usize, duplicates: bool) -> Result<Option<String>, AuthError> {
     let mut found: Option<String> = None;
     for header in headers.get_all(COOKIE) {
         // Bound the work on hostile input: no single Cookie header may exceed
@@ -286,7 +314,13 @@ fn cookie(headers: &HeaderMap, name: &str, max_len: usize) -> Result<Option<Stri
             if parsed.name() != name {
                 continue;
             }
+            if duplicates && (parsed.value().is_empty() || !is_cookie_value(parsed.value())) {
+                continue;
+            }
             if found.is_some() {
+                if duplicates {
+                    continue;
+                }
                 return Err(AuthError::invalid_request(format!("multiple {name} cookies")));
             }
             let value = parsed.value();

@@ -23,7 +23,8 @@ use tower_authkit::{Principal, RequireRole, SecurityContext};
 
 const KEY: &[u8] = b"test signing key, 32 bytes or more.";
 const OLD_KEY: &[u8] = b"an older signing key, also long enough";
-const COOKIE: &str = "authkit_session";
+/// The default name of a `Secure` session cookie.
+const COOKIE: &str = "__Host-authkit_session";
 
 /// A store (memory unless said otherwise) that counts calls and can be
 /// switched to failing.
@@ -110,6 +111,9 @@ impl SessionStore for Instrumented {
     fn count_failure<'a>(&'a self, counter: &'a str, window: Duration) -> StoreFuture<'a, Counter> {
         guarded!(self, write, self.inner.count_failure(counter, window))
     }
+    fn forgive<'a>(&'a self, counter: &'a str) -> StoreFuture<'a, ()> {
+        guarded!(self, write, self.inner.forgive(counter))
+    }
     fn failures<'a>(&'a self, counter: &'a str) -> StoreFuture<'a, Counter> {
         guarded!(self, check, self.inner.failures(counter))
     }
@@ -157,6 +161,14 @@ fn app(layer: SessionLayer, gate: Gate) -> Router {
                 "signed in"
             }),
         )
+        .route(
+            "/relogin/{user}/{key}/{value}",
+            post(|session: Session, Path((user, key, value)): Path<(String, String, String)>| async move {
+                session.insert(&key, value).unwrap();
+                session.login(Principal::builder("session", user).build());
+                "signed in again"
+            }),
+        )
         .route("/logout", post(|session: Session| async move {
             session.logout();
             "bye"
@@ -199,14 +211,21 @@ fn builder(store: &Instrumented) -> tower_authkit::session::SessionLayerBuilder 
 #[derive(Clone)]
 struct Browser {
     app: Router,
+    name: &'static str,
     cookie: Arc<Mutex<Option<String>>>,
     accept_html: bool,
 }
 
 impl Browser {
     fn new(app: &Router) -> Self {
+        Self::named(app, COOKIE)
+    }
+
+    /// A browser for a layer whose session cookie is called `name`.
+    fn named(app: &Router, name: &'static str) -> Self {
         Self {
             app: app.clone(),
+            name,
             cookie: Arc::new(Mutex::new(None)),
             accept_html: false,
         }
@@ -223,7 +242,7 @@ impl Browser {
     async fn send(&self, method: &str, path: &str) -> Reply {
         let mut request = Request::builder().method(method).uri(path);
         if let Some(value) = self.cookie() {
-            request = request.header("cookie", format!("{COOKIE}={value}"));
+            request = request.header("cookie", format!("{}={value}", self.name));
         }
         if self.accept_html {
             request = request.header("accept", "text/html,application/xhtml+xml");
@@ -231,7 +250,7 @@ impl Browser {
         let reply = common::send(&self.app, request.body(Body::empty()).unwrap()).await;
         for set in reply.headers.get_all("set-cookie") {
             let parsed = cookie::Cookie::parse(set.to_str().unwrap().to_owned()).unwrap();
-            assert_eq!(parsed.name(), COOKIE);
+            assert_eq!(parsed.name(), self.name);
             let removed = parsed.value().is_empty() || parsed.max_age() == Some(cookie::time::Duration::ZERO);
             self.set_cookie((!removed).then(|| parsed.value().to_owned()));
         }
@@ -277,12 +296,91 @@ async fn sign_in_sets_a_hardened_cookie_and_the_session_authenticates() {
     assert_eq!(admin.send("GET", "/admin").await.status, 200);
 
     let local = app_with(builder(&store).secure(false).build().unwrap());
-    let reply = Browser::new(&local).login("bob").await;
+    let reply = Browser::named(&local, "authkit_session").login("bob").await;
     assert_eq!(
         set_cookie_of(&reply).unwrap().secure(),
         None,
         "Secure off for local http"
     );
+}
+
+#[tokio::test]
+async fn secure_session_cookies_are_host_prefixed_so_no_sibling_can_plant_one() {
+    let store = Instrumented::default();
+    let app = app_with(builder(&store).build().unwrap());
+    let cookie = set_cookie_of(&Browser::new(&app).login("alice").await).unwrap();
+    // What browsers demand of a __Host- cookie.
+    assert_eq!(cookie.name(), "__Host-authkit_session");
+    assert_eq!(
+        (cookie.secure(), cookie.path(), cookie.domain()),
+        (Some(true), Some("/"), None)
+    );
+    let refused = builder(&store)
+        .secure(false)
+        .cookie_name("__Host-session")
+        .build()
+        .err()
+        .unwrap();
+    assert!(refused.to_string().contains("__Host-"), "{refused}");
+}
+
+#[tokio::test]
+async fn a_planted_cookie_of_the_same_name_neither_shadows_nor_breaks_the_session() {
+    let store = Instrumented::default();
+    let app = app_with(builder(&store).build().unwrap());
+    let browser = Browser::new(&app);
+    browser.login("alice").await;
+    let good = browser.cookie().unwrap();
+    for cookies in [
+        format!("{COOKIE}=planted; {COOKIE}={good}"),
+        format!("{COOKIE}={good}; {COOKIE}=planted"),
+        format!("{COOKIE}=\"bad value\"; {COOKIE}={good}"),
+    ] {
+        let request = Request::builder()
+            .uri("/me")
+            .header("cookie", cookies.as_str())
+            .body(Body::empty())
+            .unwrap();
+        let reply = common::send(&app, request).await;
+        assert_eq!(
+            (reply.status.as_u16(), reply.body.as_str()),
+            (200, "alice"),
+            "{cookies}"
+        );
+    }
+    let only_planted = Request::builder()
+        .uri("/me")
+        .header("cookie", format!("{COOKIE}=planted; {COOKIE}=other"))
+        .body(Body::empty())
+        .unwrap();
+    assert_eq!(common::send(&app, only_planted).await.status, 401);
+}
+
+#[tokio::test]
+async fn signing_in_as_another_user_never_carries_the_previous_users_data() {
+    let store = Instrumented::default();
+    let app = app_with(builder(&store).build().unwrap());
+    let browser = Browser::new(&app);
+    browser.login("alice").await;
+    browser.send("POST", "/put/cart/alices-cart").await;
+    // Bob signs in on a page that loaded Alice's session.
+    let reply = browser.send("POST", "/relogin/bob/note/for-bob").await;
+    assert_eq!(reply.status, 200, "{reply:?}");
+    assert_eq!(browser.send("GET", "/me").await.body, "bob");
+    assert_eq!(
+        browser.send("GET", "/get/cart").await.body,
+        "",
+        "Alice's data stayed behind"
+    );
+    assert_eq!(
+        browser.send("GET", "/get/note").await.body,
+        "for-bob",
+        "this request's own write"
+    );
+    // The same user signing in again keeps the session's data.
+    browser.send("POST", "/put/cart/bobs-cart").await;
+    browser.send("POST", "/relogin/bob/other/x").await;
+    assert_eq!(browser.send("GET", "/get/cart").await.body, "bobs-cart");
 }
 
 fn app_with(layer: SessionLayer) -> Router {

@@ -17,18 +17,19 @@ use super::{PrincipalLoader, audit};
 use crate::layer::{AuthFuture, Authentication, Authenticator, Finish, RequestHead, ResponseHook, Settled};
 use crate::principal::Principal;
 use crate::rejection::{AuthError, AuthErrorKind};
-use crate::token::{Credential, TokenSources};
+use crate::token::Credential;
 
 /// Cookies longer than this are ignored (and logged as suspicious).
 pub(crate) const MAX_COOKIE_LEN: usize = 4096;
+
+/// How many same-named session cookies are tried, at most.
+const MAX_SAME_NAME: usize = 8;
 
 /// How many times a write-back re-reads and merges after a version conflict.
 const SAVE_ATTEMPTS: usize = 3;
 
 pub(crate) struct CookieSettings {
     pub(crate) name: String,
-    /// Finds the cookie on paths the pipeline did not authenticate (built once).
-    pub(crate) source: TokenSources,
     pub(crate) same_site: SameSite,
     pub(crate) secure: bool,
 }
@@ -88,13 +89,33 @@ impl Config {
         }
     }
 
-    fn cookie_in(&self, headers: &HeaderMap) -> Option<String> {
-        self.cookie
-            .source
-            .extract(headers, &http::Uri::from_static("/"))
-            .ok()
-            .flatten()
-            .map(|credential| credential.expose().to_owned())
+    /// The values of every cookie named like the session cookie, in the
+    /// order the browser sent them (at most [`MAX_SAME_NAME`]).
+    fn cookies_in<'h>(&self, headers: &'h HeaderMap) -> impl Iterator<Item = &'h str> {
+        let name = self.cookie.name.as_str();
+        headers
+            .get_all(http::header::COOKIE)
+            .iter()
+            .filter_map(|header| header.to_str().ok())
+            .flat_map(|text| text.split(';'))
+            .filter_map(move |pair| {
+                let (cookie, value) = pair.split_once('=')?;
+                (cookie.trim() == name).then(|| value.trim())
+            })
+            .filter(|value| !value.is_empty())
+            .take(MAX_SAME_NAME)
+    }
+
+    /// Whether the request carries a cookie named like the session cookie.
+    fn cookie_in(&self, headers: &HeaderMap) -> bool {
+        self.cookies_in(headers).next().is_some()
+    }
+
+    /// The key of the validly signed session cookie, if any. A browser may
+    /// hold several cookies of that name (one a site on a sibling path or
+    /// host planted): the one this layer signed wins, the others are noise.
+    fn signed_key_in(&self, headers: &HeaderMap) -> Option<SessionKey> {
+        self.cookies_in(headers).find_map(|value| self.key_of(value))
     }
 
     async fn load(self: Arc<Self>, key: SessionKey) -> Result<Principal, AuthError> {
@@ -197,8 +218,9 @@ impl Authenticator for SessionAuthenticator {
 
     const RESPONSE_HOOK: bool = true;
 
-    fn authenticate(&self, credential: Credential, _request: &RequestHead<'_>) -> Authentication<Self::Future> {
-        let Some(key) = self.config.key_of(credential.expose()) else {
+    fn authenticate(&self, _credential: Credential, request: &RequestHead<'_>) -> Authentication<Self::Future> {
+        // The pipeline found a session cookie; of several, the signed one counts.
+        let Some(key) = self.config.signed_key_in(request.headers) else {
             return Authentication::Ready(Err(AuthError::missing_credentials()));
         };
         let mut load = AuthFuture::new(Arc::clone(&self.config).load(key));
@@ -223,12 +245,11 @@ impl Authenticator for SessionAuthenticator {
                 }
             }
             Settled::Public => {
-                state.carried = config.cookie_in(&request.headers).and_then(|v| config.key_of(&v));
+                state.carried = config.signed_key_in(&request.headers);
             }
             Settled::Anonymous(error) | Settled::Rejected(error) => {
                 // An ended session's cookie is removed; a store failure keeps it.
-                clear_cookie =
-                    error.kind() == AuthErrorKind::InvalidToken && config.cookie_in(&request.headers).is_some();
+                clear_cookie = error.kind() == AuthErrorKind::InvalidToken && config.cookie_in(&request.headers);
             }
         }
         let redirect = match settled {
@@ -289,7 +310,7 @@ impl ResponseHook for SessionHook {
         let carried = state.carried_key();
         match std::mem::take(&mut state.action) {
             Action::Login(principal) => {
-                let data = state.take_data();
+                let data = state.take_data_for(principal.subject());
                 Finish::Pending(Box::pin(login(config, carried, principal, data)))
             }
             Action::Logout => match carried {

@@ -64,10 +64,18 @@ impl State {
         self.data.get_or_insert_with(Map::new)
     }
 
-    /// The data to carry into a new session.
-    pub(crate) fn take_data(&mut self) -> Map<String, Value> {
+    /// The data to carry into a new session for `subject`: all of it when
+    /// the loaded session was that user's (or there was none); only this
+    /// request's own writes when it was another user's, so one user's data
+    /// never lands in another's session.
+    pub(crate) fn take_data_for(&mut self, subject: &str) -> Map<String, Value> {
+        let same_user = self.loaded.as_ref().is_none_or(|r| r.subject() == subject);
         self.data_mut();
-        self.data.take().unwrap_or_default()
+        let mut data = self.data.take().unwrap_or_default();
+        if !same_user {
+            data.retain(|key, _| self.changed.contains(key));
+        }
+        data
     }
 }
 
@@ -104,8 +112,10 @@ impl Session {
     }
 
     /// Signs `principal` in: a new session under a new id (any session the
-    /// request carried is ended, so a planted id is useless). This request's
-    /// data moves to the new session.
+    /// request carried is ended, so a planted id is useless). The session's
+    /// data moves to the new one when the same subject signs in again; for
+    /// a different subject only what this request wrote does, so nothing of
+    /// the previous user's data reaches the new user.
     pub fn login(&self, principal: Principal) {
         self.lock().action = Action::Login(principal);
     }

@@ -74,7 +74,7 @@ pub use admin::{SessionAdmin, SessionInfo};
 pub use authenticator::{SessionAuthenticator, local_path};
 pub use handle::Session;
 pub use id::SessionKey;
-pub use limit::{SignIn, SignInError, client_address};
+pub use limit::{SignIn, SignInError};
 pub use password::Passwords;
 pub use record::{SessionRecord, StoredPrincipal};
 pub use store::{MemoryStore, SessionStore, StoreError};
@@ -110,6 +110,12 @@ impl SessionAuthenticator {
         Arc::clone(&self.config.store)
     }
 
+    /// The session cookie's name (e.g. for a proxy that must never forward
+    /// it, or let a service set a cookie of that name).
+    pub fn cookie_name(&self) -> &str {
+        &self.config.cookie.name
+    }
+
     /// The principal a request of session `handle` would get now, with the
     /// same checks (record present and live, the [`PrincipalLoader`]);
     /// `Ok(None)` once the session has ended. For connections that outlive
@@ -128,13 +134,21 @@ impl AuthLayer<SessionAuthenticator> {
     }
 }
 
+/// The session cookie's default name for `Secure` cookies: the `__Host-`
+/// prefix makes browsers refuse it unless it is `Secure`, host-only and
+/// `Path=/`, so no sibling host or path can plant one.
+pub const DEFAULT_SECURE_COOKIE: &str = "__Host-authkit_session";
+
+/// The session cookie's default name when cookies are not `Secure`.
+pub const DEFAULT_COOKIE: &str = "authkit_session";
+
 /// Configures a [`SessionLayer`].
 #[must_use = "a builder does nothing until it is built"]
 pub struct SessionLayerBuilder {
     key: Option<Vec<u8>>,
     old_keys: Vec<Vec<u8>>,
     store: Option<Arc<dyn SessionStore>>,
-    cookie_name: String,
+    cookie_name: Option<String>,
     same_site: SameSite,
     secure: bool,
     idle: Duration,
@@ -162,7 +176,7 @@ impl Default for SessionLayerBuilder {
             key: None,
             old_keys: Vec::new(),
             store: None,
-            cookie_name: "authkit_session".to_owned(),
+            cookie_name: None,
             same_site: SameSite::Lax,
             secure: true,
             idle: Duration::from_secs(30 * 60),
@@ -199,9 +213,11 @@ impl SessionLayerBuilder {
         self
     }
 
-    /// The cookie's name (default `authkit_session`).
+    /// The cookie's name. The default is `__Host-authkit_session` when the
+    /// cookie is `Secure` (the default), so no other host or path can set or
+    /// shadow it, and `authkit_session` otherwise (plain-http development).
     pub fn cookie_name(mut self, name: impl Into<String>) -> Self {
-        self.cookie_name = name.into();
+        self.cookie_name = Some(name.into());
         self
     }
 
@@ -249,9 +265,21 @@ impl SessionLayerBuilder {
     pub fn build(self) -> Result<SessionLayer, ConfigError> {
         let key = self.key.ok_or(ConfigError::Missing("key"))?;
         let keys = CookieKeys::new(&key, &self.old_keys)?;
-        if self.cookie_name.is_empty()
-            || !self
-                .cookie_name
+        let cookie_name = self.cookie_name.unwrap_or_else(|| {
+            if self.secure {
+                DEFAULT_SECURE_COOKIE.to_owned()
+            } else {
+                DEFAULT_COOKIE.to_owned()
+            }
+        });
+        if !self.secure && (cookie_name.starts_with("__Host-") || cookie_name.starts_with("__Secure-")) {
+            return Err(ConfigError::Invalid {
+                setting: "cookie_name",
+                reason: "browsers refuse __Host- and __Secure- cookies that are not Secure".into(),
+            });
+        }
+        if cookie_name.is_empty()
+            || !cookie_name
                 .bytes()
                 .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
         {
@@ -280,13 +308,12 @@ impl SessionLayerBuilder {
         #[cfg(feature = "metrics")]
         let store: Arc<dyn SessionStore> = Arc::new(store::timed::Timed(store));
         // One source: the layer's and the one public paths use.
-        let sources = TokenSources::new([TokenSource::Cookie(self.cookie_name.clone())]);
+        let sources = TokenSources::new([TokenSource::Cookie(cookie_name.clone())]).allowing_duplicate_cookies();
         let config = Config {
             store,
             keys,
             cookie: CookieSettings {
-                name: self.cookie_name.clone(),
-                source: sources.clone(),
+                name: cookie_name,
                 same_site: self.same_site,
                 secure: self.secure,
             },

@@ -45,6 +45,10 @@ pub struct StoredPrincipal {
     /// Permissions.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub permissions: Vec<String>,
+    /// The roles, groups and permissions grant nothing (see
+    /// [`Principal::roles_trusted`]).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub roles_untrusted: bool,
 }
 
 impl StoredPrincipal {
@@ -58,6 +62,7 @@ impl StoredPrincipal {
             groups: principal.groups().to_vec(),
             scopes: principal.scopes().to_vec(),
             permissions: principal.permissions().to_vec(),
+            roles_untrusted: !principal.roles_trusted(),
         }
     }
 
@@ -71,7 +76,8 @@ impl StoredPrincipal {
             .roles(self.roles.clone())
             .groups(self.groups.clone())
             .scopes(self.scopes.clone())
-            .permissions(self.permissions.clone());
+            .permissions(self.permissions.clone())
+            .roles_trusted(!self.roles_untrusted);
         if let Some(issuer) = &self.issuer {
             builder = builder.issuer(issuer.clone());
         }
