@@ -21,17 +21,26 @@
 //! | `AUTHKIT_INGRESS_MAX_RESPONSE_BYTES` | response body limit (cut, connection closed) | 50 MiB |
 //! | `AUTHKIT_INGRESS_TIMEOUT` | seconds for a service to answer (504) | 30 |
 //! | `AUTHKIT_INGRESS_WS_LIFETIME` | seconds a WebSocket may stay open (then closed with 1008) | 3600 |
+//! | `AUTHKIT_INGRESS_UNDERSCORE_HEADERS` | `drop` or `keep` request headers whose names contain `_` (kept ones never fold to a protected name such as `X-Authkit-User`) | `drop` |
+//! | `AUTHKIT_TRUSTED_PROXIES` | your reverse proxies (IPs or CIDRs): the client address and scheme come from their `X-Forwarded-For` / `-Proto` | none |
 //!
 //! Routes (besides the portal's): `GET /` lists the services the user may
 //! enter; `/s/{name}/{rest}` (any method) proxies to the service with
 //! `X-Authkit-User` / `X-Authkit-Groups` set (and any incoming `X-Authkit-*`,
-//! `Authorization` and the session cookie removed); `GET /s/{name}` is a 308
+//! `X-Forwarded-*`, header with `_` in its name, `Authorization` and the
+//! session cookie removed); the raw path goes on byte for byte, and paths
+//! with dot segments, encoded slashes or backslashes get 400 (see
+//! `tower_authkit::ingress::join_path`); `GET /s/{name}` is a 308
 //! to `/s/{name}/`; `POST /admin/groups?email=E&groups=a|b` (admin) replaces
 //! E's groups. WebSocket upgrades under `/s/{name}/` pass the same checks,
 //! then messages are relayed both ways; every 5 s the session and the
 //! user's groups are re-checked, and the connection is closed (1008) once
 //! the session is revoked, signed out, expired or its user disabled or
 //! moved out of the service's groups, and when its lifetime is reached.
+//!
+//! Services share the portal's origin: run only services you trust as much
+//! as the portal behind it (a script in one service's pages acts as the
+//! visitor on the portal and on every other service).
 
 #[path = "support/portal.rs"]
 mod portal;
@@ -52,14 +61,13 @@ use axum::routing::{any, get, post};
 use futures_util::future::BoxFuture;
 use portal::{App, escape, number};
 use tower_authkit::audit::{AuditEvent, emit};
+use tower_authkit::client_address::TrustedProxies;
 use tower_authkit::ingress::{
-    Destination, Forwarded, Identity, Limits, ServiceProxy, Standing, WebSocketPolicy, is_websocket_upgrade,
+    Destination, Forwarded, Identity, Limits, ServiceProxy, Standing, UnderscoreHeaders, WebSocketPolicy,
+    is_websocket_upgrade,
 };
 use tower_authkit::session::{Session, SessionAuthenticator, SessionKey};
 use tower_authkit::{Principal, RequireRole};
-
-/// The portal's session cookie: never forwarded to a service.
-const COOKIE: &str = "authkit_session";
 
 /// Entries already audited, so "entry allowed" is logged once per session
 /// and service. Bounded: cleared when full.
@@ -76,6 +84,7 @@ struct Ingress {
     proxy: ServiceProxy,
     websockets: WebSocketPolicy,
     sessions: SessionAuthenticator,
+    proxies: Arc<TrustedProxies>,
     audited: Arc<Mutex<HashSet<(SessionKey, String)>>>,
 }
 
@@ -164,14 +173,11 @@ async fn enter(
     Path(path): Path<Vec<(String, String)>>,
     request: Request,
 ) -> Response {
+    // The service by its routed name; the path itself goes on raw (the
+    // proxy takes it from the request, never from a decoded parameter).
     let name = path
         .iter()
         .find(|(k, _)| k == "name")
-        .map(|(_, v)| v.clone())
-        .unwrap_or_default();
-    let rest = path
-        .iter()
-        .find(|(k, _)| k == "rest")
         .map(|(_, v)| v.clone())
         .unwrap_or_default();
     let Some(service) = ingress.service(&name) else {
@@ -214,10 +220,11 @@ async fn enter(
         groups: principal.groups(),
     };
     let forwarded = Forwarded {
-        client: peer.ip(),
-        proto: "http",
+        client: ingress.proxies.client(peer.ip(), request.headers()),
+        proto: ingress.proxies.scheme(peer.ip(), request.headers()).unwrap_or("http"),
         host: host.as_deref(),
     };
+    let cookie = ingress.sessions.cookie_name();
     let destination = &service.destination;
     if is_websocket_upgrade(&request) {
         let check = watch(ingress.sessions.clone(), handle, Arc::clone(&service.groups));
@@ -225,11 +232,10 @@ async fn enter(
             .proxy
             .forward_websocket(
                 destination,
-                &rest,
                 request,
                 identity,
                 forwarded,
-                COOKIE,
+                cookie,
                 ingress.websockets,
                 check,
             )
@@ -238,13 +244,18 @@ async fn enter(
     }
     ingress
         .proxy
-        .forward(destination, &rest, request, identity, forwarded, COOKIE)
+        .forward(destination, request, identity, forwarded, cookie)
         .await
         .into_response()
 }
 
-async fn to_slash(Path(name): Path<String>) -> Redirect {
-    Redirect::permanent(&format!("/s/{name}/"))
+/// `/s/{name}` → `/s/{name}/`, for configured services only (a decoded
+/// name is never echoed into a header).
+async fn to_slash(State(ingress): State<Ingress>, Path(name): Path<String>) -> Response {
+    match ingress.service(&name) {
+        Some(service) => Redirect::permanent(&format!("/s/{}/", service.destination.name())).into_response(),
+        None => StatusCode::NOT_FOUND.into_response(),
+    }
 }
 
 #[derive(serde::Deserialize)]
@@ -273,7 +284,16 @@ async fn set_groups(State(app): State<App>, Query(q): Query<Groups>) -> Response
 
 async fn app(dev: bool) -> Result<Router, String> {
     let services = services()?;
-    let proxy = ServiceProxy::new(limits()?);
+    let underscores = match std::env::var("AUTHKIT_INGRESS_UNDERSCORE_HEADERS").as_deref() {
+        Ok("drop") | Err(_) => UnderscoreHeaders::Drop,
+        Ok("keep") => UnderscoreHeaders::Keep,
+        Ok(other) => {
+            return Err(format!(
+                "AUTHKIT_INGRESS_UNDERSCORE_HEADERS must be drop or keep, got {other:?}"
+            ));
+        }
+    };
+    let proxy = ServiceProxy::new(limits()?).underscore_headers(underscores);
     let websockets = WebSocketPolicy {
         lifetime: Duration::from_secs(number("AUTHKIT_INGRESS_WS_LIFETIME", 3600)?),
         ..WebSocketPolicy::default()
@@ -284,6 +304,7 @@ async fn app(dev: bool) -> Result<Router, String> {
         proxy,
         websockets,
         sessions: portal.state.sessions.clone(),
+        proxies: Arc::clone(&portal.state.proxies),
         audited: Arc::default(),
     };
     let services: Router<App> = Router::new()

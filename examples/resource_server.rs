@@ -16,6 +16,7 @@
 //! | `AUTHKIT_TENANT_ISSUER` | an issuer pattern with `{tenant}`, e.g. `https://login.microsoftonline.com/{tenant}/v2.0` | — |
 //! | `AUTHKIT_TENANTS` | the tenants it admits, comma-separated, or `*` for any | required with a pattern |
 //! | `AUTHKIT_TENANT_AUDIENCE` | accepted `aud` for tenant tokens (comma-separated) | required with a pattern |
+//! | `AUTHKIT_TENANT_TRUST_ROLES` | `1`: roles and groups in tenant tokens satisfy `/admin` and `/team` (otherwise only listed issuers' do: any tenant's admin could grant themselves `admin`) | `0` |
 //! | `AUTHKIT_ACCESS_TOKEN_PROFILE` | `1`: RFC 9068 access tokens only (`typ` `at+jwt`) | off |
 //! | `AUTHKIT_DPOP` | `off`, `allowed` (bearer tokens, and DPoP-bound tokens with a proof) or `required` (RFC 9449) | `off` |
 //! | `AUTHKIT_PUBLIC_URL` | the URL clients use, the base of a DPoP proof's `htu` | `http://` + the bound address |
@@ -180,7 +181,12 @@ fn tenant_issuers(pattern: String) -> Result<TenantIssuers, String> {
         required_list("AUTHKIT_TENANT_AUDIENCE")?,
     ))?;
     let tenants = required_list("AUTHKIT_TENANTS")?;
-    let pattern = TenantIssuers::new(pattern, settings);
+    let mut pattern = TenantIssuers::new(pattern, settings);
+    match std::env::var("AUTHKIT_TENANT_TRUST_ROLES").as_deref() {
+        Ok("1") => pattern = pattern.trust_roles(),
+        Ok("0") | Err(_) => {}
+        Ok(other) => return Err(format!("AUTHKIT_TENANT_TRUST_ROLES must be 0 or 1, got {other:?}")),
+    }
     Ok(if tenants == ["*"] {
         pattern.any_tenant()
     } else {

@@ -15,11 +15,12 @@
 //! | `AUTHKIT_SESSION_STORE` | `memory`, `sqlite:<path>` or `redis://host:port[/db]` | `memory` |
 //! | `AUTHKIT_SESSION_KEY` | cookie signing key, at least 32 bytes | required unless `--dev` |
 //! | `AUTHKIT_SESSION_OLD_KEYS` | previous keys, comma-separated, still accepted | none |
-//! | `AUTHKIT_SECURE_COOKIES` | `Secure` cookie flag | `true` |
+//! | `AUTHKIT_SECURE_COOKIES` | `Secure` cookie flag (the cookie is then `__Host-authkit_session`, else `authkit_session`) | `true` |
 //! | `AUTHKIT_SESSION_IDLE` / `AUTHKIT_SESSION_ABSOLUTE` | seconds | 1800 / 28800 |
 //! | `AUTHKIT_LOGIN_ATTEMPTS` | failed sign-ins per account per window | 5 |
 //! | `AUTHKIT_LOGIN_CLIENT_ATTEMPTS` | failed sign-ins per client address per window | 20 |
 //! | `AUTHKIT_LOGIN_WINDOW` | seconds | 900 |
+//! | `AUTHKIT_TRUSTED_PROXIES` | your reverse proxies (comma-separated IPs or CIDRs): from them, the client is the right-most `X-Forwarded-For` address that is not a trusted proxy; from anyone else the header is ignored | none |
 //! | `AUTHKIT_DEMO_USERS` | `email:password:role1\|role2,...` (Argon2-hashed at start) | none (`--dev`: two demo users) |
 //!
 //! Routes: `GET /health`, `GET|POST /login`, `POST /logout`, `GET /`,

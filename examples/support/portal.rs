@@ -17,11 +17,11 @@ use axum::{Json, Router};
 use futures_util::future::BoxFuture;
 use serde::Deserialize;
 use serde_json::{Value, json};
+use tower_authkit::client_address::TrustedProxies;
 use tower_authkit::cross_origin::CrossOriginLayer;
 use tower_authkit::session::store::{RedisStore, SqliteStore};
 use tower_authkit::session::{
-    MemoryStore, PrincipalLoader, Session, SessionKey, SessionLayer, SessionStore, SignIn, SignInError, client_address,
-    local_path,
+    MemoryStore, PrincipalLoader, Session, SessionKey, SessionLayer, SessionStore, SignIn, SignInError, local_path,
 };
 use tower_authkit::{AuthError, Principal, RequireRole};
 
@@ -98,6 +98,8 @@ pub struct App {
     pub admin: tower_authkit::session::SessionAdmin,
     /// Re-checks sessions outside requests (the ingress's WebSockets).
     pub sessions: tower_authkit::session::SessionAuthenticator,
+    /// `AUTHKIT_TRUSTED_PROXIES`: whose `X-Forwarded-For` names the client.
+    pub proxies: Arc<TrustedProxies>,
 }
 
 /// A whole number from the environment, or `default`.
@@ -216,6 +218,10 @@ impl Portal {
             .client_attempts(number("AUTHKIT_LOGIN_CLIENT_ATTEMPTS", 20)?)
             .window(Duration::from_secs(number("AUTHKIT_LOGIN_WINDOW", 900)?));
         let users = Arc::new(demo_users(&sign_in, dev).await?);
+        let proxies = std::env::var("AUTHKIT_TRUSTED_PROXIES")
+            .unwrap_or_default()
+            .parse::<TrustedProxies>()
+            .map_err(|e| format!("AUTHKIT_TRUSTED_PROXIES: {e}"))?;
         let sessions = sessions
             .principal_loader(CurrentUsers(Arc::clone(&users)))
             .build()
@@ -225,6 +231,7 @@ impl Portal {
             sign_in,
             admin: sessions.authenticator().admin(),
             sessions: sessions.authenticator().clone(),
+            proxies: Arc::new(proxies),
         };
         Ok(Portal { state, sessions })
     }
@@ -312,7 +319,7 @@ async fn login(
         .and_then(local_path)
         .unwrap_or("/")
         .to_owned();
-    let client = client_address(Some(peer), &headers, None);
+    let client = Some(app.proxies.client(peer.ip(), &headers));
     // A disabled user is checked like an unknown one: same cost, same answer.
     let hash = app.users.hash(&email);
     match app

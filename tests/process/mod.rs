@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
+pub mod raw;
 #[cfg(feature = "http-client")]
 pub mod visitor;
 #[cfg(feature = "http-client")]
