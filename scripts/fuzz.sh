@@ -7,7 +7,7 @@ set -euo pipefail
 cd "$(dirname "$0")/../fuzz"
 DURATION=${DURATION:-600}
 export RUSTC_BOOTSTRAP=1
-for target in token_sources jws jwks; do
+for target in token_sources jws jwks ingress_path; do
   mkdir -p "corpus/$target"
   echo "==> $target for ${DURATION}s"
   cargo fuzz run -O "$target" "corpus/$target" "seeds/$target" -- \

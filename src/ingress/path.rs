@@ -1,27 +1,6 @@
 //! The downstream request-target, built from the raw (still percent-encoded)
-//! path the client sent, never from a decoded copy.
-//!
-//! The rule, one for every request: the path after `/s/{name}` is appended
-//! to the service's base path byte for byte, and the query is kept as sent.
-//! Before that, the path is refused (400, nothing sent) when any of its
-//! segments, percent-decoded once, would let a downstream see a different
-//! path structure than the ingress checked:
-//!
-//! - a dot segment: `.`, `..` (or only dots, as some servers trim trailing
-//!   dots), raw or encoded (`%2e`, `%2E`, mixed), also before a `;`
-//!   parameter (`..;/`, which Tomcat reads as `..`);
-//! - an encoded `/` or `\` (`%2F`, `%5C`), or a raw `\`;
-//! - a NUL or other control byte, or the overlong UTF-8 lead bytes
-//!   `0xC0`/`0xC1` (old decoders read `%C0%AE` as `.`);
-//! - a malformed escape (`%` not followed by two hex digits);
-//! - a joined path that would start with `//` (read as an authority by
-//!   some URL parsers).
-//!
-//! So the forwarded path, decoded once and normalised (dot segments removed,
-//! `\` read as `/`), always starts with the base path: a request for one
-//! service never reaches another service's paths on a shared host, and
-//! every other byte (`%20`, `%3F`, `%23`, `%C3%A9`, a double-encoded
-//! `%252e`) reaches the service exactly as the client wrote it.
+//! path the client sent, never from a decoded copy. The rule is on
+//! [`join_path`].
 
 use std::fmt;
 
@@ -97,8 +76,29 @@ fn check_segment(raw: &[u8], decoded: &mut Vec<u8>) -> Result<(), PathRefused> {
 }
 
 /// Checks `raw_rest` (the raw path after the service prefix: empty or
-/// starting with `/`) and appends it to `base_path`; see the
-/// [module docs](self) for the rule.
+/// starting with `/`) and appends it to `base_path`.
+///
+/// The rule, one for every request: the path after `/s/{name}` is appended
+/// to the service's base path byte for byte, and the query is kept as sent.
+/// Before that, the path is refused (400, nothing sent) when any of its
+/// segments, percent-decoded once, would let a downstream see a different
+/// path structure than the ingress checked:
+///
+/// - a dot segment: `.`, `..` (or only dots, as some servers trim trailing
+///   dots), raw or encoded (`%2e`, `%2E`, mixed), also before a `;`
+///   parameter (`..;/`, which Tomcat reads as `..`);
+/// - an encoded `/` or `\` (`%2F`, `%5C`), or a raw `\`;
+/// - a NUL or other control byte, or the overlong UTF-8 lead bytes
+///   `0xC0`/`0xC1` (old decoders read `%C0%AE` as `.`);
+/// - a malformed escape (`%` not followed by two hex digits);
+/// - a joined path that would start with `//` (read as an authority by
+///   some URL parsers).
+///
+/// So the forwarded path, decoded once and normalised (dot segments removed,
+/// `\` read as `/`), always starts with the base path: a request for one
+/// service never reaches another service's paths on a shared host, and
+/// every other byte (`%20`, `%3F`, `%23`, `%C3%A9`, a double-encoded
+/// `%252e`) reaches the service exactly as the client wrote it.
 ///
 /// ```
 /// use tower_authkit::ingress::join_path;
