@@ -73,6 +73,37 @@ fn ingress(downstream: SocketAddr, extra: &[(&str, &str)]) -> (Running, String) 
     start("ingress", &envs)
 }
 
+/// An ingress in front of [`downstream`], with the admin signed in.
+struct SignedIn {
+    _ingress: Running,
+    base: String,
+    cookie: String,
+    seen: Seen,
+}
+
+async fn signed_in(extra: &[(&str, &str)]) -> SignedIn {
+    let (addr, seen) = downstream().await;
+    let (ingress, base) = ingress(addr, extra);
+    let admin = Visitor::new(&base);
+    assert_eq!(admin.login("admin@example.com", "admin-pass").await.status, 303);
+    let cookie = admin.cookie().unwrap();
+    SignedIn {
+        _ingress: ingress,
+        base,
+        cookie,
+        seen,
+    }
+}
+
+impl SignedIn {
+    /// `GET target` as written, with the session cookie and `headers`.
+    async fn get(&self, target: &str, headers: &[(&str, &str)]) -> raw::RawResponse {
+        let mut all = vec![("cookie", self.cookie.as_str())];
+        all.extend_from_slice(headers);
+        raw::send(&self.base, "GET", target, &all).await
+    }
+}
+
 /// The header lines the downstream reported.
 fn header_lines(seen: &Value) -> Vec<(String, String)> {
     seen["headers"]
@@ -90,30 +121,24 @@ fn header_lines(seen: &Value) -> Vec<(String, String)> {
 
 #[tokio::test]
 async fn underscore_header_names_cannot_forge_identity_or_forwarding_headers() {
-    let (addr, _) = downstream().await;
-    let (_ingress, base) = ingress(addr, &[]);
-    let user = Visitor::new(&base);
-    assert_eq!(user.login("admin@example.com", "admin-pass").await.status, 303);
-    let cookie = user.cookie().unwrap();
-    let answer = raw::send(
-        &base,
-        "GET",
-        "/s/wiki/page",
-        &[
-            ("cookie", &cookie),
-            ("X_Authkit_Groups", "hr;admins"),
-            ("X-Authkit_User", "root@example.com"),
-            ("x_authkit_user", "root@example.com"),
-            ("X_Forwarded_For", "6.6.6.6"),
-            ("X_Forwarded-Proto", "https"),
-            ("X_Real_IP", "6.6.6.6"),
-            ("X-Real_Ip", "6.6.6.6"),
-            ("Forwarded", "for=6.6.6.6"),
-            ("X_Custom_Thing", "1"),
-            ("x-custom", "kept"),
-        ],
-    )
-    .await;
+    let entered = signed_in(&[]).await;
+    let answer = entered
+        .get(
+            "/s/wiki/page",
+            &[
+                ("X_Authkit_Groups", "hr;admins"),
+                ("X-Authkit_User", "root@example.com"),
+                ("x_authkit_user", "root@example.com"),
+                ("X_Forwarded_For", "6.6.6.6"),
+                ("X_Forwarded-Proto", "https"),
+                ("X_Real_IP", "6.6.6.6"),
+                ("X-Real_Ip", "6.6.6.6"),
+                ("Forwarded", "for=6.6.6.6"),
+                ("X_Custom_Thing", "1"),
+                ("x-custom", "kept"),
+            ],
+        )
+        .await;
     assert_eq!(answer.status, 200, "{answer:?}");
     let lines = header_lines(&serde_json::from_str(&answer.body).unwrap());
     for (name, value) in &lines {
@@ -136,25 +161,19 @@ async fn underscore_header_names_cannot_forge_identity_or_forwarding_headers() {
 
 #[tokio::test]
 async fn underscore_headers_kept_on_request_still_never_carry_a_protected_name() {
-    let (addr, _) = downstream().await;
-    let (_ingress, base) = ingress(addr, &[("AUTHKIT_INGRESS_UNDERSCORE_HEADERS", "keep")]);
-    let user = Visitor::new(&base);
-    user.login("admin@example.com", "admin-pass").await;
-    let cookie = user.cookie().unwrap();
-    let answer = raw::send(
-        &base,
-        "GET",
-        "/s/wiki/page",
-        &[
-            ("cookie", &cookie),
-            ("X_Authkit_Groups", "hr"),
-            ("X_Forwarded_Host", "evil.example"),
-            ("X_Real_IP", "6.6.6.6"),
-            ("Proxy_Authorization", "Basic eDp5"),
-            ("X_Custom_Thing", "kept"),
-        ],
-    )
-    .await;
+    let entered = signed_in(&[("AUTHKIT_INGRESS_UNDERSCORE_HEADERS", "keep")]).await;
+    let answer = entered
+        .get(
+            "/s/wiki/page",
+            &[
+                ("X_Authkit_Groups", "hr"),
+                ("X_Forwarded_Host", "evil.example"),
+                ("X_Real_IP", "6.6.6.6"),
+                ("Proxy_Authorization", "Basic eDp5"),
+                ("X_Custom_Thing", "kept"),
+            ],
+        )
+        .await;
     assert_eq!(answer.status, 200, "{answer:?}");
     let lines = header_lines(&serde_json::from_str(&answer.body).unwrap());
     let names: Vec<&str> = lines.iter().map(|(n, _)| n.as_str()).collect();
@@ -190,26 +209,19 @@ const TRAVERSALS: &[&str] = &[
 
 #[tokio::test]
 async fn encoded_traversal_out_of_a_service_is_refused_before_anything_is_sent() {
-    let (addr, seen) = downstream().await;
-    let (_ingress, base) = ingress(addr, &[]);
-    let user = Visitor::new(&base);
-    user.login("admin@example.com", "admin-pass").await;
-    let cookie = user.cookie().unwrap();
+    let entered = signed_in(&[]).await;
     for target in TRAVERSALS {
-        let answer = raw::send(&base, "GET", target, &[("cookie", &cookie)]).await;
+        let answer = entered.get(target, &[]).await;
         assert_eq!(answer.status, 400, "{target}: {answer:?}");
         assert!(answer.header("x-request-id").is_some(), "{target}");
     }
-    assert!(seen.lock().unwrap().is_empty(), "sent: {:?}", seen.lock().unwrap());
+    let seen = entered.seen.lock().unwrap();
+    assert!(seen.is_empty(), "sent: {seen:?}");
 }
 
 #[tokio::test]
 async fn encoded_bytes_reach_the_service_exactly_as_the_client_sent_them() {
-    let (addr, _) = downstream().await;
-    let (_ingress, base) = ingress(addr, &[]);
-    let user = Visitor::new(&base);
-    user.login("admin@example.com", "admin-pass").await;
-    let cookie = user.cookie().unwrap();
+    let entered = signed_in(&[]).await;
     for (target, forwarded) in [
         ("/s/wiki/a%20b", "/app/a%20b"),
         ("/s/wiki/x%3Fy", "/app/x%3Fy"),
@@ -220,7 +232,7 @@ async fn encoded_bytes_reach_the_service_exactly_as_the_client_sent_them() {
         ("/s/wiki/", "/app/"),
         ("/s/wiki/a/b/", "/app/a/b/"),
     ] {
-        let answer = raw::send(&base, "GET", target, &[("cookie", &cookie)]).await;
+        let answer = entered.get(target, &[]).await;
         assert_eq!(answer.status, 200, "{target}: {answer:?}");
         let seen: Value = serde_json::from_str(&answer.body).unwrap();
         assert_eq!(seen["target"], forwarded, "{target}");
@@ -229,41 +241,36 @@ async fn encoded_bytes_reach_the_service_exactly_as_the_client_sent_them() {
 
 #[tokio::test]
 async fn every_proxied_response_carries_a_request_id() {
-    let (addr, _) = downstream().await;
-    let (_ingress, base) = ingress(addr, &[]);
-    let user = Visitor::new(&base);
-    user.login("admin@example.com", "admin-pass").await;
-    let page = user.get("/s/wiki/page").await;
+    let entered = signed_in(&[]).await;
+    let page = entered.get("/s/wiki/page", &[]).await;
     assert_eq!(page.status, 200);
-    let id = page.headers.get("x-request-id").expect("x-request-id on a 200");
-    assert!(!id.is_empty());
+    let id = page.header("x-request-id").expect("x-request-id on a 200");
+    assert_eq!(id.len(), 16, "{id}");
 }
 
 #[tokio::test]
 async fn a_service_cannot_plant_a_cookie_named_like_the_portal_session() {
-    let (addr, _) = downstream().await;
-    let (_ingress, base) = ingress(addr, &[]);
-    let user = Visitor::new(&base);
-    user.login("admin@example.com", "admin-pass").await;
-    let cookie = user.cookie().unwrap();
-    let planted = user.get("/s/wiki/set-cookie").await;
+    let entered = signed_in(&[]).await;
+    let planted = entered.get("/s/wiki/set-cookie", &[]).await;
     assert_eq!(planted.status, 200);
     let set: Vec<&str> = planted
         .headers
-        .get_all("set-cookie")
         .iter()
-        .map(|v| v.to_str().unwrap())
+        .filter(|(name, _)| name == "set-cookie")
+        .map(|(_, value)| value.as_str())
         .collect();
     assert!(set.iter().all(|c| !c.starts_with("authkit_session=")), "{set:?}");
     assert!(set.iter().any(|c| c.starts_with("theme=dark")), "{set:?}");
     // A browser that holds one anyway (planted before the fix, or by a
     // sibling host) sends both: the validly signed one wins, no 400.
-    let both = format!("authkit_session=planted; {cookie}");
-    let answer = raw::send(&base, "GET", "/s/wiki/page", &[("cookie", &both)]).await;
-    assert_eq!(answer.status, 200, "{answer:?}");
-    let reversed = format!("{cookie}; authkit_session=planted");
-    let answer = raw::send(&base, "GET", "/s/wiki/page", &[("cookie", &reversed)]).await;
-    assert_eq!(answer.status, 200, "{answer:?}");
+    let cookie = &entered.cookie;
+    for both in [
+        format!("authkit_session=planted; {cookie}"),
+        format!("{cookie}; authkit_session=planted"),
+    ] {
+        let answer = raw::send(&entered.base, "GET", "/s/wiki/page", &[("cookie", &both)]).await;
+        assert_eq!(answer.status, 200, "{answer:?}");
+    }
 }
 
 /// A Redis database of these tests' own, so their counters never meet
@@ -437,22 +444,17 @@ async fn forwarded_for_from_an_untrusted_peer_is_ignored() {
 
 #[tokio::test]
 async fn the_ingress_forwards_the_client_a_trusted_proxy_names() {
-    let (addr, _) = downstream().await;
-    let (_ingress, base) = ingress(addr, &[("AUTHKIT_TRUSTED_PROXIES", "127.0.0.1")]);
-    let user = Visitor::new(&base);
-    user.login("admin@example.com", "admin-pass").await;
-    let page = user
-        .send(
-            "GET",
+    let entered = signed_in(&[("AUTHKIT_TRUSTED_PROXIES", "127.0.0.1")]).await;
+    let page = entered
+        .get(
             "/s/wiki/page",
-            None,
             &[
                 ("x-forwarded-for", "192.0.2.1, 198.51.100.4"),
                 ("x-forwarded-proto", "https"),
             ],
         )
         .await;
-    let lines = header_lines(&page.json());
+    let lines = header_lines(&serde_json::from_str(&page.body).unwrap());
     let get = |name: &str| lines.iter().find(|(n, _)| n == name).map(|(_, v)| v.clone());
     assert_eq!(get("x-forwarded-for").as_deref(), Some("198.51.100.4"));
     assert_eq!(get("x-forwarded-proto").as_deref(), Some("https"));
