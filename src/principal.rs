@@ -233,15 +233,15 @@ impl Principal {
         Principal { inner: Arc::new(copy) }
     }
 
-    /// A copy that holds its claims as compact JSON text, for long-lived
-    /// caches: readers see the same claims, parsed again on first use.
-    #[cfg(feature = "jwks")]
     /// A copy whose roles, groups and permissions grant nothing.
     #[cfg(feature = "jwks")]
     pub(crate) fn with_untrusted_roles(&self) -> Principal {
         self.derive(|inner| inner.roles_untrusted = true)
     }
 
+    /// A copy that holds its claims as compact JSON text, for long-lived
+    /// caches: readers see the same claims, parsed again on first use.
+    #[cfg(feature = "jwks")]
     pub(crate) fn compact(&self) -> Principal {
         let json = match &self.inner.claims {
             Claims::Text { json, .. } => json.clone(),
