@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::body::Body;
-use axum::extract::{Path, Request, State};
+use axum::extract::{Request, State};
 use axum::response::IntoResponse;
 use axum::routing::{any, get, post};
 use http::StatusCode;
@@ -46,25 +46,14 @@ struct Ingress {
     wiki: Arc<Destination>,
 }
 
-async fn enter(
-    State(ingress): State<Ingress>,
-    principal: Principal,
-    Path(rest): Path<String>,
-    request: Request,
-) -> axum::response::Response {
+async fn enter(State(ingress): State<Ingress>, principal: Principal, request: Request) -> axum::response::Response {
     if !principal.has_group("staff") {
         return StatusCode::FORBIDDEN.into_response();
     }
-    forward_as(&ingress, &rest, request, principal.subject(), principal.groups()).await
+    forward_as(&ingress, request, principal.subject(), principal.groups()).await
 }
 
-async fn forward_as(
-    ingress: &Ingress,
-    rest: &str,
-    request: Request,
-    user: &str,
-    groups: &[String],
-) -> axum::response::Response {
+async fn forward_as(ingress: &Ingress, request: Request, user: &str, groups: &[String]) -> axum::response::Response {
     let identity = Identity { user, groups };
     let forwarded = Forwarded {
         client: "127.0.0.1".parse().unwrap(),
@@ -73,7 +62,7 @@ async fn forward_as(
     };
     ingress
         .proxy
-        .forward(&ingress.wiki, rest, request, identity, forwarded, "authkit_session")
+        .forward(&ingress.wiki, request, identity, forwarded, "authkit_session")
         .await
         .into_response()
 }
@@ -94,12 +83,8 @@ async fn bare_forward(
 }
 
 /// `ServiceProxy` alone: a fixed identity, no session layer.
-async fn enter_anonymous(
-    State(ingress): State<Ingress>,
-    Path(rest): Path<String>,
-    request: Request,
-) -> axum::response::Response {
-    forward_as(&ingress, &rest, request, "alice", &["staff".to_owned()]).await
+async fn enter_anonymous(State(ingress): State<Ingress>, request: Request) -> axum::response::Response {
+    forward_as(&ingress, request, "alice", &["staff".to_owned()]).await
 }
 
 type HttpClient = Client<HttpConnector, Body>;
