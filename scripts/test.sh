@@ -79,8 +79,8 @@ run_tests --no-default-features --features axum,jwks,rust-crypto --test jwks --t
 step "unit tests with no crypto backend (config error, never a panic)"
 run_tests --no-default-features --features axum,jwks --lib
 
-step "Pomerium client and CLI alone (no JWKS, no crypto backend): builds warning-free"
-cargo clippy --no-default-features --features cli -- -D warnings
+step "the Pomerium client crate and CLI alone (the core without JWKS or a crypto backend): builds warning-free"
+cargo clippy -p tower-authkit-pomerium -- -D warnings
 
 step "sessions alone, and the ingress pieces alone (no JWKS, no axum): build warning-free"
 cargo clippy --no-default-features --features session -- -D warnings

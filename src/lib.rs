@@ -30,7 +30,7 @@ pub mod introspection;
 pub mod jwt;
 pub mod layer;
 pub mod observe;
-#[cfg(any(feature = "pomerium", feature = "pomerium-client"))]
+#[cfg(feature = "pomerium")]
 pub mod pomerium;
 pub mod principal;
 #[cfg(feature = "proxy-user")]
@@ -47,6 +47,16 @@ pub mod step_up;
 pub mod testing;
 pub mod token;
 mod upstream;
+
+/// Internals the satellite crates of this workspace (`tower-authkit-pomerium`)
+/// share with this one, so there is one copy of each rule. Not a public API:
+/// no stability promise, not documented.
+#[doc(hidden)]
+pub mod __private {
+    pub use crate::token::is_b64token;
+    #[cfg(feature = "http-client")]
+    pub use crate::upstream::fetch::{FetchError, FetchPolicy, Fetcher, check_url, is_loopback_host};
+}
 
 pub use any_of::{AnyOf, first_of};
 #[cfg(feature = "api-key")]

@@ -222,7 +222,7 @@ fn is_cookie_value(value: &str) -> bool {
 }
 
 /// RFC 6750 `b64token`: `1*( ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/" ) *"="`.
-pub(crate) fn is_b64token(token: &str) -> bool {
+pub fn is_b64token(token: &str) -> bool {
     // Branch-free per byte and checked in chunks so the compiler vectorizes
     // it: this runs on every request, over the whole token.
     fn allowed(b: u8) -> bool {

@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use process::{Running, example, launch, start, start_program};
+use process::{Running, example, launch, start, start_program, workspace_binary};
 use tower_authkit::testing::{IdpFailure, TestIdp};
 
 #[test]
@@ -596,7 +596,7 @@ async fn proxy_user_app_derives_the_upstream_only_for_allowed_hosts() {
 
 /// The README's Pomerium CLI try-out: `authkit-pomerium` against the dev
 /// server's Pomerium route, signing in through the printed URL.
-#[cfg(all(feature = "dev-server", feature = "cli"))]
+#[cfg(feature = "dev-server")]
 #[tokio::test]
 async fn pomerium_cli_against_the_dev_server_route() {
     let dev_server = PathBuf::from(env!("CARGO_BIN_EXE_authkit-dev-server"));
@@ -608,7 +608,7 @@ async fn pomerium_cli_against_the_dev_server_route() {
         .expect("the banner names the Pomerium route")
         .to_owned();
 
-    let mut cli = Command::new(env!("CARGO_BIN_EXE_authkit-pomerium"))
+    let mut cli = Command::new(workspace_binary("authkit-pomerium"))
         .args(["--no-browser", &format!("{origin}/hello")])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())

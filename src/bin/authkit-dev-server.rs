@@ -122,10 +122,7 @@ async fn main() -> ExitCode {
     );
     println!("try:");
     println!("  curl -H 'Authorization: Bearer {token}' {base}/_oxa_auth/get-me");
-    println!(
-        "  cargo run --features cli --bin authkit-pomerium -- {}/hello",
-        pomerium.origin()
-    );
+    println!("  cargo run -p tower-authkit-pomerium -- {}/hello", pomerium.origin());
     println!("listening on {base}");
     match tokio::signal::ctrl_c().await {
         Ok(()) => ExitCode::SUCCESS,

@@ -15,7 +15,7 @@ use crate::rejection::AuthError;
 
 /// Why a fetch failed. Shown in logs; never contains credentials.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub(crate) enum FetchError {
+pub enum FetchError {
     /// No answer: DNS, connect, timeout, TLS (the cause, for the log).
     Unreachable(&'static str),
     /// An answer with this status where success was needed.
@@ -81,7 +81,7 @@ impl FetchError {
 
 /// Accepts https URLs, and http only for loopback hosts; `setting` names
 /// the configuration that gave the URL in the error.
-pub(crate) fn check_url(setting: &'static str, url: &Url) -> Result<(), ConfigError> {
+pub fn check_url(setting: &'static str, url: &Url) -> Result<(), ConfigError> {
     let loopback = url.host_str().is_some_and(is_loopback_host);
     match url.scheme() {
         "https" if url.host().is_some() => Ok(()),
@@ -126,7 +126,7 @@ pub(crate) fn check_issuer_url(issuer: &str) -> Result<(), ConfigError> {
 
 /// `localhost`, or a loopback IP (IPv6 with or without brackets): the only
 /// hosts plain http is allowed to.
-pub(crate) fn is_loopback_host(host: &str) -> bool {
+pub fn is_loopback_host(host: &str) -> bool {
     let bare = host.trim_start_matches('[').trim_end_matches(']');
     bare.eq_ignore_ascii_case("localhost") || bare.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())
 }
@@ -142,15 +142,15 @@ pub(crate) fn parse_url(setting: &'static str, raw: &str) -> Result<Url, ConfigE
 }
 
 #[derive(Clone, Debug)]
-pub(crate) struct FetchPolicy {
-    pub(crate) timeout: Duration,
-    pub(crate) retries: u32,
-    pub(crate) backoff: Duration,
-    pub(crate) max_body: usize,
+pub struct FetchPolicy {
+    pub timeout: Duration,
+    pub retries: u32,
+    pub backoff: Duration,
+    pub max_body: usize,
     /// Extra trusted CA certificates (PEM), on top of the system's roots.
-    pub(crate) extra_roots_pem: Vec<Vec<u8>>,
+    pub extra_roots_pem: Vec<Vec<u8>>,
     /// What this client talks to, for metrics (`jwks`, `introspection`, …).
-    pub(crate) upstream: &'static str,
+    pub upstream: &'static str,
 }
 
 impl Default for FetchPolicy {
@@ -168,13 +168,13 @@ impl Default for FetchPolicy {
 
 /// Fetches small JSON documents.
 #[derive(Clone)]
-pub(crate) struct Fetcher {
+pub struct Fetcher {
     client: reqwest::Client,
     policy: FetchPolicy,
 }
 
 impl Fetcher {
-    pub(crate) fn new(policy: FetchPolicy) -> Result<Self, ConfigError> {
+    pub fn new(policy: FetchPolicy) -> Result<Self, ConfigError> {
         let mut roots = Vec::new();
         for pem in &policy.extra_roots_pem {
             let bundle = reqwest::Certificate::from_pem_bundle(pem).map_err(|e| ConfigError::Invalid {
@@ -210,7 +210,7 @@ impl Fetcher {
     }
 
     /// GETs `url` with extra request headers (never logged).
-    pub(crate) async fn get_with(&self, url: &Url, headers: &http::HeaderMap) -> Result<Vec<u8>, FetchError> {
+    pub async fn get_with(&self, url: &Url, headers: &http::HeaderMap) -> Result<Vec<u8>, FetchError> {
         let mut attempt = 0;
         loop {
             match self.get_once(url, headers).await {

@@ -42,8 +42,10 @@ pub(crate) mod backoff;
 pub(crate) const RETRY_AFTER: std::time::Duration = std::time::Duration::from_secs(1);
 #[cfg(feature = "http-client")]
 mod discovery;
+// Reachable from `__private` only (the satellite crates): not documented API.
 #[cfg(feature = "http-client")]
-mod fetch;
+#[allow(missing_docs)]
+pub(crate) mod fetch;
 #[cfg(any(feature = "proxy-user", feature = "introspection", feature = "cloudflare"))]
 mod verdicts;
 

@@ -25,6 +25,20 @@ pub fn example(name: &str) -> PathBuf {
     path
 }
 
+/// `target/<profile>/<name>`: a binary of another crate of this workspace
+/// (built by a workspace-wide `cargo test`).
+pub fn workspace_binary(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let profile_dir = exe.parent().and_then(|deps| deps.parent()).unwrap();
+    let path = profile_dir.join(name);
+    assert!(
+        path.exists(),
+        "{} is not built: run the whole suite from the workspace root (`cargo test --all-features`)",
+        path.display()
+    );
+    path
+}
+
 /// A child process killed when the test ends, pass or fail.
 pub struct Running(pub Child);
 

@@ -1,4 +1,4 @@
-//! [`PomeriumAuthBuilder`]: the settings of a [`PomeriumAuth`].
+//! [`PomeriumClientBuilder`]: the settings of a [`PomeriumClient`].
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -6,17 +6,17 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use super::disk::DiskCache;
-use super::{DEFAULT_LOGIN_TIMEOUT, Opener, PomeriumAuth, Shared};
-use crate::error::ConfigError;
-use crate::upstream::{FetchPolicy, Fetcher};
+use super::{DEFAULT_LOGIN_TIMEOUT, Opener, PomeriumClient, Shared};
+use tower_authkit::__private::{FetchPolicy, Fetcher};
+use tower_authkit::ConfigError;
 
-/// Configuration for [`PomeriumAuth`].
+/// Configuration for [`PomeriumClient`].
 ///
 /// Defaults: every https (and loopback http) host is in scope, tokens in
 /// memory only, the browser opened with the `webbrowser` crate (which honours
 /// `$BROWSER`), 5 minutes to sign in.
 #[must_use = "a builder does nothing until it is built"]
-pub struct PomeriumAuthBuilder {
+pub struct PomeriumClientBuilder {
     domains: Option<Vec<String>>,
     cache: bool,
     cache_dir: Option<PathBuf>,
@@ -26,7 +26,7 @@ pub struct PomeriumAuthBuilder {
     roots_pem: Vec<Vec<u8>>,
 }
 
-impl Default for PomeriumAuthBuilder {
+impl Default for PomeriumClientBuilder {
     fn default() -> Self {
         Self {
             domains: None,
@@ -40,7 +40,7 @@ impl Default for PomeriumAuthBuilder {
     }
 }
 
-impl PomeriumAuthBuilder {
+impl PomeriumClientBuilder {
     /// Only these domains and their subdomains get tokens; requests to other
     /// hosts pass through untouched. Without it, every https (and loopback
     /// http) host the client calls is taken to be a Pomerium route: set it
@@ -103,7 +103,7 @@ impl PomeriumAuthBuilder {
     }
 
     /// Checks the settings.
-    pub fn build(self) -> Result<PomeriumAuth, ConfigError> {
+    pub fn build(self) -> Result<PomeriumClient, ConfigError> {
         let domains = match self.domains {
             Some(domains) => Some(normalize_domains(domains)?),
             None => None,
@@ -130,7 +130,7 @@ impl PomeriumAuthBuilder {
             extra_roots_pem: self.roots_pem,
             ..FetchPolicy::default()
         })?;
-        Ok(PomeriumAuth {
+        Ok(PomeriumClient {
             shared: Arc::new(Shared {
                 domains,
                 disk,
@@ -175,13 +175,18 @@ mod tests {
 
     #[test]
     fn domains_are_checked_and_normalized() {
-        let auth = PomeriumAuth::builder()
+        let auth = PomeriumClient::builder()
             .authenticated_domains([" .Example.COM. "])
             .build()
             .unwrap();
         assert_eq!(auth.shared.domains.as_deref(), Some(&["example.com".to_owned()][..]));
-        assert!(PomeriumAuth::builder().authenticated_domains([""]).build().is_err());
-        assert!(PomeriumAuth::builder().authenticated_domains(["a b"]).build().is_err());
-        assert!(PomeriumAuth::builder().root_certificate("not pem").build().is_err());
+        assert!(PomeriumClient::builder().authenticated_domains([""]).build().is_err());
+        assert!(
+            PomeriumClient::builder()
+                .authenticated_domains(["a b"])
+                .build()
+                .is_err()
+        );
+        assert!(PomeriumClient::builder().root_certificate("not pem").build().is_err());
     }
 }

@@ -4,7 +4,7 @@ use http::Extensions;
 use http::header::AUTHORIZATION;
 use reqwest_middleware::{Middleware, Next};
 
-use super::{PomeriumAuth, PomeriumClientError, refused};
+use super::{PomeriumClient, PomeriumClientError, refused};
 
 /// Adds Pomerium sign-in to a `reqwest_middleware::ClientWithMiddleware`.
 ///
@@ -15,19 +15,19 @@ use super::{PomeriumAuth, PomeriumClientError, refused};
 /// (streams) are not replayed after a sign-in; they get
 /// [`PomeriumClientError::BodyNotReplayable`].
 #[derive(Clone, Debug)]
-pub struct PomeriumMiddleware {
-    auth: PomeriumAuth,
+pub struct PomeriumClientMiddleware {
+    auth: PomeriumClient,
 }
 
-impl PomeriumMiddleware {
+impl PomeriumClientMiddleware {
     /// Wraps the shared sign-in state.
-    pub fn new(auth: PomeriumAuth) -> Self {
+    pub fn new(auth: PomeriumClient) -> Self {
         Self { auth }
     }
 }
 
 #[async_trait::async_trait]
-impl Middleware for PomeriumMiddleware {
+impl Middleware for PomeriumClientMiddleware {
     async fn handle(
         &self,
         mut request: reqwest::Request,

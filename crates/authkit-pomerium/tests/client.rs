@@ -16,18 +16,19 @@ use http_body_util::{BodyExt, Full, StreamBody};
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 use tower::{Service, ServiceBuilder, ServiceExt};
-use tower_authkit::pomerium::client::{
-    BlockingPomeriumAuth, PomeriumAuth, PomeriumAuthLayer, PomeriumAuthService, PomeriumClientError, PomeriumMiddleware,
-};
 use tower_authkit::testing::FakePomerium;
+use tower_authkit_pomerium::{
+    BlockingPomeriumClient, PomeriumClient, PomeriumClientError, PomeriumClientLayer, PomeriumClientMiddleware,
+    PomeriumClientService,
+};
 
-type HyperClient<B> = PomeriumAuthService<Client<hyper_util::client::legacy::connect::HttpConnector, B>>;
+type HyperClient<B> = PomeriumClientService<Client<hyper_util::client::legacy::connect::HttpConnector, B>>;
 
-fn auth_for(route: &FakePomerium) -> PomeriumAuth {
-    PomeriumAuth::builder().opener(route.auto_sign_in()).build().unwrap()
+fn auth_for(route: &FakePomerium) -> PomeriumClient {
+    PomeriumClient::builder().opener(route.auto_sign_in()).build().unwrap()
 }
 
-fn hyper_client<B>(auth: &PomeriumAuth) -> HyperClient<B>
+fn hyper_client<B>(auth: &PomeriumClient) -> HyperClient<B>
 where
     B: http_body::Body + Send + 'static,
     B::Data: Send,
@@ -177,7 +178,7 @@ async fn streaming_body_is_not_replayed_and_says_so() {
 #[tokio::test]
 async fn hosts_outside_authenticated_domains_get_no_token() {
     let route = FakePomerium::start().await;
-    let auth = PomeriumAuth::builder()
+    let auth = PomeriumClient::builder()
         .authenticated_domains(["localhost"])
         .opener(route.auto_sign_in())
         .build()
@@ -207,7 +208,7 @@ async fn disk_cache_serves_the_next_client_and_drops_tokens_near_expiry() {
     let dir = tempfile::tempdir().unwrap();
     let cache_dir = dir.path().join("pomerium");
     let cached = || {
-        PomeriumAuth::builder()
+        PomeriumClient::builder()
             .cache_dir(&cache_dir)
             .opener(route.auto_sign_in())
             .build()
@@ -253,7 +254,7 @@ async fn a_refused_token_is_replaced_by_one_another_client_cached() {
     let route = FakePomerium::start().await;
     let dir = tempfile::tempdir().unwrap();
     let cached = || {
-        PomeriumAuth::builder()
+        PomeriumClient::builder()
             .cache_dir(dir.path())
             .opener(route.auto_sign_in())
             .build()
@@ -284,7 +285,7 @@ async fn symlinked_cache_dir_is_refused() {
     std::fs::create_dir(&real).unwrap();
     let link = dir.path().join("link");
     std::os::unix::fs::symlink(&real, &link).unwrap();
-    let auth = PomeriumAuth::builder()
+    let auth = PomeriumClient::builder()
         .cache_dir(&link)
         .opener(route.auto_sign_in())
         .build()
@@ -302,7 +303,7 @@ async fn sign_in_timeout_is_a_clear_error() {
     let route = FakePomerium::start().await;
     let opened = Arc::new(AtomicUsize::new(0));
     let seen = opened.clone();
-    let auth = PomeriumAuth::builder()
+    let auth = PomeriumClient::builder()
         .opener(move |_| {
             seen.fetch_add(1, Ordering::SeqCst);
             Ok(()) // the user never signs in
@@ -321,7 +322,7 @@ async fn sign_in_timeout_is_a_clear_error() {
 #[tokio::test]
 async fn an_opener_that_panics_ends_the_sign_in_at_once() {
     let route = FakePomerium::start().await;
-    let auth = PomeriumAuth::builder()
+    let auth = PomeriumClient::builder()
         .opener(|_| panic!("the opener broke"))
         .login_timeout(Duration::from_secs(60))
         .build()
@@ -346,7 +347,7 @@ async fn a_non_https_sign_in_url_is_never_opened() {
     route.sign_in_url("http://authenticate.example.com/.pomerium/sign_in");
     let opened = Arc::new(AtomicUsize::new(0));
     let seen = opened.clone();
-    let auth = PomeriumAuth::builder()
+    let auth = PomeriumClient::builder()
         .opener(move |_| {
             seen.fetch_add(1, Ordering::SeqCst);
             Ok(())
@@ -378,7 +379,7 @@ async fn grpc_through_pomerium_with_a_tonic_channel() {
         .connect()
         .await
         .unwrap();
-    let layer = PomeriumAuthLayer::with_origin(auth, route.origin()).unwrap();
+    let layer = PomeriumClientLayer::with_origin(auth, route.origin()).unwrap();
     let mut health = HealthClient::new(ServiceBuilder::new().layer(layer).service(channel));
     let check = || tonic::Request::new(HealthCheckRequest { service: String::new() });
 
@@ -400,7 +401,7 @@ async fn grpc_through_pomerium_with_a_tonic_channel() {
 async fn reqwest_middleware_signs_in_and_replays_after_a_followed_redirect() {
     let route = FakePomerium::start().await;
     let client = reqwest_middleware::ClientBuilder::new(reqwest::Client::new()) // follows redirects
-        .with(PomeriumMiddleware::new(auth_for(&route)))
+        .with(PomeriumClientMiddleware::new(auth_for(&route)))
         .build();
     let response = client.post(route.url("/notes")).body("a").send().await.unwrap();
     assert_eq!(response.text().await.unwrap(), "POST /notes body=a");
@@ -416,7 +417,7 @@ async fn reqwest_middleware_signs_in_and_replays_after_a_followed_redirect() {
 fn blocking_client_signs_in_without_an_async_caller() {
     let server = tokio::runtime::Runtime::new().unwrap();
     let route = server.block_on(FakePomerium::start());
-    let auth = BlockingPomeriumAuth::new(auth_for(&route)).unwrap();
+    let auth = BlockingPomeriumClient::new(auth_for(&route)).unwrap();
     let client = reqwest::blocking::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .build()
@@ -442,7 +443,7 @@ fn blocking_client_signs_in_without_an_async_caller() {
 
 #[tokio::test]
 async fn blocking_client_refuses_async_callers() {
-    let auth = BlockingPomeriumAuth::new(PomeriumAuth::builder().build().unwrap()).unwrap();
+    let auth = BlockingPomeriumClient::new(PomeriumClient::builder().build().unwrap()).unwrap();
     let error = auth
         .authorization(&"https://app.example.com/".parse().unwrap())
         .unwrap_err();
@@ -464,7 +465,7 @@ async fn headless_chromium_completes_the_sign_in() {
     let profile_dir = profile.path().to_owned();
     let (dom_tx, dom_rx) = std::sync::mpsc::channel::<String>();
     let dom_tx = std::sync::Mutex::new(dom_tx);
-    let auth = PomeriumAuth::builder()
+    let auth = PomeriumClient::builder()
         .opener(move |url| {
             let output = Command::new(&chromium)
                 .args([
@@ -611,7 +612,7 @@ async fn login_uses_http2_when_the_route_offers_it() {
     let ca = reqwest::Certificate::from_pem(tls_route::CA).unwrap();
     let trusting = reqwest::Client::builder().tls_certs_merge([ca]).build().unwrap();
     let user = trusting.clone();
-    let auth = PomeriumAuth::builder()
+    let auth = PomeriumClient::builder()
         .root_certificate(tls_route::CA)
         .opener(move |url| {
             let (user, url) = (user.clone(), url.to_owned());
@@ -621,7 +622,7 @@ async fn login_uses_http2_when_the_route_offers_it() {
         .build()
         .unwrap();
     let client = reqwest_middleware::ClientBuilder::new(trusting)
-        .with(PomeriumMiddleware::new(auth))
+        .with(PomeriumClientMiddleware::new(auth))
         .build();
 
     let response = client.get(format!("{origin}/api")).send().await.unwrap();
@@ -633,9 +634,9 @@ async fn login_uses_http2_when_the_route_offers_it() {
 #[tokio::test]
 async fn an_untrusted_route_certificate_fails_the_login_clearly() {
     let (origin, login_versions) = tls_route::start().await;
-    let auth = PomeriumAuth::builder().opener(|_| Ok(())).build().unwrap(); // no private CA
+    let auth = PomeriumClient::builder().opener(|_| Ok(())).build().unwrap(); // no private CA
     let client = reqwest_middleware::ClientBuilder::new(reqwest::Client::new())
-        .with(PomeriumMiddleware::new(auth))
+        .with(PomeriumClientMiddleware::new(auth))
         .build();
     let error = client.get(format!("{origin}/api")).send().await.unwrap_err();
     assert!(

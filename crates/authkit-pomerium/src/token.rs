@@ -7,8 +7,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use base64::Engine as _;
 use http::HeaderValue;
 
-use crate::token::is_b64token;
-use crate::upstream::is_loopback_host;
+use tower_authkit::__private::is_b64token;
+use tower_authkit::__private::is_loopback_host;
 
 /// Tokens this close to `exp` are treated as expired: a request sent with one
 /// could be refused in flight.

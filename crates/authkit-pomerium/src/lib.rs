@@ -1,20 +1,21 @@
-//! Client side (feature `pomerium-client`): call Pomerium-protected routes
-//! from programs, signing the user in through the browser.
+//! Call Pomerium-protected routes from programs, signing the user in
+//! through the browser: the client side of `tower-authkit` (whose
+//! `pomerium` module verifies Pomerium's assertion in services behind it).
 //!
 //! ```
-//! use tower_authkit::pomerium::client::{PomeriumAuth, PomeriumMiddleware};
+//! use tower_authkit_pomerium::{PomeriumClient, PomeriumClientMiddleware};
 //! use tower_authkit::testing::FakePomerium;
 //!
 //! # #[tokio::main(flavor = "current_thread")]
 //! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
 //! let route = FakePomerium::start().await; // stands in for https://app.example.com
-//! let auth = PomeriumAuth::builder()
+//! let auth = PomeriumClient::builder()
 //!     .authenticated_domains(["127.0.0.1"]) // never send tokens elsewhere
 //!     .opener(route.auto_sign_in())         // in real use: the browser (the default)
 //!     .build()?;
 //!
 //! let client = reqwest_middleware::ClientBuilder::new(reqwest::Client::new())
-//!     .with(PomeriumMiddleware::new(auth))
+//!     .with(PomeriumClientMiddleware::new(auth))
 //!     .build();
 //! let response = client.get(route.url("/api/status")).send().await?;
 //! assert_eq!(response.status(), 200);
@@ -25,7 +26,7 @@
 //! The first request to a route signs in: `GET
 //! https://<route>/.pomerium/api/v1/login?pomerium_redirect_uri=http://127.0.0.1:<port>/<random>`
 //! returns a sign-in URL, which is opened in the browser (or printed as
-//! `sign in at: <URL>` when [`open_browser(false)`](PomeriumAuthBuilder::open_browser)
+//! `sign in at: <URL>` when [`open_browser(false)`](PomeriumClientBuilder::open_browser)
 //! or the browser cannot be started); after sign-in Pomerium redirects the
 //! browser to the local one-shot listener with `pomerium_jwt`. Requests to
 //! that route then carry `Authorization: Pomerium <jwt>`.
@@ -38,17 +39,17 @@
 //!   keeps the token: the user is signed in, just not allowed.
 //! - **One sign-in per route**: concurrent requests wait for the same
 //!   sign-in and share its outcome.
-//! - **Scope**: with [`authenticated_domains`](PomeriumAuthBuilder::authenticated_domains)
+//! - **Scope**: with [`authenticated_domains`](PomeriumClientBuilder::authenticated_domains)
 //!   only those domains and their subdomains get tokens; other hosts are
 //!   passed through untouched. Tokens go over https only (http to loopback).
-//! - **Tokens** live in memory unless [`cache(true)`](PomeriumAuthBuilder::cache):
+//! - **Tokens** live in memory unless [`cache(true)`](PomeriumClientBuilder::cache):
 //!   then one `0600` file per route in a `0700` per-user directory; symlinks
 //!   and other users' files are refused, and tokens whose `exp` is past or
 //!   less than a minute away are dropped.
 //!
-//! Where it plugs in: [`PomeriumAuthLayer`] for any tower HTTP client
-//! (hyper-util's client, tonic channels), [`PomeriumMiddleware`] for
-//! `reqwest-middleware`, and [`BlockingPomeriumAuth`] for synchronous code.
+//! Where it plugs in: [`PomeriumClientLayer`] for any tower HTTP client
+//! (hyper-util's client, tonic channels), [`PomeriumClientMiddleware`] for
+//! `reqwest-middleware`, and [`BlockingPomeriumClient`] for synchronous code.
 
 mod blocking;
 mod builder;
@@ -66,28 +67,28 @@ use std::time::{Duration, SystemTime};
 
 use http::{HeaderMap, HeaderValue, StatusCode};
 
-pub use blocking::BlockingPomeriumAuth;
-pub use builder::PomeriumAuthBuilder;
+pub use blocking::BlockingPomeriumClient;
+pub use builder::PomeriumClientBuilder;
 pub use error::{BoxError, PomeriumClientError};
-pub use layer::{PomeriumAuthLayer, PomeriumAuthService};
+pub use layer::{PomeriumClientLayer, PomeriumClientService};
 pub use login::print_sign_in_url;
-pub use middleware::PomeriumMiddleware;
+pub use middleware::PomeriumClientMiddleware;
 
-use crate::upstream::Fetcher;
 use disk::DiskCache;
 use token::{Route, Token};
+use tower_authkit::__private::Fetcher;
 
 /// How long the user has to sign in, by default.
 pub const DEFAULT_LOGIN_TIMEOUT: Duration = Duration::from_secs(5 * 60);
 
-/// Opens the sign-in URL for the user (see [`PomeriumAuthBuilder::opener`]).
+/// Opens the sign-in URL for the user (see [`PomeriumClientBuilder::opener`]).
 type Opener = Arc<dyn Fn(&str) -> std::io::Result<()> + Send + Sync>;
 
 /// Pomerium sign-in state shared by every client it is plugged into: the
 /// configuration, one token slot per route, and the optional disk cache.
 /// Cheap to clone.
 #[derive(Clone)]
-pub struct PomeriumAuth {
+pub struct PomeriumClient {
     shared: Arc<Shared>,
 }
 
@@ -119,20 +120,20 @@ struct SlotState {
     last_failure: Option<PomeriumClientError>,
 }
 
-impl PomeriumAuth {
-    /// Starts a configuration; see [`PomeriumAuthBuilder`] for the defaults.
-    pub fn builder() -> PomeriumAuthBuilder {
-        PomeriumAuthBuilder::default()
+impl PomeriumClient {
+    /// Starts a configuration; see [`PomeriumClientBuilder`] for the defaults.
+    pub fn builder() -> PomeriumClientBuilder {
+        PomeriumClientBuilder::default()
     }
 
     /// A tower layer adding this sign-in to an HTTP client service.
-    pub fn layer(&self) -> PomeriumAuthLayer {
-        PomeriumAuthLayer::new(self.clone())
+    pub fn layer(&self) -> PomeriumClientLayer {
+        PomeriumClientLayer::new(self.clone())
     }
 
     /// The `Authorization` value for a request to `url`, signing in first if
     /// needed; `None` when the URL is out of scope (see
-    /// [`authenticated_domains`](PomeriumAuthBuilder::authenticated_domains)).
+    /// [`authenticated_domains`](PomeriumClientBuilder::authenticated_domains)).
     /// For HTTP clients this crate does not plug into; call
     /// [`forget`](Self::forget) when the server then asks to sign in again.
     pub async fn authorization(&self, url: &http::Uri) -> Result<Option<HeaderValue>, PomeriumClientError> {
@@ -255,9 +256,9 @@ impl PomeriumAuth {
     }
 }
 
-impl std::fmt::Debug for PomeriumAuth {
+impl std::fmt::Debug for PomeriumClient {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("PomeriumAuth")
+        f.debug_struct("PomeriumClient")
             .field("authenticated_domains", &self.shared.domains)
             .field("cache_dir", &self.shared.disk.as_ref().map(DiskCache::dir))
             .field("open_browser", &self.shared.open_browser)
@@ -327,7 +328,7 @@ mod tests {
 
     #[test]
     fn scope_keeps_tokens_to_listed_domains_and_secure_urls() {
-        let auth = PomeriumAuth::builder()
+        let auth = PomeriumClient::builder()
             .authenticated_domains(["example.com", "localhost"])
             .build()
             .unwrap();
@@ -345,3 +346,8 @@ mod tests {
         assert!(matches!(scope("/relative"), Err(PomeriumClientError::MissingHost)));
     }
 }
+
+// The README's snippets compile as doc tests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;

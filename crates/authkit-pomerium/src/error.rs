@@ -44,7 +44,7 @@ pub enum PomeriumClientError {
     InsecureUrl(String),
     /// The request URI has no host, so its route is unknown. Clients that
     /// send relative URIs (tonic channels) need
-    /// [`PomeriumAuthLayer::with_origin`](super::PomeriumAuthLayer::with_origin).
+    /// [`PomeriumClientLayer::with_origin`](super::PomeriumClientLayer::with_origin).
     MissingHost,
     /// The on-disk token cache is unsafe or unusable (symlink, other owner,
     /// I/O failure).
@@ -53,7 +53,7 @@ pub enum PomeriumClientError {
     /// that was already sent and cannot be replayed. The rejected token is
     /// dropped: sending the request again signs in again.
     BodyNotReplayable,
-    /// [`BlockingPomeriumAuth`](super::BlockingPomeriumAuth) was called from
+    /// [`BlockingPomeriumClient`](super::BlockingPomeriumClient) was called from
     /// inside a Tokio runtime; async code uses the async clients instead.
     AsyncContext,
     /// The wrapped HTTP client failed.
@@ -76,7 +76,7 @@ impl fmt::Display for PomeriumClientError {
             Self::SignInNotShown(reason) => write!(f, "could not show the sign-in URL: {reason}"),
             Self::InsecureUrl(host) => write!(f, "refusing to send a pomerium token to {host} over plain http"),
             Self::MissingHost => f.write_str(
-                "the request URI has no host; give the pomerium layer the route's origin (PomeriumAuthLayer::with_origin)",
+                "the request URI has no host; give the pomerium layer the route's origin (PomeriumClientLayer::with_origin)",
             ),
             Self::Cache(reason) => write!(f, "pomerium token cache: {reason}"),
             Self::BodyNotReplayable => f.write_str(
@@ -84,7 +84,7 @@ impl fmt::Display for PomeriumClientError {
                  send it again to sign in again",
             ),
             Self::AsyncContext => {
-                f.write_str("BlockingPomeriumAuth was called inside an async runtime; use PomeriumAuth there")
+                f.write_str("BlockingPomeriumClient was called inside an async runtime; use PomeriumClient there")
             }
             Self::Service(error) => write!(f, "request failed: {error}"),
         }

@@ -13,7 +13,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::Parser;
-use tower_authkit::pomerium::client::{BlockingPomeriumAuth, PomeriumAuth, print_sign_in_url};
+use tower_authkit_pomerium::{BlockingPomeriumClient, PomeriumClient, print_sign_in_url};
 
 /// One authenticated GET through Pomerium: prints the status line and the
 /// response headers (no body).
@@ -50,7 +50,7 @@ fn main() -> ExitCode {
 fn run(args: Args) -> Result<(), Box<dyn Error>> {
     let url = reqwest::Url::parse(&args.url).map_err(|e| format!("invalid URL {:?}: {e}", args.url))?;
     let open_browser = !args.no_browser;
-    let mut builder = PomeriumAuth::builder()
+    let mut builder = PomeriumClient::builder()
         .login_timeout(Duration::from_secs(args.timeout))
         .opener(move |sign_in_url| {
             // One write that can fail (eprintln! would panic): if the user
@@ -67,7 +67,7 @@ fn run(args: Args) -> Result<(), Box<dyn Error>> {
     } else if args.cache {
         builder = builder.cache(true);
     }
-    let auth = BlockingPomeriumAuth::new(builder.build()?)?;
+    let auth = BlockingPomeriumClient::new(builder.build()?)?;
     // Redirects are shown, not followed: this is a look at one response.
     let client = reqwest::blocking::Client::builder()
         .redirect(reqwest::redirect::Policy::none())

@@ -6,10 +6,10 @@
 //! use http_body_util::Full;
 //! use hyper_util::{client::legacy::Client, rt::TokioExecutor};
 //! use tower::{Service, ServiceBuilder, ServiceExt};
-//! use tower_authkit::pomerium::client::PomeriumAuth;
+//! use tower_authkit_pomerium::PomeriumClient;
 //!
 //! # async fn run() -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
-//! let auth = PomeriumAuth::builder().build()?;
+//! let auth = PomeriumClient::builder().build()?;
 //! let https = Client::builder(TokioExecutor::new()).build_http::<Full<Bytes>>(); // add a TLS connector in real use
 //! let mut client = ServiceBuilder::new().layer(auth.layer()).service(https);
 //!
@@ -29,29 +29,29 @@ use tower_layer::Layer;
 use tower_service::Service;
 
 use super::token::Route;
-use super::{BoxError, PomeriumAuth, PomeriumClientError, asks_for_sign_in};
-use crate::error::ConfigError;
-use crate::principal::BoxFuture;
+use super::{BoxError, PomeriumClient, PomeriumClientError, asks_for_sign_in};
+use tower_authkit::BoxFuture;
+use tower_authkit::ConfigError;
 
 /// Adds Pomerium sign-in to an HTTP client service. See the
 /// [module docs](super) for the behaviour.
 #[derive(Clone, Debug)]
 #[must_use = "a layer does nothing until it wraps a service"]
-pub struct PomeriumAuthLayer {
-    auth: PomeriumAuth,
+pub struct PomeriumClientLayer {
+    auth: PomeriumClient,
     origin: Option<Uri>,
 }
 
-impl PomeriumAuthLayer {
+impl PomeriumClientLayer {
     /// For clients that send absolute request URIs (hyper-util's client).
-    pub fn new(auth: PomeriumAuth) -> Self {
+    pub fn new(auth: PomeriumClient) -> Self {
         Self { auth, origin: None }
     }
 
     /// For clients that send relative URIs and add the origin themselves,
     /// like tonic's `Channel`: requests without a host are taken to go to
     /// `origin` (e.g. `https://grpc.example.com`).
-    pub fn with_origin(auth: PomeriumAuth, origin: &str) -> Result<Self, ConfigError> {
+    pub fn with_origin(auth: PomeriumClient, origin: &str) -> Result<Self, ConfigError> {
         let invalid = |reason: &str| ConfigError::Invalid {
             setting: "origin",
             reason: reason.to_owned(),
@@ -67,11 +67,11 @@ impl PomeriumAuthLayer {
     }
 }
 
-impl<S> Layer<S> for PomeriumAuthLayer {
-    type Service = PomeriumAuthService<S>;
+impl<S> Layer<S> for PomeriumClientLayer {
+    type Service = PomeriumClientService<S>;
 
     fn layer(&self, inner: S) -> Self::Service {
-        PomeriumAuthService {
+        PomeriumClientService {
             inner,
             auth: self.auth.clone(),
             origin: self.origin.clone(),
@@ -79,15 +79,15 @@ impl<S> Layer<S> for PomeriumAuthLayer {
     }
 }
 
-/// The service made by [`PomeriumAuthLayer`].
+/// The service made by [`PomeriumClientLayer`].
 #[derive(Clone, Debug)]
-pub struct PomeriumAuthService<S> {
+pub struct PomeriumClientService<S> {
     inner: S,
-    auth: PomeriumAuth,
+    auth: PomeriumClient,
     origin: Option<Uri>,
 }
 
-impl<S, B, ResBody> Service<Request<B>> for PomeriumAuthService<S>
+impl<S, B, ResBody> Service<Request<B>> for PomeriumClientService<S>
 where
     S: Service<Request<B>, Response = Response<ResBody>> + Clone + Send + 'static,
     S::Future: Send,
@@ -139,7 +139,7 @@ where
     }
 }
 
-impl<S> PomeriumAuthService<S> {
+impl<S> PomeriumClientService<S> {
     fn route(&self, uri: &Uri) -> Result<Option<Route>, PomeriumClientError> {
         match (&self.origin, uri.host()) {
             (Some(origin), None) => self.auth.route_of(origin),
@@ -201,9 +201,9 @@ mod tests {
 
     #[test]
     fn origin_needs_scheme_and_host() {
-        let auth = PomeriumAuth::builder().build().unwrap();
-        assert!(PomeriumAuthLayer::with_origin(auth.clone(), "https://grpc.example.com").is_ok());
-        assert!(PomeriumAuthLayer::with_origin(auth.clone(), "grpc.example.com").is_err());
-        assert!(PomeriumAuthLayer::with_origin(auth, "/path").is_err());
+        let auth = PomeriumClient::builder().build().unwrap();
+        assert!(PomeriumClientLayer::with_origin(auth.clone(), "https://grpc.example.com").is_ok());
+        assert!(PomeriumClientLayer::with_origin(auth.clone(), "grpc.example.com").is_err());
+        assert!(PomeriumClientLayer::with_origin(auth, "/path").is_err());
     }
 }

@@ -4,16 +4,16 @@
 use http::HeaderValue;
 use http::header::AUTHORIZATION;
 
-use super::{PomeriumAuth, PomeriumClientError, refused};
+use super::{PomeriumClient, PomeriumClientError, refused};
 
 /// Pomerium sign-in for synchronous code (`reqwest::blocking`, or any client
 /// through [`authorization`](Self::authorization)).
 ///
 /// ```no_run
-/// use tower_authkit::pomerium::client::{BlockingPomeriumAuth, PomeriumAuth};
+/// use tower_authkit_pomerium::{BlockingPomeriumClient, PomeriumClient};
 ///
 /// # fn run() -> Result<(), Box<dyn std::error::Error>> {
-/// let auth = BlockingPomeriumAuth::new(PomeriumAuth::builder().cache(true).build()?)?;
+/// let auth = BlockingPomeriumClient::new(PomeriumClient::builder().cache(true).build()?)?;
 /// let client = reqwest::blocking::Client::new();
 /// let response = auth.execute(&client, client.get("https://app.example.com/").build()?)?;
 /// println!("{}", response.status());
@@ -23,20 +23,20 @@ use super::{PomeriumAuth, PomeriumClientError, refused};
 /// Use it from threads that are not running async code: like
 /// `reqwest::blocking`, it refuses to run inside a Tokio runtime
 /// ([`PomeriumClientError::AsyncContext`]).
-pub struct BlockingPomeriumAuth {
-    auth: PomeriumAuth,
+pub struct BlockingPomeriumClient {
+    auth: PomeriumClient,
     runtime: tokio::runtime::Runtime,
 }
 
-impl BlockingPomeriumAuth {
+impl BlockingPomeriumClient {
     /// Starts the private runtime the sign-in runs on.
-    pub fn new(auth: PomeriumAuth) -> std::io::Result<Self> {
+    pub fn new(auth: PomeriumClient) -> std::io::Result<Self> {
         let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
         Ok(Self { auth, runtime })
     }
 
     /// The async handle, shared with this one (same tokens).
-    pub fn auth(&self) -> &PomeriumAuth {
+    pub fn auth(&self) -> &PomeriumClient {
         &self.auth
     }
 
@@ -83,9 +83,9 @@ impl BlockingPomeriumAuth {
     }
 }
 
-impl std::fmt::Debug for BlockingPomeriumAuth {
+impl std::fmt::Debug for BlockingPomeriumClient {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("BlockingPomeriumAuth")
+        f.debug_struct("BlockingPomeriumClient")
             .field("auth", &self.auth)
             .finish()
     }

@@ -9,7 +9,7 @@ use url::Url;
 use super::callback::CallbackListener;
 use super::token::{Route, Token};
 use super::{PomeriumClientError, Shared};
-use crate::upstream::check_url;
+use tower_authkit::__private::check_url;
 
 pub(super) async fn sign_in(shared: &Shared, route: &Route) -> Result<Token, PomeriumClientError> {
     let listener = CallbackListener::bind()
@@ -107,7 +107,7 @@ fn present(shared: &Shared, url: &str) -> impl Future<Output = String> + use<> {
 /// Writes `sign in at: <url>` and a newline to stderr in one write and
 /// flushes it, so a reader of a pipe gets the whole line at once; a failed
 /// write is returned, never a panic (unlike `eprintln!`). Use it in an
-/// [`opener`](super::PomeriumAuthBuilder::opener) that prints the URL itself.
+/// [`opener`](super::PomeriumClientBuilder::opener) that prints the URL itself.
 pub fn print_sign_in_url(url: &str) -> io::Result<()> {
     write_sign_in_line(&mut io::stderr().lock(), url)
 }
