@@ -21,7 +21,7 @@ use http::Request;
 use sha2::{Digest, Sha256};
 use tower::ServiceExt;
 use tower_authkit::jwt::DpopMode;
-use tower_authkit::testing::TestIdp;
+use tower_authkit_testing::TestIdp;
 
 fn request(scheme: &str, token: &str, proof: Option<&str>) -> Request<Body> {
     let mut request = Request::get("/me").header("authorization", format!("{scheme} {token}"));

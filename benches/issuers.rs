@@ -15,7 +15,7 @@ use criterion::{Criterion, criterion_group, criterion_main};
 use http::Request;
 use tower::ServiceExt;
 use tower_authkit::JwksAuthLayer;
-use tower_authkit::testing::TestIdp;
+use tower_authkit_testing::TestIdp;
 
 fn request(token: &str) -> Request<Body> {
     Request::get("/me")

@@ -23,8 +23,8 @@ use axum::routing::get;
 use criterion::{Criterion, criterion_group, criterion_main};
 use http::Request;
 use tower::ServiceExt;
-use tower_authkit::testing::TestIdp;
 use tower_authkit::{Algorithm, JwksAuthLayer, Principal};
+use tower_authkit_testing::TestIdp;
 
 fn request(token: Option<&str>) -> Request<Body> {
     let mut request = Request::get("/me");

@@ -4,7 +4,7 @@
 //! it from every 401, and accepts only tokens issued for it (RFC 8707).
 //!
 //! ```sh
-//! cargo run --features dev-server --bin authkit-dev-server &   # an authorization server on 127.0.0.1:8765
+//! cargo run -p tower-authkit-testing --bin authkit-dev-server &   # an authorization server on 127.0.0.1:8765
 //! AUTHKIT_ISSUER=http://127.0.0.1:8765 cargo run --example mcp_server
 //! ```
 //!

@@ -3,7 +3,7 @@
 //! Two terminals, with the dev server as the proxy:
 //!
 //! ```sh
-//! cargo run --features dev-server --bin authkit-dev-server            # terminal 1
+//! cargo run -p tower-authkit-testing --bin authkit-dev-server            # terminal 1
 //! AUTHKIT_PROXY_URL=http://127.0.0.1:8765 AUTHKIT_BIND=127.0.0.1:8000 \
 //!   cargo run --features proxy-user --example proxy_user_app           # terminal 2
 //! curl -H 'Authorization: Bearer mock-dev-token' http://127.0.0.1:8000/v1/me

@@ -15,8 +15,8 @@ use axum::routing::get;
 use http::{Request, StatusCode};
 use http_body_util::BodyExt;
 use tower::ServiceExt;
-use tower_authkit::testing::TestIdp;
 use tower_authkit::{Principal, RequireRole};
+use tower_authkit_testing::TestIdp;
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {

@@ -13,7 +13,7 @@ THREADS=${THREADS:-1}
 if ! command -v wrk >/dev/null; then
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk
 fi
-cargo build --release --quiet --features dev-server --bin authkit-dev-server --example resource_server
+cargo build --release --quiet -p tower-authkit-testing --bin authkit-dev-server && cargo build --release --quiet --example resource_server
 
 work=$(mktemp -d)
 pids=()

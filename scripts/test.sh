@@ -74,24 +74,27 @@ step "tests with all features (both crypto backends compiled in)"
 run_tests --all-features
 
 step "JWKS tests on the RustCrypto backend alone (the non-aws-lc verification path)"
-run_tests --no-default-features --features axum,jwks,rust-crypto --test jwks --test pipeline
+run_tests -p tower-authkit --no-default-features --features axum,jwks,rust-crypto --test jwks --test pipeline
 
 step "unit tests with no crypto backend (config error, never a panic)"
-run_tests --no-default-features --features axum,jwks --lib
+run_tests -p tower-authkit --no-default-features --features axum,jwks --lib
 
 step "the Pomerium client crate and CLI alone (the core without JWKS or a crypto backend): builds warning-free"
 cargo clippy -p tower-authkit-pomerium -- -D warnings
 
+step "the test kit and dev server alone: build warning-free"
+cargo clippy -p tower-authkit-testing -- -D warnings
+
 step "sessions alone, and the ingress pieces alone (no JWKS, no axum): build warning-free"
-cargo clippy --no-default-features --features session -- -D warnings
-cargo clippy --no-default-features --features ingress -- -D warnings
+cargo clippy -p tower-authkit --no-default-features --features session -- -D warnings
+cargo clippy -p tower-authkit --no-default-features --features ingress -- -D warnings
 
 step "API keys alone, and metrics on the JWKS layer alone: build warning-free"
-cargo clippy --no-default-features --features api-key -- -D warnings
-cargo clippy --no-default-features --features axum,jwks,aws-lc-rs,metrics -- -D warnings
+cargo clippy -p tower-authkit --no-default-features --features api-key -- -D warnings
+cargo clippy -p tower-authkit --no-default-features --features axum,jwks,aws-lc-rs,metrics -- -D warnings
 
 step "the Redis DPoP replay cache alone (no sessions): builds warning-free"
-cargo clippy --no-default-features --features dpop-redis,aws-lc-rs -- -D warnings
+cargo clippy -p tower-authkit --no-default-features --features dpop-redis,aws-lc-rs -- -D warnings
 
 step "docs"
 RUSTDOCFLAGS="-D warnings" cargo doc --no-deps --all-features

@@ -2,7 +2,7 @@
 //!
 //! ```
 //! use tower_authkit::{first_of, ApiKeys, AuthLayer, JwksAuthLayer, Principal};
-//! use tower_authkit::testing::TestIdp;
+//! use tower_authkit_testing::TestIdp;
 //!
 //! # #[tokio::main(flavor = "current_thread")] async fn main() {
 //! let idp = TestIdp::start().await;

@@ -58,7 +58,7 @@ impl CrossOriginLayer {
 
 /// `scheme://host[:port]`, lowercased, if `origin` has exactly that shape
 /// (also the dev server's CORS origins).
-pub(crate) fn normalized_origin(origin: &str) -> Option<String> {
+pub fn normalized_origin(origin: &str) -> Option<String> {
     let (scheme, rest) = origin.split_once("://")?;
     let valid = matches!(scheme, "http" | "https")
         && !rest.is_empty()

@@ -45,7 +45,7 @@ fn from_features() -> Option<&'static CryptoProvider> {
 
 /// Makes sure a backend is installed; called by every builder.
 #[cfg_attr(not(feature = "jwks"), allow(dead_code))]
-pub(crate) fn ensure_provider() -> Result<(), ConfigError> {
+pub fn ensure_provider() -> Result<(), ConfigError> {
     if CHOSEN.get().is_some() {
         return Ok(());
     }

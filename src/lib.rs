@@ -43,8 +43,6 @@ pub mod resource;
 #[cfg(feature = "session")]
 pub mod session;
 pub mod step_up;
-#[cfg(feature = "testing")]
-pub mod testing;
 pub mod token;
 mod upstream;
 
@@ -53,7 +51,15 @@ mod upstream;
 /// no stability promise, not documented.
 #[doc(hidden)]
 pub mod __private {
+    pub use crate::cross_origin::normalized_origin;
+    pub use crate::crypto::ensure_provider;
     pub use crate::token::is_b64token;
+
+    /// jsonwebtoken's name for `alg` (the test kit signs with it).
+    #[cfg(feature = "jwks")]
+    pub fn jsonwebtoken_algorithm(alg: crate::jwt::Algorithm) -> jsonwebtoken::Algorithm {
+        alg.to_jsonwebtoken()
+    }
     #[cfg(feature = "http-client")]
     pub use crate::upstream::fetch::{FetchError, FetchPolicy, Fetcher, check_url, is_loopback_host};
 }

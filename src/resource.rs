@@ -8,7 +8,7 @@
 //! ```
 //! use axum::{routing::post, Router};
 //! use tower_authkit::resource::ProtectedResource;
-//! use tower_authkit::testing::TestIdp;
+//! use tower_authkit_testing::TestIdp;
 //!
 //! # #[tokio::main(flavor = "current_thread")] async fn main() {
 //! let idp = TestIdp::start().await;

@@ -8,8 +8,8 @@ use axum::Router;
 use axum::routing::get;
 use serde_json::json;
 use tower_authkit::introspection::IntrospectionLayer;
-use tower_authkit::testing::{DEV_CLIENT_ID, DEV_CLIENT_SECRET, TestIdp};
 use tower_authkit::{ApiKeys, AuthLayer, Authenticator, Principal, first_of};
+use tower_authkit_testing::{DEV_CLIENT_ID, DEV_CLIENT_SECRET, TestIdp};
 
 fn app<A: Authenticator>(authenticator: A) -> Router {
     Router::new()

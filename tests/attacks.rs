@@ -16,7 +16,7 @@ use axum::routing::{any, get};
 use process::visitor::Visitor;
 use process::{Running, raw, start};
 use serde_json::{Value, json};
-use tower_authkit::testing::TestIdp;
+use tower_authkit_testing::TestIdp;
 
 const KEY: &str = "attack test key: long enough for the session layer";
 const USERS: &str = "admin@example.com:admin-pass:admin:staff,user@example.com:user-pass::guests";

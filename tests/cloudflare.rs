@@ -12,8 +12,8 @@ use http::Request;
 use tower_authkit::cloudflare::{
     CfAccess, CfAccessAssertion, CfAccessAuthenticator, CfAccessLayer, CfAccessUser, CfServiceToken,
 };
-use tower_authkit::testing::TestIdp;
 use tower_authkit::{AuthError, ConfigError};
+use tower_authkit_testing::TestIdp;
 
 const AUD: &str = "4714c1358e65fe4b408ad6d432a5f878f08194bdb4752441fd56faefa9b2b6f2";
 
@@ -198,9 +198,9 @@ async fn an_identity_service_that_does_not_answer_is_503_with_retry_after() {
     let auth = layer.authenticator().clone();
     let token = team.cf_user_token(AUD).sign();
     assert_eq!(auth.verify_email(&token).await.unwrap(), "user@example.com");
-    team.set_failure(tower_authkit::testing::IdpFailure::Hang);
+    team.set_failure(tower_authkit_testing::IdpFailure::Hang);
     let error = auth.identity(&token).await.unwrap_err();
-    team.set_failure(tower_authkit::testing::IdpFailure::None);
+    team.set_failure(tower_authkit_testing::IdpFailure::None);
     assert_eq!(error.status(), 503, "{error:?}");
     assert_eq!(error.retry_after(), Some(std::time::Duration::from_secs(1)));
 }
@@ -216,7 +216,7 @@ async fn identity_failures_are_upstream_errors_not_401() {
     // The team down: warm the keys, then fail the identity service.
     let token = team.cf_user_token(AUD).sign();
     assert_eq!(auth.verify_email(&token).await.unwrap(), "user@example.com");
-    team.set_failure(tower_authkit::testing::IdpFailure::Error);
+    team.set_failure(tower_authkit_testing::IdpFailure::Error);
     let error = auth.identity(&token).await.unwrap_err();
     assert_eq!(error.status(), 502, "a 500 is a bad answer: {error:?}");
     // Damped while failing: the identity service is not asked per call.
@@ -225,7 +225,7 @@ async fn identity_failures_are_upstream_errors_not_401() {
         assert!(auth.identity(&token).await.is_err());
     }
     assert_eq!(team.identity_fetches(), before, "answered from the backoff");
-    team.set_failure(tower_authkit::testing::IdpFailure::None);
+    team.set_failure(tower_authkit_testing::IdpFailure::None);
     // Failures were not cached as verdicts: after the backoff (0.5 s) it is asked again.
     tokio::time::sleep(std::time::Duration::from_millis(600)).await;
     assert_eq!(

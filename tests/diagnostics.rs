@@ -11,8 +11,8 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::routing::get;
-use tower_authkit::testing::{IdpFailure, TestIdp};
 use tower_authkit::{JwksAuthLayer, Principal};
+use tower_authkit_testing::{IdpFailure, TestIdp};
 
 use common::Captured;
 

@@ -3,12 +3,11 @@
 mod process;
 
 use std::io::{BufRead, BufReader};
-use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use process::{Running, example, launch, start, start_program, workspace_binary};
-use tower_authkit::testing::{IdpFailure, TestIdp};
+use tower_authkit_testing::{IdpFailure, TestIdp};
 
 #[test]
 fn quickstart_walks_through_and_exits_zero() {
@@ -404,7 +403,7 @@ async fn examples_log_from_rust_log_and_drain_in_flight_requests_on_sigterm() {
     let idp = TestIdp::start().await;
     // The provider hangs: a request waits (up to the 2 s key wait) and is in
     // flight when SIGTERM arrives.
-    idp.set_failure(tower_authkit::testing::IdpFailure::Hang);
+    idp.set_failure(tower_authkit_testing::IdpFailure::Hang);
     let mut command = Command::new(example("resource_server"));
     command
         .env("AUTHKIT_BIND", "127.0.0.1:0")
@@ -451,7 +450,7 @@ async fn examples_log_from_rust_log_and_drain_in_flight_requests_on_sigterm() {
     assert!(logs.contains("resource_server listening"), "{logs}");
     assert!(logs.contains("shutting down"), "{logs}");
     assert!(logs.contains("stopped"), "{logs}");
-    idp.set_failure(tower_authkit::testing::IdpFailure::None);
+    idp.set_failure(tower_authkit_testing::IdpFailure::None);
 }
 
 #[cfg(feature = "cloudflare")]
@@ -524,10 +523,10 @@ async fn pomerium_upstream_example_serves_its_routes() {
 const DEV_TOKEN: &str = "mock-dev-token";
 
 /// The README's two-terminal flow: the dev server, the example in dev mode, curl.
-#[cfg(all(feature = "dev-server", feature = "proxy-user"))]
+#[cfg(feature = "proxy-user")]
 #[tokio::test]
 async fn proxy_user_app_two_terminal_flow_with_the_dev_server() {
-    let dev_server = PathBuf::from(env!("CARGO_BIN_EXE_authkit-dev-server"));
+    let dev_server = workspace_binary("authkit-dev-server");
     let (_dev, dev_url) = start_program(dev_server, &[("AUTHKIT_DEV_PORT", "0")]);
     for envs in [
         vec![
@@ -596,10 +595,9 @@ async fn proxy_user_app_derives_the_upstream_only_for_allowed_hosts() {
 
 /// The README's Pomerium CLI try-out: `authkit-pomerium` against the dev
 /// server's Pomerium route, signing in through the printed URL.
-#[cfg(feature = "dev-server")]
 #[tokio::test]
 async fn pomerium_cli_against_the_dev_server_route() {
-    let dev_server = PathBuf::from(env!("CARGO_BIN_EXE_authkit-dev-server"));
+    let dev_server = workspace_binary("authkit-dev-server");
     let (_dev, _, banner) = launch(dev_server, &[("AUTHKIT_DEV_PORT", "0")]);
     let origin = banner
         .iter()
@@ -643,10 +641,10 @@ async fn pomerium_cli_against_the_dev_server_route() {
 }
 
 /// A browser frontend on another origin calling the dev server's auth proxy.
-#[cfg(all(feature = "dev-server", feature = "proxy-user"))]
+#[cfg(feature = "proxy-user")]
 #[tokio::test]
 async fn dev_server_answers_cors_preflights_and_credentialed_requests() {
-    let dev_server = PathBuf::from(env!("CARGO_BIN_EXE_authkit-dev-server"));
+    let dev_server = workspace_binary("authkit-dev-server");
     let client = reqwest::Client::new();
     let preflight = |base: &str, origin: &str| {
         client

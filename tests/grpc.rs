@@ -9,7 +9,7 @@ use tonic_health::pb::HealthCheckRequest;
 use tonic_health::pb::health_client::HealthClient;
 use tower::ServiceBuilder;
 use tower_authkit::RequireRole;
-use tower_authkit::testing::{IdpFailure, TestIdp};
+use tower_authkit_testing::{IdpFailure, TestIdp};
 
 /// Starts a gRPC health service behind `JwksAuthLayer` + `RequireRole("admin")`.
 async fn start_server(idp: &TestIdp) -> String {

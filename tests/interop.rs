@@ -14,8 +14,8 @@ use axum::Router;
 use axum::routing::get;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::process::{Child, Command};
-use tower_authkit::testing::TestIdp;
 use tower_authkit::{JwksAuthLayer, Principal};
+use tower_authkit_testing::TestIdp;
 
 fn interop_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests").join("interop")

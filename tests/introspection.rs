@@ -9,7 +9,7 @@ use axum::routing::get;
 use serde_json::json;
 use tower_authkit::Principal;
 use tower_authkit::introspection::IntrospectionLayer;
-use tower_authkit::testing::{DEV_CLIENT_ID, DEV_CLIENT_SECRET, IdpFailure, TestIdp};
+use tower_authkit_testing::{DEV_CLIENT_ID, DEV_CLIENT_SECRET, IdpFailure, TestIdp};
 
 fn app(layer: IntrospectionLayer) -> Router {
     Router::new()

@@ -8,8 +8,8 @@ use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::routing::get;
-use tower_authkit::testing::{IdpFailure, TestIdp};
 use tower_authkit::{JwksAuthLayer, Principal, TenantIssuers};
+use tower_authkit_testing::{IdpFailure, TestIdp};
 
 fn app(layer: JwksAuthLayer) -> Router {
     Router::new()

@@ -13,8 +13,8 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use common::Reply;
 use serde_json::json;
-use tower_authkit::testing::{IdpFailure, TestIdp};
 use tower_authkit::{Algorithm, JwksAuthLayer, Principal};
+use tower_authkit_testing::{IdpFailure, TestIdp};
 
 fn app(layer: JwksAuthLayer) -> Router {
     Router::new()

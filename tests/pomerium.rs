@@ -10,8 +10,8 @@ use axum::routing::get;
 use common::Reply;
 use http::Request;
 use tower_authkit::pomerium::{IssuerFormat, PomeriumAssertionLayer, PomeriumUser};
-use tower_authkit::testing::TestIdp;
 use tower_authkit::{Algorithm, ConfigError, RequireGroup};
+use tower_authkit_testing::TestIdp;
 
 const HOST: &str = "app.example.com";
 

@@ -13,7 +13,7 @@ use http::Request;
 use serde_json::{Value, json};
 use tower_authkit::proxy_permission;
 use tower_authkit::proxy_user::{CurrentUser, Permitted, ProxyUserLayer, RequireProxyPermission};
-use tower_authkit::testing::{IdpFailure, TestIdp};
+use tower_authkit_testing::{IdpFailure, TestIdp};
 
 proxy_permission!(Audit = "audit");
 proxy_permission!(Delete = "delete");

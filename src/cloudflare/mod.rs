@@ -3,7 +3,7 @@
 //! ```
 //! use axum::{routing::get, Json, Router};
 //! use tower_authkit::cloudflare::{CfAccess, CfAccessLayer};
-//! use tower_authkit::testing::TestIdp;
+//! use tower_authkit_testing::TestIdp;
 //! use tower::ServiceExt;
 //!
 //! # #[tokio::main(flavor = "current_thread")] async fn main() {

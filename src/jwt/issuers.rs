@@ -4,7 +4,7 @@
 //!
 //! ```
 //! use tower_authkit::{JwksAuthLayer, TenantIssuers};
-//! use tower_authkit::testing::TestIdp;
+//! use tower_authkit_testing::TestIdp;
 //!
 //! # #[tokio::main(flavor = "current_thread")] async fn main() {
 //! let (staff, partners) = (TestIdp::start().await, TestIdp::start().await);

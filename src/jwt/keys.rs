@@ -506,7 +506,7 @@ impl KeyStore {
     }
 }
 
-#[cfg(all(test, feature = "testing", any(feature = "aws-lc-rs", feature = "rust-crypto")))]
+#[cfg(all(test, any(feature = "aws-lc-rs", feature = "rust-crypto")))]
 mod tests {
     //! The single-flight races, forced: a hook pauses a request between its
     //! snapshot read and its locked re-check while the test finishes a fetch.
@@ -515,8 +515,9 @@ mod tests {
     use std::time::{Duration, Instant};
 
     use super::*;
-    use crate::testing::{IdpFailure, TestIdp};
+    // The test kit serves keys over HTTP; only strings cross over from it.
     use crate::upstream::FetchPolicy;
+    use tower_authkit_testing::{IdpFailure, TestIdp};
 
     fn store_for(idp: &TestIdp, policy: CachePolicy) -> Arc<KeyStore> {
         let url = Url::parse(&idp.jwks_url()).unwrap();

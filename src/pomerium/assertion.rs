@@ -4,7 +4,7 @@
 //! ```
 //! use axum::{routing::get, Router};
 //! use tower_authkit::pomerium::{PomeriumAssertionLayer, PomeriumUser};
-//! use tower_authkit::testing::TestIdp;
+//! use tower_authkit_testing::TestIdp;
 //! use tower_authkit::RequireGroup;
 //! use tower::ServiceExt;
 //!

@@ -13,7 +13,7 @@ use std::hint::black_box;
 use criterion::{Criterion, criterion_group, criterion_main};
 use jwt_authorizer::{Authorizer, IntoLayer, JwtAuthorizer, Validation};
 use tower::ServiceExt;
-use tower_authkit::testing::TestIdp;
+use tower_authkit_testing::TestIdp;
 
 fn request08(token: &str) -> http::Request<axum::body::Body> {
     http::Request::get("/me")

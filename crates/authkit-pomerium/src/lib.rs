@@ -4,7 +4,7 @@
 //!
 //! ```
 //! use tower_authkit_pomerium::{PomeriumClient, PomeriumClientMiddleware};
-//! use tower_authkit::testing::FakePomerium;
+//! use tower_authkit_testing::FakePomerium;
 //!
 //! # #[tokio::main(flavor = "current_thread")]
 //! # async fn main() -> Result<(), Box<dyn std::error::Error>> {

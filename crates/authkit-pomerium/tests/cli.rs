@@ -6,7 +6,7 @@ use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use tower_authkit::testing::FakePomerium;
+use tower_authkit_testing::FakePomerium;
 
 const BIN: &str = env!("CARGO_BIN_EXE_authkit-pomerium");
 

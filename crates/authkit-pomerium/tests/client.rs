@@ -16,11 +16,11 @@ use http_body_util::{BodyExt, Full, StreamBody};
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 use tower::{Service, ServiceBuilder, ServiceExt};
-use tower_authkit::testing::FakePomerium;
 use tower_authkit_pomerium::{
     BlockingPomeriumClient, PomeriumClient, PomeriumClientError, PomeriumClientLayer, PomeriumClientMiddleware,
     PomeriumClientService,
 };
+use tower_authkit_testing::FakePomerium;
 
 type HyperClient<B> = PomeriumClientService<Client<hyper_util::client::legacy::connect::HttpConnector, B>>;
 

@@ -1,8 +1,11 @@
-//! Test kit (feature `testing`): [`TestIdp`], an in-process OpenID provider
-//! on an ephemeral loopback port, and a token builder.
+//! The test kit of `tower-authkit`: [`TestIdp`], an in-process OpenID
+//! provider (and OAuth authorization server) on an ephemeral loopback port,
+//! and a token builder; [`FakePomerium`] and [`ProxyMock`] for the other
+//! upstreams; and the `authkit-dev-server` binary, which serves them all.
+//! Its keys are public: never trust it outside tests and development.
 //!
 //! ```
-//! use tower_authkit::testing::TestIdp;
+//! use tower_authkit_testing::TestIdp;
 //! use tower_authkit::Algorithm;
 //!
 //! # #[tokio::main(flavor = "current_thread")] async fn main() {
@@ -22,7 +25,6 @@ mod pomerium_route;
 mod proxy_mock;
 mod token;
 
-#[cfg(feature = "dev-server")]
 pub use idp::CorsOrigins;
 pub use idp::{IdpFailure, TestIdp, TestIdpBuilder};
 pub use oauth::{DEV_CLIENT_ID, DEV_CLIENT_SECRET};

@@ -40,7 +40,7 @@ mod material {
 }
 use super::proxy_mock::ProxyMock;
 use super::token::TokenBuilder;
-use crate::jwt::{Algorithm, JwksAuthBuilder, JwksAuthLayer};
+use tower_authkit::{Algorithm, JwksAuthBuilder, JwksAuthLayer};
 
 /// How the provider misbehaves, for resilience tests.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -226,7 +226,6 @@ pub struct TestIdpBuilder {
     bind: SocketAddr,
     audience: String,
     proxy: ProxyMock,
-    #[cfg(feature = "dev-server")]
     cors: Option<CorsOrigins>,
 }
 
@@ -236,14 +235,12 @@ impl Default for TestIdpBuilder {
             bind: SocketAddr::from(([127, 0, 0, 1], 0)),
             audience: "test-api".to_owned(),
             proxy: ProxyMock::default(),
-            #[cfg(feature = "dev-server")]
             cors: None,
         }
     }
 }
 
 /// Which browser origins may call the dev server (feature `dev-server`).
-#[cfg(feature = "dev-server")]
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum CorsOrigins {
     /// Any origin, without credentials (`Access-Control-Allow-Origin: *`).
@@ -252,7 +249,6 @@ pub enum CorsOrigins {
     List(Vec<String>),
 }
 
-#[cfg(feature = "dev-server")]
 impl CorsOrigins {
     /// Parses `*` or a comma-separated list of origins (as in
     /// `AUTHKIT_DEV_CORS_ORIGINS`).
@@ -266,7 +262,7 @@ impl CorsOrigins {
             .map(str::trim)
             .filter(|o| !o.is_empty())
             .map(|o| {
-                crate::cross_origin::normalized_origin(o)
+                tower_authkit::__private::normalized_origin(o)
                     .ok_or_else(|| format!("{o:?} is not an origin (scheme://host[:port])"))
             })
             .collect::<Result<Vec<_>, _>>()?;
@@ -317,7 +313,6 @@ impl TestIdpBuilder {
     }
 
     /// Answers CORS preflights and adds CORS headers for `origins`.
-    #[cfg(feature = "dev-server")]
     pub fn cors(mut self, origins: CorsOrigins) -> Self {
         self.cors = Some(origins);
         self
@@ -330,7 +325,7 @@ impl TestIdpBuilder {
 
     /// Starts the provider.
     pub async fn try_start(self) -> std::io::Result<TestIdp> {
-        crate::crypto::ensure_provider().map_err(std::io::Error::other)?;
+        tower_authkit::__private::ensure_provider().map_err(std::io::Error::other)?;
         let listener = tokio::net::TcpListener::bind(self.bind).await?;
         let addr = listener.local_addr()?;
         let audience = self.audience.as_str();
@@ -374,7 +369,6 @@ impl TestIdpBuilder {
             .merge(super::oauth::routes())
             .merge(super::authorization::routes())
             .with_state(Arc::clone(&state));
-        #[cfg(feature = "dev-server")]
         let app = match &self.cors {
             Some(origins) => app.layer(origins.layer()),
             None => app,
@@ -480,7 +474,7 @@ impl TestIdp {
         format!("{}/t/{tenant}", self.state.issuer)
     }
 
-    /// The tenant issuers as a [`TenantIssuers`](crate::TenantIssuers)
+    /// The tenant issuers as a [`TenantIssuers`](tower_authkit::TenantIssuers)
     /// pattern: `{issuer}/t/{tenant}`.
     pub fn tenant_pattern(&self) -> String {
         format!("{}/t/{{tenant}}", self.state.issuer)
@@ -757,7 +751,7 @@ async fn pomerium_jwks(State(state): State<Arc<IdpState>>) -> Response {
     Json(json!({"keys": keys.iter().map(SigningKey::jwk).collect::<Vec<_>>()})).into_response()
 }
 
-#[cfg(all(test, feature = "dev-server"))]
+#[cfg(test)]
 mod cors_tests {
     use super::CorsOrigins;
 

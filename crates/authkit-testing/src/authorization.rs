@@ -182,7 +182,7 @@ impl IntoResponse for Refusal {
 /// apps, RFC 8252 §7.3), no fragment.
 fn acceptable_redirect_uri(uri: &str) -> bool {
     url::Url::parse(uri).is_ok_and(|url| {
-        let loopback = url.host_str().is_some_and(crate::upstream::is_loopback_host);
+        let loopback = url.host_str().is_some_and(tower_authkit::__private::is_loopback_host);
         url.fragment().is_none() && (url.scheme() == "https" || (url.scheme() == "http" && loopback))
     })
 }
@@ -404,8 +404,8 @@ pub(crate) fn redeem(
 #[cfg(all(test, any(feature = "aws-lc-rs", feature = "rust-crypto")))]
 mod tests {
     use super::*;
-    use crate::testing::TestIdp;
-    use crate::testing::token::insecure_claims;
+    use crate::TestIdp;
+    use crate::token::insecure_claims;
 
     const REDIRECT: &str = "http://127.0.0.1:53682/callback";
     const RESOURCE: &str = "http://127.0.0.1:9/mcp";
@@ -646,8 +646,8 @@ mod tests {
         let idp = TestIdp::start().await;
         let credentials = [
             ("grant_type", "client_credentials"),
-            ("client_id", crate::testing::DEV_CLIENT_ID),
-            ("client_secret", crate::testing::DEV_CLIENT_SECRET),
+            ("client_id", crate::DEV_CLIENT_ID),
+            ("client_secret", crate::DEV_CLIENT_SECRET),
         ];
         let (status, answer) = token(&idp, &[&credentials[..], &[("resource", RESOURCE)]].concat()).await;
         assert_eq!(status, 200, "{answer}");

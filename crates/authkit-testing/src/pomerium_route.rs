@@ -21,7 +21,7 @@ use serde::Deserialize;
 /// A Pomerium route on an ephemeral loopback port.
 ///
 /// ```
-/// use tower_authkit::testing::FakePomerium;
+/// use tower_authkit_testing::FakePomerium;
 ///
 /// # #[tokio::main(flavor = "current_thread")] async fn main() {
 /// let route = FakePomerium::start().await;

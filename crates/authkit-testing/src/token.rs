@@ -6,7 +6,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde_json::{Map, Value, json};
 
 use super::idp::IdpState;
-use crate::jwt::Algorithm;
+use tower_authkit::Algorithm;
 
 enum KeyChoice {
     Published,
@@ -185,8 +185,12 @@ impl TokenBuilder {
             URL_SAFE_NO_PAD.encode(Value::Object(header).to_string()),
             URL_SAFE_NO_PAD.encode(Value::Object(self.claims).to_string())
         );
-        let signature = jsonwebtoken::crypto::sign(signing_input.as_bytes(), &key.encoding, self.alg.to_jsonwebtoken())
-            .expect("signing with a bundled test key");
+        let signature = jsonwebtoken::crypto::sign(
+            signing_input.as_bytes(),
+            &key.encoding,
+            tower_authkit::__private::jsonwebtoken_algorithm(self.alg),
+        )
+        .expect("signing with a bundled test key");
         format!("{signing_input}.{signature}")
     }
 }

@@ -2,7 +2,7 @@
 //! tower-authkit talks to, for development with two terminals.
 //!
 //! ```sh
-//! cargo run --features dev-server --bin authkit-dev-server
+//! cargo run -p tower-authkit-testing --bin authkit-dev-server
 //! ```
 //!
 //! Serves OIDC discovery and RFC 8414 metadata, a JWKS, a token endpoint
@@ -34,7 +34,7 @@
 use std::net::{IpAddr, SocketAddr};
 use std::process::ExitCode;
 
-use tower_authkit::testing::{CorsOrigins, DEV_CLIENT_ID, DEV_CLIENT_SECRET, FakePomerium, ProxyMock, TestIdp};
+use tower_authkit_testing::{CorsOrigins, DEV_CLIENT_ID, DEV_CLIENT_SECRET, FakePomerium, ProxyMock, TestIdp};
 
 fn setting(name: &str, default: &str) -> String {
     std::env::var(name)

@@ -18,7 +18,7 @@ use serde_json::{Map, Value, json};
 use super::authorization::{oauth_error, redeem, valid_resource};
 use super::idp::{IdpState, misbehave};
 use super::token::TokenBuilder;
-use crate::jwt::Algorithm;
+use tower_authkit::Algorithm;
 
 /// The client the test provider knows.
 pub const DEV_CLIENT_ID: &str = "dev-client";
@@ -169,7 +169,7 @@ async fn token(State(state): State<Arc<IdpState>>, headers: HeaderMap, body: Str
 fn verified_jwt(state: &IdpState, token: &str) -> Option<Map<String, Value>> {
     let header = jsonwebtoken::decode_header(token).ok()?;
     let alg = Algorithm::from_name(&format!("{:?}", header.alg))?;
-    let mut validation = jsonwebtoken::Validation::new(alg.to_jsonwebtoken());
+    let mut validation = jsonwebtoken::Validation::new(tower_authkit::__private::jsonwebtoken_algorithm(alg));
     validation.validate_aud = false;
     state
         .verifying_keys(alg)
