@@ -23,6 +23,8 @@ mod keys;
 mod oauth;
 mod pomerium_route;
 mod proxy_mock;
+#[cfg(feature = "sessions")]
+pub mod store_conformance;
 mod token;
 
 pub use idp::CorsOrigins;
