@@ -79,8 +79,8 @@ impl std::fmt::Debug for AuthRejection {
 impl IntoResponse for AuthRejection {
     fn into_response(self) -> Response {
         let response = match &self.renderer {
-            Some(renderer) => renderer.render(&self.error, self.protocol),
-            None => DefaultRenderer::default().render(&self.error, self.protocol),
+            Some(renderer) => crate::rejection::rendered(&**renderer, &self.error, self.protocol),
+            None => crate::rejection::rendered(&DefaultRenderer::default(), &self.error, self.protocol),
         };
         response.map(Body::from)
     }
@@ -88,7 +88,7 @@ impl IntoResponse for AuthRejection {
 
 impl IntoResponse for AuthError {
     fn into_response(self) -> Response {
-        DefaultRenderer::default().render(&self, Protocol::Http).map(Body::from)
+        crate::rejection::rendered(&DefaultRenderer::default(), &self, Protocol::Http).map(Body::from)
     }
 }
 

@@ -299,12 +299,6 @@ impl IntrospectionBuilder {
         self
     }
 
-    /// Old name of [`http_timeout`](Self::http_timeout).
-    #[deprecated(since = "0.1.0", note = "use `http_timeout`, as every builder names it")]
-    pub fn timeout(self, timeout: Duration) -> Self {
-        self.http_timeout(timeout)
-    }
-
     /// Checks the configuration and builds the layer.
     pub fn build(self) -> Result<IntrospectionLayer, ConfigError> {
         let (id, secret) = self.client.ok_or(ConfigError::Missing("client_credentials"))?;

@@ -327,6 +327,7 @@ impl std::error::Error for AuthError {}
 
 /// Which wire protocol a rejection is rendered for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Protocol {
     /// Plain HTTP: status code, challenge and JSON body.
     Http,
@@ -344,8 +345,19 @@ impl Protocol {
     }
 }
 
+/// Renders `error` with `renderer` and puts the error in the response's
+/// extensions, so outer layers (access logs, metrics, error pages) can read
+/// why a request was refused: `response.extensions().get::<AuthError>()`.
+pub(crate) fn rendered<R: Renderer + ?Sized>(renderer: &R, error: &AuthError, protocol: Protocol) -> Response<Bytes> {
+    let mut response = renderer.render(error, protocol);
+    response.extensions_mut().insert(error.clone());
+    response
+}
+
 /// Turns an [`AuthError`] into a response. Implement it to render your own
-/// error pages; closures `Fn(&AuthError, Protocol) -> Response<Bytes>` work too.
+/// error pages; closures `Fn(&AuthError, Protocol) -> Response<Bytes>` work
+/// too. Whatever it renders, the response the layers send also carries the
+/// `AuthError` in its extensions, for outer layers.
 pub trait Renderer: Send + Sync + 'static {
     /// Renders `error` for a request of the given protocol.
     fn render(&self, error: &AuthError, protocol: Protocol) -> Response<Bytes>;

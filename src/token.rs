@@ -68,6 +68,7 @@ impl fmt::Debug for Credential {
 
 /// The kind of place a credential came from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum SourceKind {
     /// `Authorization: Bearer <token>` (also gRPC `authorization` metadata).
     Bearer,
@@ -83,6 +84,7 @@ pub enum SourceKind {
 
 /// One place to look for a credential.
 #[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum TokenSource {
     /// `Authorization: Bearer <token>`; the scheme is case-insensitive.
     Bearer,

@@ -505,3 +505,38 @@ async fn bad_input_never_yields_a_500() {
         .unwrap();
     assert_eq!(common::send(&app, request).await.status, 400);
 }
+
+#[tokio::test]
+async fn outer_layers_read_why_a_request_was_refused_from_the_response() {
+    let idp = TestIdp::start().await;
+    // An access-log-like outer layer: names the refusal in a header.
+    let why = |mut response: axum::response::Response| async move {
+        let reason = response
+            .extensions()
+            .get::<AuthError>()
+            .map(|error| format!("{} {}", error.code(), error.description()));
+        if let Some(reason) = reason {
+            response.headers_mut().insert("x-refused", reason.parse().unwrap());
+        }
+        response
+    };
+    let app = routes()
+        .layer(idp.auth_builder().build().unwrap())
+        .layer(axum::middleware::map_response(why));
+    let server = TestServer::new(app).unwrap();
+    let missing = server.get("/me").expect_failure().await;
+    assert_eq!(missing.header("x-refused"), "missing_token authentication required");
+    let user = idp.token().roles(["user"]).sign();
+    let forbidden = server
+        .get("/admin")
+        .add_header("authorization", bearer(&user))
+        .expect_failure()
+        .await;
+    forbidden.assert_status(StatusCode::FORBIDDEN);
+    assert_eq!(
+        forbidden.header("x-refused"),
+        "forbidden missing required role \"admin\""
+    );
+    let ok = server.get("/me").add_header("authorization", bearer(&user)).await;
+    assert!(ok.maybe_header("x-refused").is_none());
+}

@@ -349,7 +349,8 @@ async fn login(
             form(&next, Some("Too many failed sign-ins. Try again later.")),
         )
             .into_response(),
-        Err(SignInError::Unavailable(_)) => (
+        // Unavailable, and whatever a later version adds: try again.
+        Err(_) => (
             StatusCode::SERVICE_UNAVAILABLE,
             [(header::RETRY_AFTER, "1".to_owned())],
             "sign-in is unavailable, try again",

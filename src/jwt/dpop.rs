@@ -47,6 +47,7 @@ use http::{HeaderValue, Method, Uri};
 
 /// How an issuer treats DPoP; see the [module docs](self).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum DpopMode {
     /// Bearer tokens only.
     #[default]

@@ -155,7 +155,8 @@ where
                         config.sources.offers_dpop(),
                         config.sources.offers_bearer(),
                     );
-                    let response = config.renderer.render(&error, Protocol::of(request.headers()));
+                    let response =
+                        crate::rejection::rendered(&*config.renderer, &error, Protocol::of(request.headers()));
                     let (_, hook) = hook_for(authenticator, config, request, Settled::Rejected(&error));
                     Self {
                         state: State::Rejected {
@@ -232,7 +233,7 @@ where
                             }
                             response
                         }
-                        Err(error) => rejection_response(renderer.render(&error, *protocol)),
+                        Err(error) => rejection_response(crate::rejection::rendered(&**renderer, &error, *protocol)),
                     }));
                 }
                 StateProj::Authenticating {

@@ -440,7 +440,7 @@ pub(crate) fn render_in(
     // scheme the request used.
     let error = error.in_scheme_of(headers, false, true);
     match renderer_in(extensions) {
-        Some(renderer) => renderer.render(&error, protocol),
-        None => DefaultRenderer::default().render(&error, protocol),
+        Some(renderer) => crate::rejection::rendered(&*renderer, &error, protocol),
+        None => crate::rejection::rendered(&DefaultRenderer::default(), &error, protocol),
     }
 }

@@ -125,6 +125,7 @@ impl ClaimsProfile for PomeriumProfile {
 
 /// Which `iss` Pomerium writes.
 #[derive(Clone, Debug, PartialEq, Eq, Default)]
+#[non_exhaustive]
 pub enum IssuerFormat {
     /// The bare host (Pomerium's default).
     #[default]

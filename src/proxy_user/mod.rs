@@ -308,12 +308,6 @@ impl ProxyUserBuilder {
         self
     }
 
-    /// Old name of [`http_timeout`](Self::http_timeout).
-    #[deprecated(since = "0.1.0", note = "use `http_timeout`, as every builder names it")]
-    pub fn timeout(self, timeout: Duration) -> Self {
-        self.http_timeout(timeout)
-    }
-
     /// A builder with the dev mode from the environment: when
     /// [`DEV_MODE_ENV`] is `1`/`true`/`yes`, every upstream call goes to
     /// [`DEV_URL_ENV`] (default `http://127.0.0.1:8765`, the dev server)

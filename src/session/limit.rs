@@ -23,6 +23,7 @@ use crate::rejection::AuthError;
 
 /// Why a sign-in was refused.
 #[derive(Clone, Debug)]
+#[non_exhaustive]
 pub enum SignInError {
     /// Unknown account or wrong password (which one is not said).
     Invalid,

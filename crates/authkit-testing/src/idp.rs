@@ -44,6 +44,7 @@ use tower_authkit::{Algorithm, JwksAuthBuilder, JwksAuthLayer};
 
 /// How the provider misbehaves, for resilience tests.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum IdpFailure {
     /// Serve normally.
     None,
