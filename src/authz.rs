@@ -161,6 +161,12 @@ name_requirement!(
 /// A requirement from a predicate; see [`require_fn`].
 pub struct RequireFn<F>(Arc<F>);
 
+impl<F> std::fmt::Debug for RequireFn<F> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RequireFn").finish_non_exhaustive()
+    }
+}
+
 impl<F> Clone for RequireFn<F> {
     fn clone(&self) -> Self {
         RequireFn(Arc::clone(&self.0))

@@ -276,6 +276,16 @@ pub struct PrincipalBuilder {
     inner: Inner,
 }
 
+impl std::fmt::Debug for PrincipalBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Claims may carry personal data: the subject and provider only.
+        f.debug_struct("PrincipalBuilder")
+            .field("provider", &self.inner.provider)
+            .field("subject", &self.inner.subject)
+            .finish_non_exhaustive()
+    }
+}
+
 impl PrincipalBuilder {
     /// Replaces the subject.
     pub fn subject(mut self, subject: impl Into<String>) -> Self {

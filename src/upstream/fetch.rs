@@ -173,6 +173,15 @@ pub struct Fetcher {
     policy: FetchPolicy,
 }
 
+impl std::fmt::Debug for Fetcher {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Fetcher")
+            .field("upstream", &self.policy.upstream)
+            .field("timeout", &self.policy.timeout)
+            .finish_non_exhaustive()
+    }
+}
+
 impl Fetcher {
     pub fn new(policy: FetchPolicy) -> Result<Self, ConfigError> {
         let mut roots = Vec::new();

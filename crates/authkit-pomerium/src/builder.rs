@@ -26,6 +26,18 @@ pub struct PomeriumClientBuilder {
     roots_pem: Vec<Vec<u8>>,
 }
 
+impl std::fmt::Debug for PomeriumClientBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PomeriumClientBuilder")
+            .field("domains", &self.domains)
+            .field("cache", &self.cache)
+            .field("cache_dir", &self.cache_dir)
+            .field("open_browser", &self.open_browser)
+            .field("login_timeout", &self.login_timeout)
+            .finish_non_exhaustive()
+    }
+}
+
 impl Default for PomeriumClientBuilder {
     fn default() -> Self {
         Self {

@@ -51,6 +51,8 @@
 //! (hyper-util's client, tonic channels), [`PomeriumClientMiddleware`] for
 //! `reqwest-middleware`, and [`BlockingPomeriumClient`] for synchronous code.
 
+#![warn(missing_debug_implementations)]
+
 mod blocking;
 mod builder;
 mod callback;

@@ -17,6 +17,8 @@
 //! # }
 //! ```
 
+#![warn(missing_debug_implementations)]
+
 mod authorization;
 mod idp;
 mod keys;

@@ -42,6 +42,14 @@ pub struct FakePomerium {
     server: tokio::task::JoinHandle<()>,
 }
 
+impl std::fmt::Debug for FakePomerium {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FakePomerium")
+            .field("addr", &self.addr)
+            .finish_non_exhaustive()
+    }
+}
+
 struct RouteState {
     origin: String,
     valid: Mutex<HashSet<String>>,

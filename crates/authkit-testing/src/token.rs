@@ -24,6 +24,15 @@ pub struct TokenBuilder {
     claims: Map<String, Value>,
 }
 
+impl std::fmt::Debug for TokenBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TokenBuilder")
+            .field("alg", &self.alg)
+            .field("claims", &self.claims)
+            .finish_non_exhaustive()
+    }
+}
+
 /// Decodes a compact JWS's claims without verifying anything (test kit only).
 pub(crate) fn insecure_claims(token: &str) -> Option<Map<String, Value>> {
     let payload = token.split('.').nth(1)?;
