@@ -70,6 +70,9 @@ step "cargo clippy (all targets, all features; and the benches crate)"
 cargo clippy --all-targets --all-features -- -D warnings
 cargo clippy -p tower-authkit-benches --all-targets -- -D warnings
 
+step "the workspace's binaries (process tests start those of other crates: the dev server, the Pomerium CLI)"
+cargo build --all-features --bins
+
 step "tests with all features (both crypto backends compiled in)"
 run_tests --all-features
 
