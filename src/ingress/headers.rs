@@ -108,11 +108,17 @@ pub enum UnderscoreHeaders {
 /// owns: identity and forwarding headers, credentials and hop-by-hop
 /// headers, which a client must never set for the service.
 fn is_protected(name: &str) -> bool {
-    let folded = name.replace('_', "-");
+    // Runs for every header of every proxied request: allocate only for
+    // the rare name that has an `_` to fold.
+    let folded: std::borrow::Cow<'_, str> = if name.contains('_') {
+        name.replace('_', "-").into()
+    } else {
+        name.into()
+    };
     folded.starts_with(IDENTITY_PREFIX)
         || folded.starts_with("x-forwarded-")
         || matches!(
-            folded.as_str(),
+            &*folded,
             "forwarded"
                 | "x-real-ip"
                 | "x-request-id"
