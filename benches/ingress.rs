@@ -15,6 +15,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use authkit_ingress::{Destination, Forwarded, Identity, Limits, ServiceProxy};
 use axum::Router;
 use axum::body::Body;
 use axum::extract::{Request, State};
@@ -27,7 +28,6 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use tower::ServiceExt;
 use tower_authkit::Principal;
-use tower_authkit::ingress::{Destination, Forwarded, Identity, Limits, ServiceProxy};
 use tower_authkit::session::{Session, SessionLayer};
 
 const CONNECTIONS: usize = 32;

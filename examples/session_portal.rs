@@ -1,4 +1,5 @@
-//! A small server-rendered sign-in portal on `SessionLayer`.
+//! A small server-rendered sign-in portal on `SessionLayer`: the portal of
+//! the `authkit-ingress` crate ([`authkit_ingress::portal`]) with a home page.
 //!
 //! ```sh
 //! AUTHKIT_SESSION_KEY="$(head -c 48 /dev/urandom | base64)" \
@@ -32,12 +33,11 @@
 //! sharing it sees that at once) and refuses their sign-ins; the disabled
 //! list itself lives in this process, like the demo users.
 
-#[path = "support/portal.rs"]
-mod portal;
 mod support;
 
 use std::process::ExitCode;
 
+use authkit_ingress::portal;
 use axum::Router;
 use axum::response::Html;
 use axum::routing::get;

@@ -88,9 +88,9 @@ cargo clippy -p tower-authkit-pomerium -- -D warnings
 step "the test kit and dev server alone: build warning-free"
 cargo clippy -p tower-authkit-testing -- -D warnings
 
-step "sessions alone, and the ingress pieces alone (no JWKS, no axum): build warning-free"
+step "sessions alone (no JWKS, no axum), and the ingress crate alone: build warning-free"
 cargo clippy -p tower-authkit --no-default-features --features session -- -D warnings
-cargo clippy -p tower-authkit --no-default-features --features ingress -- -D warnings
+cargo clippy -p authkit-ingress -- -D warnings
 
 step "API keys alone, and metrics on the JWKS layer alone: build warning-free"
 cargo clippy -p tower-authkit --no-default-features --features api-key -- -D warnings

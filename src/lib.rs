@@ -21,10 +21,8 @@ pub mod extract;
 #[cfg(all(feature = "fuzzing", feature = "jwks"))]
 #[doc(hidden)]
 pub mod fuzzing;
-#[cfg(any(feature = "session", feature = "ingress", feature = "dpop-redis"))]
+#[cfg(any(feature = "session", feature = "dpop-redis"))]
 mod hex;
-#[cfg(feature = "ingress")]
-pub mod ingress;
 #[cfg(feature = "introspection")]
 pub mod introspection;
 #[cfg(feature = "jwks")]
@@ -55,6 +53,11 @@ pub mod __private {
     pub use crate::cross_origin::normalized_origin;
     pub use crate::crypto::ensure_provider;
     pub use crate::token::is_b64token;
+
+    /// A WebSocket opening handshake (the ingress relays them).
+    pub fn is_websocket_handshake(method: &http::Method, headers: &http::HeaderMap) -> bool {
+        crate::cross_origin::is_websocket_handshake(method, headers)
+    }
 
     /// jsonwebtoken's name for `alg` (the test kit signs with it).
     #[cfg(feature = "jwks")]

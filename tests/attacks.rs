@@ -14,7 +14,7 @@ use axum::Router;
 use axum::http::{HeaderMap, Uri};
 use axum::routing::{any, get};
 use process::visitor::Visitor;
-use process::{Running, raw, start};
+use process::{Running, raw, start, start_ingress};
 use serde_json::{Value, json};
 use tower_authkit_testing::TestIdp;
 
@@ -70,7 +70,7 @@ fn ingress(downstream: SocketAddr, extra: &[(&str, &str)]) -> (Running, String) 
         ("AUTHKIT_INGRESS_SERVICES", services.as_str()),
     ];
     envs.extend_from_slice(extra);
-    start("ingress", &envs)
+    start_ingress(&envs)
 }
 
 /// An ingress in front of [`downstream`], with the admin signed in.

@@ -1,4 +1,4 @@
-//! `examples/ingress.rs` as a user runs it: start-up refusals, group checks
+//! `authkit-ingress serve` (the ingress crate's binary) as an operator runs it: start-up refusals, group checks
 //! re-evaluated per request, identity headers, the portal's routes, and
 //! WebSockets (relayed, closed when access ends), from a client and from a
 //! real browser.
@@ -17,7 +17,7 @@ use axum::routing::{any, get};
 use futures_util::{SinkExt, StreamExt};
 use process::visitor::Visitor;
 use process::webdriver::Browser;
-use process::{Running, example, start};
+use process::{Running, start_ingress, workspace_binary};
 use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
@@ -142,7 +142,8 @@ fn public_or_unsafe_destinations_stop_the_program_naming_the_service() {
         "wiki=http://user:pw@127.0.0.1:9/|staff",
         "wiki=http://127.0.0.1:9/?q=1|staff",
     ] {
-        let output = Command::new(example("ingress"))
+        let output = Command::new(workspace_binary("authkit-ingress"))
+            .arg("serve")
             .env("AUTHKIT_BIND", "127.0.0.1:0")
             .env("AUTHKIT_SESSION_KEY", KEY)
             .env("AUTHKIT_INGRESS_SERVICES", services)
@@ -159,15 +160,12 @@ fn public_or_unsafe_destinations_stop_the_program_naming_the_service() {
 async fn users_enter_services_by_group_with_the_identity_asserted_downstream() {
     let downstream = echo().await;
     let services = format!("wiki=http://{downstream}/app/|staff");
-    let (_ingress, base) = start(
-        "ingress",
-        &[
-            ("AUTHKIT_SESSION_KEY", KEY),
-            ("AUTHKIT_DEMO_USERS", USERS),
-            ("AUTHKIT_SECURE_COOKIES", "false"),
-            ("AUTHKIT_INGRESS_SERVICES", services.as_str()),
-        ],
-    );
+    let (_ingress, base) = start_ingress(&[
+        ("AUTHKIT_SESSION_KEY", KEY),
+        ("AUTHKIT_DEMO_USERS", USERS),
+        ("AUTHKIT_SECURE_COOKIES", "false"),
+        ("AUTHKIT_INGRESS_SERVICES", services.as_str()),
+    ]);
     let anonymous = Visitor::new(&base);
     let html = anonymous
         .send("GET", "/s/wiki/page", None, &[("accept", "text/html")])
@@ -245,7 +243,7 @@ fn ingress(downstream: SocketAddr, extra: &[(&str, &str)]) -> (Running, String) 
         ("AUTHKIT_INGRESS_SERVICES", services.as_str()),
     ];
     envs.extend_from_slice(extra);
-    start("ingress", &envs)
+    start_ingress(&envs)
 }
 
 #[tokio::test]

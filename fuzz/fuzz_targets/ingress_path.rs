@@ -5,7 +5,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use tower_authkit::ingress::{Destination, normalised};
+use authkit_ingress::{Destination, normalised};
 
 fuzz_target!(|data: &[u8]| {
     let Some((&choice, target)) = data.split_first() else {

@@ -59,11 +59,23 @@ pub fn start_program(program: PathBuf, envs: &[(&str, &str)]) -> (Running, Strin
     (running, base)
 }
 
+/// `authkit-ingress serve` (the ingress crate's binary) with `envs`.
+pub fn start_ingress(envs: &[(&str, &str)]) -> (Running, String) {
+    let (running, base, _banner) = launch_with(workspace_binary("authkit-ingress"), &["serve"], envs);
+    (running, base)
+}
+
 /// Like [`start_program`], also returning the lines printed before the
 /// readiness line.
 pub fn launch(program: PathBuf, envs: &[(&str, &str)]) -> (Running, String, Vec<String>) {
+    launch_with(program, &[], envs)
+}
+
+/// [`launch`] with command-line arguments.
+pub fn launch_with(program: PathBuf, args: &[&str], envs: &[(&str, &str)]) -> (Running, String, Vec<String>) {
     let mut command = Command::new(program);
     command
+        .args(args)
         .env("AUTHKIT_BIND", "127.0.0.1:0")
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit());

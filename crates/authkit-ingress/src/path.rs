@@ -101,7 +101,7 @@ fn check_segment(raw: &[u8], decoded: &mut Vec<u8>) -> Result<(), PathRefused> {
 /// `%252e`) reaches the service exactly as the client wrote it.
 ///
 /// ```
-/// use tower_authkit::ingress::join_path;
+/// use authkit_ingress::join_path;
 ///
 /// assert_eq!(join_path("/app/", "/docs/a%20b").unwrap(), "/app/docs/a%20b");
 /// assert_eq!(join_path("/", "/caf%C3%A9").unwrap(), "/caf%C3%A9");

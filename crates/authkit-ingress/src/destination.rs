@@ -5,7 +5,7 @@ use std::net::IpAddr;
 use url::{Host, Url};
 
 use super::path::{PathRefused, join_path, split_service_path};
-use crate::error::ConfigError;
+use tower_authkit::ConfigError;
 
 /// A checked downstream service URL: http(s), no user info, query or
 /// fragment, and a host that is loopback, a private address (10/8,

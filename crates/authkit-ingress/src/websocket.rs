@@ -37,7 +37,7 @@ const CLOSE_WAIT: Duration = Duration::from_secs(2);
 /// Whether `request` asks to open a WebSocket (RFC 6455 §4.1: a GET with
 /// `Connection: upgrade` and `Upgrade: websocket`).
 pub fn is_websocket_upgrade<B>(request: &Request<B>) -> bool {
-    crate::cross_origin::is_websocket_handshake(request.method(), request.headers())
+    tower_authkit::__private::is_websocket_handshake(request.method(), request.headers())
 }
 
 /// How long a proxied WebSocket may live, and how often the user's standing
@@ -84,7 +84,7 @@ impl ServiceProxy {
     /// ways under `policy`. `check` is called every
     /// [`check_every`](WebSocketPolicy::check_every) while the connection
     /// lives; for sessions,
-    /// [`SessionAuthenticator::principal_of`](crate::session::SessionAuthenticator::principal_of)
+    /// [`SessionAuthenticator::principal_of`](tower_authkit::session::SessionAuthenticator::principal_of)
     /// answers it. A service that answers anything but 101 is passed back as
     /// a plain response.
     #[allow(clippy::too_many_arguments)] // the arguments of `forward` plus the watch
@@ -203,7 +203,7 @@ async fn relay<C, S, W, F>(
         }
     };
     if let Ending::Closed(code, reason) = ending {
-        crate::audit::emit(crate::audit::AuditEvent::ConnectionClosed { service: name, reason });
+        tower_authkit::audit::emit(tower_authkit::audit::AuditEvent::ConnectionClosed { service: name, reason });
         let frame = || CloseFrame {
             code,
             reason: reason.into(),

@@ -5,6 +5,9 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use authkit_ingress::{
+    Destination, Forwarded, Identity, Limits, ServiceProxy, Standing, WebSocketPolicy, is_websocket_upgrade,
+};
 use axum::Router;
 use axum::body::Body;
 use axum::extract::{Path, State};
@@ -14,9 +17,6 @@ use axum::routing::{any, get};
 use http_body_util::BodyExt;
 use serde_json::{Value, json};
 use tower::ServiceExt;
-use tower_authkit::ingress::{
-    Destination, Forwarded, Identity, Limits, ServiceProxy, Standing, WebSocketPolicy, is_websocket_upgrade,
-};
 
 async fn serve(app: Router) -> SocketAddr {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();

@@ -1,14 +1,24 @@
-//! The sign-in portal shared by `session_portal` and `ingress`: users from
-//! `AUTHKIT_DEMO_USERS`, the session store from `AUTHKIT_SESSION_STORE`,
-//! sign-in with limits, sign-out, `/me`, `/me/sessions`, and the admin routes.
-#![allow(dead_code)]
+//! The sign-in portal `authkit-ingress serve` (and the repository's
+//! `session_portal` example) serve: users from `AUTHKIT_DEMO_USERS`, the
+//! session store from `AUTHKIT_SESSION_STORE`, sign-in with limits,
+//! sign-out, `/me`, `/me/sessions`, and the admin routes.
+//!
+//! ```no_run
+//! # async fn run() -> Result<(), String> {
+//! use axum::Router;
+//! use axum::routing::get;
+//!
+//! let portal = authkit_ingress::portal::Portal::from_env(false).await?;
+//! let app: Router = portal.router(Router::new().route("/", get(|| async { "signed in" })));
+//! # let _ = app; Ok(()) }
+//! ```
 
 use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
-use crate::support::required;
+use crate::settings::{flag, number, required};
 use axum::extract::{ConnectInfo, Form, Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{Html, IntoResponse, Redirect, Response};
@@ -38,6 +48,14 @@ struct User {
 pub struct Users {
     users: RwLock<HashMap<String, User>>,
     disabled: RwLock<HashSet<String>>,
+}
+
+impl std::fmt::Debug for Users {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Password hashes stay out of logs.
+        let count = self.users.read().map_or(0, |users| users.len());
+        f.debug_struct("Users").field("count", &count).finish_non_exhaustive()
+    }
 }
 
 impl Users {
@@ -90,36 +108,19 @@ impl PrincipalLoader for CurrentUsers {
     }
 }
 
-/// What the portal's handlers share.
-#[derive(Clone)]
+/// What the portal's handlers share (the state of the router
+/// [`Portal::router`] takes).
+#[derive(Clone, Debug)]
 pub struct App {
+    /// The user table.
     pub users: Arc<Users>,
     sign_in: SignIn,
+    /// Revokes sessions (the admin routes).
     pub admin: tower_authkit::session::SessionAdmin,
     /// Re-checks sessions outside requests (the ingress's WebSockets).
     pub sessions: tower_authkit::session::SessionAuthenticator,
     /// `AUTHKIT_TRUSTED_PROXIES`: whose `X-Forwarded-For` names the client.
     pub proxies: Arc<TrustedProxies>,
-}
-
-/// A whole number from the environment, or `default`.
-pub fn number(name: &str, default: u64) -> Result<u64, String> {
-    match std::env::var(name) {
-        Err(_) => Ok(default),
-        Ok(value) => value
-            .trim()
-            .parse()
-            .map_err(|_| format!("{name} must be a whole number, got {value:?}")),
-    }
-}
-
-fn flag(name: &str, default: bool) -> Result<bool, String> {
-    match std::env::var(name).map(|v| v.trim().to_ascii_lowercase()) {
-        Err(_) => Ok(default),
-        Ok(v) if matches!(v.as_str(), "1" | "true" | "yes" | "on") => Ok(true),
-        Ok(v) if matches!(v.as_str(), "0" | "false" | "no" | "off") => Ok(false),
-        Ok(v) => Err(format!("{name} must be true or false, got {v:?}")),
-    }
 }
 
 fn store() -> Result<Arc<dyn SessionStore>, String> {
@@ -192,7 +193,9 @@ async fn demo_users(sign_in: &SignIn, dev: bool) -> Result<Users, String> {
 }
 
 /// The sign-in portal: sessions, sign-in limits, admin routes.
+#[derive(Debug)]
 pub struct Portal {
+    /// What its handlers share; add routes of your own with it as state.
     pub state: App,
     sessions: SessionLayer,
 }
@@ -267,6 +270,7 @@ impl Portal {
     }
 }
 
+/// `text` escaped for HTML text and attribute values.
 pub fn escape(text: &str) -> String {
     text.replace('&', "&amp;")
         .replace('<', "&lt;")

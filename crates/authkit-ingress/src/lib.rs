@@ -1,8 +1,11 @@
-//! Pieces of an authenticated ingress (feature `ingress`): a sign-in portal
-//! that lets people into internal services that have no login of their own.
+//! An authenticated ingress: a sign-in portal that lets people into
+//! internal services that have no login of their own. This crate is the
+//! `authkit-ingress` binary (`authkit-ingress serve`, configured from the
+//! environment; see the README) and the pieces it is built from, for
+//! building your own.
 //!
 //! ```
-//! use tower_authkit::ingress::{Destination, Forwarded, Identity, UnderscoreHeaders, forward_request_headers};
+//! use authkit_ingress::{Destination, Forwarded, Identity, UnderscoreHeaders, forward_request_headers};
 //!
 //! let wiki = Destination::parse("wiki", "http://10.0.0.7:8080/").expect("internal");
 //! assert!(Destination::parse("www", "https://example.com/").is_err(), "public hosts are refused");
@@ -36,7 +39,7 @@
 //! portal's own routes (`/admin/*` included) as the visitor, and read every
 //! other service the visitor may enter. Cookie `Path` is no boundary
 //! between them, and such requests are same-origin to
-//! [`CrossOriginLayer`](crate::cross_origin::CrossOriginLayer). Put only
+//! [`CrossOriginLayer`](tower_authkit::cross_origin::CrossOriginLayer). Put only
 //! services you trust as much as the portal itself behind one origin;
 //! isolating untrusted services needs one origin (host name) per service.
 //!
@@ -62,11 +65,21 @@
 //!   upgrades, then relays messages under a [`WebSocketPolicy`]: the user's
 //!   [`Standing`] is re-checked every few seconds and the connection closed
 //!   (1008) when it ends or the lifetime is reached.
+//!
+//! Around them, what the binary serves: [`portal`] (sign-in, sign-out, "my
+//! sessions" and the admin routes on `tower_authkit`'s `SessionLayer`; the
+//! repository's `session_portal` example serves it alone), [`settings`]
+//! (environment variables with errors that name them) and [`server`]
+//! (binding, readiness line, graceful stop).
+#![warn(missing_docs, missing_debug_implementations, unreachable_pub)]
 
 mod destination;
 mod headers;
 mod path;
+pub mod portal;
 mod proxy;
+pub mod server;
+pub mod settings;
 mod websocket;
 
 pub use destination::Destination;
@@ -79,3 +92,7 @@ pub use path::normalised;
 pub use path::{PathRefused, join_path};
 pub use proxy::{Limits, ProxyBody, REQUEST_ID_HEADER, ServiceProxy, correlation_id};
 pub use websocket::{Standing, WebSocketPolicy, is_websocket_upgrade};
+
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;

@@ -76,7 +76,7 @@ pub const REQUEST_ID_HEADER: &str = "x-request-id";
 pub fn correlation_id() -> String {
     let mut bytes = [0u8; 8];
     let _ = getrandom::fill(&mut bytes);
-    crate::hex::encode(&bytes)
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 pub(super) fn page(status: StatusCode, id: &str) -> Response<ProxyBody> {
@@ -118,7 +118,7 @@ pub(super) fn path_refused(destination: &Destination, refused: PathRefused, id: 
 }
 
 fn downstream_failed(status: StatusCode, destination: &Destination, reason: &str, id: &str) -> Response<ProxyBody> {
-    crate::audit::emit(crate::audit::AuditEvent::DownstreamFailed {
+    tower_authkit::audit::emit(tower_authkit::audit::AuditEvent::DownstreamFailed {
         service: destination.name(),
         status: status.as_u16(),
         request_id: id,

@@ -1,57 +1,17 @@
-//! An authenticated ingress: people sign in once (the `session_portal`
-//! routes, shared through `examples/support/portal.rs`), and enter internal
-//! services that have no login of their own according to their groups,
-//! re-checked on every request.
-//!
-//! ```sh
-//! AUTHKIT_INGRESS_SERVICES='wiki=http://127.0.0.1:9001|staff;ops' \
-//! AUTHKIT_DEMO_USERS='admin@example.com:admin-pass:admin:staff,user@example.com:user-pass::ops' \
-//! AUTHKIT_SECURE_COOKIES=false \
-//!   cargo run --example ingress --features ingress,session-sqlite,session-redis -- --dev
-//! ```
-//!
-//! Everything `session_portal` reads (store, keys, cookie flags, expiry,
-//! sign-in limits), plus:
-//!
-//! | variable | meaning | default |
-//! |---|---|---|
-//! | `AUTHKIT_INGRESS_SERVICES` | `name=URL\|group1;group2,...`; internal hosts only | none |
-//! | `AUTHKIT_DEMO_USERS` | `email:password:roles:groups` (`\|`-separated lists, either may be empty) | none |
-//! | `AUTHKIT_INGRESS_MAX_REQUEST_BYTES` | request body limit (413) | 10 MiB |
-//! | `AUTHKIT_INGRESS_MAX_RESPONSE_BYTES` | response body limit (cut, connection closed) | 50 MiB |
-//! | `AUTHKIT_INGRESS_TIMEOUT` | seconds for a service to answer (504) | 30 |
-//! | `AUTHKIT_INGRESS_WS_LIFETIME` | seconds a WebSocket may stay open (then closed with 1008) | 3600 |
-//! | `AUTHKIT_INGRESS_UNDERSCORE_HEADERS` | `drop` or `keep` request headers whose names contain `_` (kept ones never fold to a protected name such as `X-Authkit-User`) | `drop` |
-//! | `AUTHKIT_TRUSTED_PROXIES` | your reverse proxies (IPs or CIDRs): the client address and scheme come from their `X-Forwarded-For` / `-Proto` | none |
-//!
-//! Routes (besides the portal's): `GET /` lists the services the user may
-//! enter; `/s/{name}/{rest}` (any method) proxies to the service with
-//! `X-Authkit-User` / `X-Authkit-Groups` set (and any incoming `X-Authkit-*`,
-//! `X-Forwarded-*`, header with `_` in its name, `Authorization` and the
-//! session cookie removed); the raw path goes on byte for byte, and paths
-//! with dot segments, encoded slashes or backslashes get 400 (see
-//! `tower_authkit::ingress::join_path`); `GET /s/{name}` is a 308
-//! to `/s/{name}/`; `POST /admin/groups?email=E&groups=a|b` (admin) replaces
-//! E's groups. WebSocket upgrades under `/s/{name}/` pass the same checks,
-//! then messages are relayed both ways; every 5 s the session and the
-//! user's groups are re-checked, and the connection is closed (1008) once
-//! the session is revoked, signed out, expired or its user disabled or
-//! moved out of the service's groups, and when its lifetime is reached.
-//!
-//! Services share the portal's origin: run only services you trust as much
-//! as the portal behind it (a script in one service's pages acts as the
-//! visitor on the portal and on every other service).
-
-#[path = "support/portal.rs"]
-mod portal;
-mod support;
+//! The ingress app `authkit-ingress serve` runs: the portal's routes plus
+//! the service routes, configured from the environment.
 
 use std::collections::HashSet;
 use std::net::SocketAddr;
-use std::process::ExitCode;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use authkit_ingress::portal::{App, Portal, escape};
+use authkit_ingress::settings::number;
+use authkit_ingress::{
+    Destination, Forwarded, Identity, Limits, ServiceProxy, Standing, UnderscoreHeaders, WebSocketPolicy,
+    is_websocket_upgrade,
+};
 use axum::Router;
 use axum::extract::{ConnectInfo, Path, Query, Request, State};
 use axum::http::StatusCode;
@@ -59,13 +19,8 @@ use axum::http::header::HOST;
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::{any, get, post};
 use futures_util::future::BoxFuture;
-use portal::{App, escape, number};
 use tower_authkit::audit::{AuditEvent, emit};
 use tower_authkit::client_address::TrustedProxies;
-use tower_authkit::ingress::{
-    Destination, Forwarded, Identity, Limits, ServiceProxy, Standing, UnderscoreHeaders, WebSocketPolicy,
-    is_websocket_upgrade,
-};
 use tower_authkit::session::{Session, SessionAuthenticator, SessionKey};
 use tower_authkit::{Principal, RequireRole};
 
@@ -282,7 +237,9 @@ async fn set_groups(State(app): State<App>, Query(q): Query<Groups>) -> Response
     }
 }
 
-async fn app(dev: bool) -> Result<Router, String> {
+/// The portal's routes plus the services' (`/`, `/s/{name}/...`) and
+/// `/admin/groups`.
+pub async fn app(dev: bool) -> Result<Router, String> {
     let services = services()?;
     let underscores = match std::env::var("AUTHKIT_INGRESS_UNDERSCORE_HEADERS").as_deref() {
         Ok("drop") | Err(_) => UnderscoreHeaders::Drop,
@@ -298,7 +255,7 @@ async fn app(dev: bool) -> Result<Router, String> {
         lifetime: Duration::from_secs(number("AUTHKIT_INGRESS_WS_LIFETIME", 3600)?),
         ..WebSocketPolicy::default()
     };
-    let portal = portal::Portal::from_env(dev).await?;
+    let portal = Portal::from_env(dev).await?;
     let ingress = Ingress {
         services: Arc::new(services),
         proxy,
@@ -317,12 +274,4 @@ async fn app(dev: bool) -> Result<Router, String> {
         .route("/admin/groups", post(set_groups))
         .route_layer(RequireRole::new("admin"));
     Ok(portal.router(admin.merge(services)))
-}
-
-#[tokio::main]
-async fn main() -> ExitCode {
-    support::init_tracing();
-    let dev = std::env::args().skip(1).any(|arg| arg == "--dev");
-    let app = app(dev).await;
-    support::serve("ingress", app).await
 }
