@@ -20,7 +20,7 @@ use criterion::{Criterion, criterion_group, criterion_main};
 use http::Request;
 use sha2::{Digest, Sha256};
 use tower::ServiceExt;
-use tower_authkit::jwt::DpopMode;
+use tower_authkit::jwt::dpop::Dpop;
 use tower_authkit_testing::TestIdp;
 
 fn request(scheme: &str, token: &str, proof: Option<&str>) -> Request<Body> {
@@ -62,8 +62,7 @@ fn bench(c: &mut Criterion) {
     let app = runtime.block_on(async {
         let layer = idp
             .auth_builder()
-            .dpop(DpopMode::Allowed)
-            .dpop_public_url("https://api.example")
+            .dpop(Dpop::allowed("https://api.example"))
             .build()
             .unwrap();
         layer.authenticator().ready().await.unwrap();

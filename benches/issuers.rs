@@ -36,7 +36,11 @@ fn bench(c: &mut Criterion) {
     let (first, second) = runtime.block_on(async { (TestIdp::start().await, TestIdp::start().await) });
     let layers = |cache: u64| {
         runtime.block_on(async {
-            let single = second.auth_builder().token_cache(cache).build().unwrap();
+            let single = tower_authkit::jwt::JwksAuthLayer::issuers()
+                .issuer(second.auth_builder())
+                .token_cache(cache)
+                .build()
+                .unwrap();
             let set = JwksAuthLayer::issuers()
                 .issuer(first.auth_builder())
                 .issuer(second.auth_builder())

@@ -80,7 +80,15 @@ fn bench(c: &mut Criterion) {
     let (runtime, idp) = runtime_and_provider();
     let plain = router();
     let cached = runtime.block_on(async { protected(idp.auth_builder().build().unwrap()) });
-    let uncached = runtime.block_on(async { protected(idp.auth_builder().token_cache(0).build().unwrap()) });
+    let uncached = runtime.block_on(async {
+        protected(
+            tower_authkit::jwt::JwksAuthLayer::issuers()
+                .issuer(idp.auth_builder())
+                .token_cache(0)
+                .build()
+                .unwrap(),
+        )
+    });
     let call = |app: &Router, token: Option<&str>| {
         let response = runtime.block_on(app.clone().oneshot(request(token))).unwrap();
         assert_eq!(response.status(), 200);
@@ -119,7 +127,15 @@ fn bench(c: &mut Criterion) {
 fn fresh(c: &mut Criterion) {
     let (runtime, idp) = runtime_and_provider();
     let cached = runtime.block_on(async { protected(idp.auth_builder().build().unwrap()) });
-    let uncached = runtime.block_on(async { protected(idp.auth_builder().token_cache(0).build().unwrap()) });
+    let uncached = runtime.block_on(async {
+        protected(
+            tower_authkit::jwt::JwksAuthLayer::issuers()
+                .issuer(idp.auth_builder())
+                .token_cache(0)
+                .build()
+                .unwrap(),
+        )
+    });
     // Warm the key sets.
     for app in [&cached, &uncached] {
         let response = runtime
@@ -229,7 +245,15 @@ fn memory_per_token(_c: &mut Criterion) {
             }
         }
     };
-    let build = |capacity: u64| runtime.block_on(async { idp.auth_builder().token_cache(capacity).build().unwrap() });
+    let build = |capacity: u64| {
+        runtime.block_on(async {
+            tower_authkit::jwt::JwksAuthLayer::issuers()
+                .issuer(idp.auth_builder())
+                .token_cache(capacity)
+                .build()
+                .unwrap()
+        })
+    };
     send_all(&protected(build(0)), 3);
     let reads_claims = Router::new().route(
         "/me",

@@ -56,8 +56,9 @@ use axum::routing::get;
 use axum::{Json, Router};
 use serde_json::{Value, json};
 use support::{list, required, required_list};
-use tower_authkit::jwt::DpopMode;
 use tower_authkit::jwt::JwksAuthenticator;
+use tower_authkit::jwt::KeyCache;
+use tower_authkit::jwt::dpop::{Dpop, DpopMode};
 use tower_authkit::resource::ProtectedResource;
 use tower_authkit::{
     JwksAuthBuilder, JwksAuthLayer, Principal, RequireAuthContext, RequireGroup, RequireRole, RequireScope,
@@ -99,17 +100,17 @@ fn public_url() -> Option<String> {
 fn shared_settings(mut builder: JwksAuthBuilder) -> Result<JwksAuthBuilder, String> {
     let dpop = dpop_mode()?;
     if dpop != DpopMode::Off {
-        builder = builder.dpop(dpop);
-        if let Some(url) = public_url() {
-            builder = builder.dpop_public_url(url);
-        }
+        let url = public_url().ok_or("AUTHKIT_DPOP needs AUTHKIT_PUBLIC_URL")?;
+        builder = builder.dpop(Dpop::new(dpop, url));
     }
+    let mut keys = KeyCache::default();
     if let Some(ttl) = seconds("AUTHKIT_JWKS_TTL")? {
-        builder = builder.max_age(ttl);
+        keys = keys.max_age(ttl);
     }
     if let Some(cooldown) = seconds("AUTHKIT_REFRESH_COOLDOWN")? {
-        builder = builder.refresh_cooldown(cooldown);
+        keys = keys.refresh_cooldown(cooldown);
     }
+    builder = builder.key_cache(keys);
     match std::env::var("AUTHKIT_ACCESS_TOKEN_PROFILE").as_deref() {
         Err(_) | Ok("" | "0") => {}
         Ok("1") => builder = builder.access_token_profile(),

@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::routing::get;
+use tower_authkit::jwt::KeyCache;
 use tower_authkit::{JwksAuthLayer, Principal};
 use tower_authkit_testing::{IdpFailure, TestIdp};
 
@@ -65,9 +66,8 @@ async fn try_keys_from(idp: &TestIdp, jwks_url: &str, timeout: Duration) -> u16 
     let layer = idp
         .auth_builder()
         .jwks_url(jwks_url)
-        .http_retries(0)
         .http_timeout(timeout)
-        .prefetch(false)
+        .key_cache(KeyCache::default().http_retries(0).prefetch(false))
         .build()
         .unwrap();
     common::get(&app(layer), "/me", Some(&idp.token().sign()))
@@ -130,8 +130,7 @@ async fn key_fetch_warnings_name_the_url_the_cause_and_what_is_served() {
     // Keys known, then the provider fails: the warning says they are served.
     let layer = idp
         .auth_builder()
-        .max_age(Duration::from_millis(300))
-        .http_retries(0)
+        .key_cache(KeyCache::default().max_age(Duration::from_millis(300)).http_retries(0))
         .build()
         .unwrap();
     let app = app(layer);
@@ -177,13 +176,22 @@ async fn an_issuer_mismatch_shows_both_issuers() {
 #[tokio::test]
 async fn ready_waits_for_keys_or_reports_the_real_error() {
     let idp = TestIdp::start().await;
-    let layer = idp.auth_builder().prefetch(false).build().unwrap();
+    let layer = idp
+        .auth_builder()
+        .key_cache(KeyCache::default().prefetch(false))
+        .build()
+        .unwrap();
     assert!(!layer.authenticator().is_ready());
     layer.authenticator().ready().await.unwrap();
     assert!(layer.authenticator().is_ready());
 
     let url = format!("http://127.0.0.1:{}/jwks", closed_port());
-    let down = idp.auth_builder().jwks_url(&url).http_retries(0).build().unwrap();
+    let down = idp
+        .auth_builder()
+        .jwks_url(&url)
+        .key_cache(KeyCache::default().http_retries(0))
+        .build()
+        .unwrap();
     let error = down.authenticator().ready().await.unwrap_err();
     assert_eq!(error.source(), url);
     assert_eq!(error.cause(), "connection refused");

@@ -15,8 +15,11 @@ use tower_authkit_testing::{IdpFailure, TestIdp};
 async fn start_server(idp: &TestIdp) -> String {
     let auth = idp
         .auth_builder()
-        .http_retries(0)
-        .retry_failed_fetch_after(Duration::from_millis(100))
+        .key_cache(
+            tower_authkit::jwt::KeyCache::default()
+                .http_retries(0)
+                .retry_failed_fetch_after(Duration::from_millis(100)),
+        )
         .build()
         .unwrap();
     let (_reporter, health) = tonic_health::server::health_reporter();

@@ -616,13 +616,12 @@ fn dpop_refusal(reply: &common::Reply) -> String {
 
 #[tokio::test]
 async fn dpop_proofs_minted_by_pyjwt_are_checked_rule_by_rule() {
-    use tower_authkit::jwt::DpopMode;
+    use tower_authkit::jwt::dpop::{Dpop, DpopMode};
     let idp = TestIdp::start().await;
     let layer = |mode| {
         app(idp
             .auth_builder()
-            .dpop(mode)
-            .dpop_public_url("https://api.example")
+            .dpop(Dpop::new(mode, "https://api.example"))
             .build()
             .unwrap())
     };
@@ -717,7 +716,8 @@ async fn dpop_proofs_minted_by_pyjwt_are_checked_rule_by_rule() {
 #[cfg(feature = "dpop-redis")]
 #[tokio::test]
 async fn replicas_sharing_a_redis_replay_cache_refuse_each_others_proofs() {
-    use tower_authkit::jwt::{DpopMode, RedisReplayCache};
+    use tower_authkit::jwt::RedisReplayCache;
+    use tower_authkit::jwt::dpop::Dpop;
     let idp = TestIdp::start().await;
     let url = std::env::var("AUTHKIT_TEST_REDIS_URL")
         .expect("AUTHKIT_TEST_REDIS_URL is not set: scripts/test.sh starts a redis-server and sets it");
@@ -726,9 +726,10 @@ async fn replicas_sharing_a_redis_replay_cache_refuse_each_others_proofs() {
     let replica = || {
         app(idp
             .auth_builder()
-            .dpop(DpopMode::Required)
-            .dpop_public_url("https://api.example")
-            .dpop_replay_cache(RedisReplayCache::with_prefix(&url, &prefix).unwrap())
+            .dpop(
+                Dpop::required("https://api.example")
+                    .replay_cache(RedisReplayCache::with_prefix(&url, &prefix).unwrap()),
+            )
             .build()
             .unwrap())
     };
@@ -759,13 +760,11 @@ async fn replicas_sharing_a_redis_replay_cache_refuse_each_others_proofs() {
 
 #[tokio::test]
 async fn a_dpop_proof_without_the_server_nonce_gets_one_to_retry_with() {
-    use tower_authkit::jwt::DpopMode;
+    use tower_authkit::jwt::dpop::Dpop;
     let idp = TestIdp::start().await;
     let app = app(idp
         .auth_builder()
-        .dpop(DpopMode::Required)
-        .dpop_public_url("https://api.example")
-        .dpop_nonces(b"a nonce secret of at least 32 bytes".to_vec())
+        .dpop(Dpop::required("https://api.example").nonces(b"a nonce secret of at least 32 bytes".to_vec()))
         .build()
         .unwrap());
     let now = std::time::SystemTime::now()

@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::routing::get;
+use tower_authkit::jwt::KeyCache;
 use tower_authkit::{JwksAuthLayer, Principal, TenantIssuers};
 use tower_authkit_testing::{IdpFailure, TestIdp};
 
@@ -92,13 +93,13 @@ async fn an_unknown_issuer_is_refused_before_anything_is_fetched() {
             JwksAuthLayer::builder()
                 .issuer(a.issuer())
                 .audience("api-a")
-                .prefetch(false),
+                .key_cache(KeyCache::default().prefetch(false)),
         )
         .issuer(
             JwksAuthLayer::builder()
                 .issuer(b.issuer())
                 .audience("api-b")
-                .prefetch(false),
+                .key_cache(KeyCache::default().prefetch(false)),
         )
         .build()
         .unwrap();
@@ -126,11 +127,11 @@ async fn readiness_covers_every_issuer() {
     let layer = JwksAuthLayer::issuers()
         .issuer(JwksAuthLayer::builder().issuer(a.issuer()).audience("api-a"))
         .issuer(
-            JwksAuthLayer::builder()
-                .issuer(b.issuer())
-                .audience("api-b")
-                .http_retries(0)
-                .retry_failed_fetch_after(Duration::from_millis(20)),
+            JwksAuthLayer::builder().issuer(b.issuer()).audience("api-b").key_cache(
+                KeyCache::default()
+                    .http_retries(0)
+                    .retry_failed_fetch_after(Duration::from_millis(20)),
+            ),
         )
         .build()
         .unwrap();

@@ -13,6 +13,7 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use common::Reply;
 use serde_json::json;
+use tower_authkit::jwt::KeyCache;
 use tower_authkit::{Algorithm, JwksAuthLayer, Principal};
 use tower_authkit_testing::{IdpFailure, TestIdp};
 
@@ -202,7 +203,7 @@ async fn rotated_key_is_accepted_on_first_sight_with_one_fetch() {
     let idp = TestIdp::start().await;
     let app = app(idp
         .auth_builder()
-        .refresh_cooldown(Duration::from_secs(60))
+        .key_cache(KeyCache::default().refresh_cooldown(Duration::from_secs(60)))
         .build()
         .unwrap());
     assert_eq!(common::get(&app, "/me", Some(&idp.token().sign())).await.status, 200);
@@ -220,7 +221,11 @@ async fn rotated_key_is_accepted_on_first_sight_with_one_fetch() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn concurrent_cold_requests_share_one_fetch() {
     let idp = TestIdp::start().await;
-    let app = app(idp.auth_builder().prefetch(false).build().unwrap());
+    let app = app(idp
+        .auth_builder()
+        .key_cache(KeyCache::default().prefetch(false))
+        .build()
+        .unwrap());
     let token = idp.token().sign();
     let mut tasks = Vec::new();
     for _ in 0..100 {
@@ -241,7 +246,7 @@ async fn unknown_kids_inside_the_cooldown_cause_at_most_one_fetch() {
     let idp = TestIdp::start().await;
     let app = app(idp
         .auth_builder()
-        .refresh_cooldown(Duration::from_secs(60))
+        .key_cache(KeyCache::default().refresh_cooldown(Duration::from_secs(60)))
         .build()
         .unwrap());
     assert_eq!(common::get(&app, "/me", Some(&idp.token().sign())).await.status, 200);
@@ -267,6 +272,11 @@ async fn unknown_kids_inside_the_cooldown_cause_at_most_one_fetch() {
 fn fast_failing(idp: &TestIdp) -> tower_authkit::JwksAuthBuilder {
     idp.auth_builder()
         .http_timeout(Duration::from_millis(300))
+        .key_cache(fast_failing_keys())
+}
+
+fn fast_failing_keys() -> KeyCache {
+    KeyCache::default()
         .http_retries(0)
         .retry_failed_fetch_after(Duration::from_millis(200))
 }
@@ -292,11 +302,8 @@ async fn fetches_beyond(idp: &TestIdp, count: usize) -> bool {
 async fn known_keys_outlive_max_age_while_the_provider_is_down() {
     let idp = TestIdp::start().await;
     // The token cache off: this exercises the key cache's own fallback.
-    let app = app(fast_failing(&idp)
-        .max_age(Duration::from_millis(300))
-        .token_cache(0)
-        .build()
-        .unwrap());
+    let issuer = fast_failing(&idp).key_cache(fast_failing_keys().max_age(Duration::from_millis(300)));
+    let app = app(JwksAuthLayer::issuers().issuer(issuer).token_cache(0).build().unwrap());
     let token = idp.token().sign();
     assert_eq!(common::get(&app, "/me", Some(&token)).await.status, 200);
     for failure in [IdpFailure::Error, IdpFailure::Hang] {
@@ -317,12 +324,10 @@ async fn known_keys_outlive_max_age_while_the_provider_is_down() {
 async fn requests_with_usable_keys_never_wait_for_a_hanging_provider() {
     let idp = TestIdp::start().await;
     // Default HTTP timeout (5 s, 2 retries): a hanging fetch lasts ~15 s.
-    let app = app(idp
+    let issuer = idp
         .auth_builder()
-        .max_age(Duration::from_millis(200))
-        .token_cache(0)
-        .build()
-        .unwrap());
+        .key_cache(KeyCache::default().max_age(Duration::from_millis(200)));
+    let app = app(JwksAuthLayer::issuers().issuer(issuer).token_cache(0).build().unwrap());
     assert_eq!(common::get(&app, "/me", Some(&idp.token().sign())).await.status, 200);
     idp.set_failure(IdpFailure::Hang);
     tokio::time::sleep(Duration::from_millis(300)).await;
@@ -382,7 +387,11 @@ async fn a_cold_start_with_a_hanging_provider_answers_503_within_the_bound() {
 }
 
 fn app_with_wait(idp: &TestIdp, wait: Duration) -> Router {
-    app(idp.auth_builder().max_key_wait(wait).build().unwrap())
+    app(idp
+        .auth_builder()
+        .key_cache(KeyCache::default().max_key_wait(wait))
+        .build()
+        .unwrap())
 }
 
 #[tokio::test]
@@ -418,7 +427,7 @@ async fn an_unreachable_provider_is_503_with_retry_after() {
     let layer = idp
         .auth_builder()
         .jwks_url(format!("http://127.0.0.1:{port}/jwks"))
-        .http_retries(0)
+        .key_cache(KeyCache::default().http_retries(0))
         .build()
         .unwrap();
     let reply = common::get(&app(layer), "/me", Some(&idp.token().sign())).await;
@@ -432,7 +441,11 @@ async fn after_a_long_outage_the_first_request_is_served_within_about_a_second()
     let idp = TestIdp::start().await;
     idp.set_failure(IdpFailure::Error);
     // Default backoff (0.5 s doubling, capped at 1 s); quick failing attempts.
-    let app = app(idp.auth_builder().http_retries(0).build().unwrap());
+    let app = app(idp
+        .auth_builder()
+        .key_cache(KeyCache::default().http_retries(0))
+        .build()
+        .unwrap());
     let token = idp.token().sign();
     // 3 s of outage with steady traffic: the provider is asked about once a
     // second, not once per request.
@@ -476,7 +489,11 @@ async fn oversized_tokens_are_rejected_before_parsing() {
 #[tokio::test]
 async fn keys_are_refreshed_ahead_of_expiry_without_making_requests_wait() {
     let idp = TestIdp::start().await;
-    let app = app(idp.auth_builder().max_age(Duration::from_millis(400)).build().unwrap());
+    let app = app(idp
+        .auth_builder()
+        .key_cache(KeyCache::default().max_age(Duration::from_millis(400)))
+        .build()
+        .unwrap());
     let token = idp.token().sign();
     assert_eq!(common::get(&app, "/me", Some(&token)).await.status, 200);
     assert_eq!(idp.jwks_fetches(), 1);
@@ -507,7 +524,7 @@ async fn kidless_tokens_need_exactly_one_fitting_key() {
     let idp = TestIdp::start().await;
     let app = app(idp
         .auth_builder()
-        .refresh_cooldown(Duration::from_millis(1))
+        .key_cache(KeyCache::default().refresh_cooldown(Duration::from_millis(1)))
         .build()
         .unwrap());
     // One RS256 key published: a token without kid can only mean that one.
@@ -537,7 +554,12 @@ async fn oversized_key_sets_are_refused() {
     );
     tokio::spawn(async move { axum::serve(listener, server).await.unwrap() });
     let idp = TestIdp::start().await;
-    let layer = idp.auth_builder().jwks_url(url).http_retries(0).build().unwrap();
+    let layer = idp
+        .auth_builder()
+        .jwks_url(url)
+        .key_cache(KeyCache::default().http_retries(0))
+        .build()
+        .unwrap();
     let reply = common::get(&app(layer), "/me", Some(&idp.token().sign())).await;
     assert_eq!(reply.status, 502, "{reply:?}");
 }
@@ -547,7 +569,7 @@ async fn repeated_tokens_come_from_the_cache_until_their_key_leaves() {
     let idp = TestIdp::start().await;
     let layer = idp
         .auth_builder()
-        .refresh_cooldown(Duration::from_millis(1))
+        .key_cache(KeyCache::default().refresh_cooldown(Duration::from_millis(1)))
         .build()
         .unwrap();
     let auth = layer.authenticator().clone();
@@ -582,7 +604,11 @@ async fn cached_tokens_never_outlive_exp() {
 #[tokio::test]
 async fn one_time_tokens_never_fill_the_cache_and_a_hot_token_gets_in_on_second_sight() {
     let idp = TestIdp::start().await;
-    let layer = idp.auth_builder().token_cache(50).build().unwrap();
+    let layer = JwksAuthLayer::issuers()
+        .issuer(idp.auth_builder())
+        .token_cache(50)
+        .build()
+        .unwrap();
     let auth = layer.authenticator().clone();
     let app = app(layer);
     // 200 one-time tokens (a new jti each): verified, never cached.
@@ -621,10 +647,9 @@ impl tower_authkit::RoleResolver for CountingResolver {
 async fn a_hot_token_is_served_from_a_full_cache_from_its_third_request() {
     let idp = TestIdp::start().await;
     let verifications = CountingResolver::default();
-    let layer = idp
-        .auth_builder()
+    let layer = JwksAuthLayer::issuers()
+        .issuer(idp.auth_builder().role_resolver(verifications.clone()))
         .token_cache(64)
-        .role_resolver(verifications.clone())
         .build()
         .unwrap();
     let auth = layer.authenticator().clone();
@@ -670,7 +695,11 @@ async fn a_hot_token_is_served_from_a_full_cache_from_its_third_request() {
 #[tokio::test]
 async fn the_token_cache_stays_bounded_and_can_be_turned_off() {
     let idp = TestIdp::start().await;
-    let bounded = idp.auth_builder().token_cache(50).build().unwrap();
+    let bounded = JwksAuthLayer::issuers()
+        .issuer(idp.auth_builder())
+        .token_cache(50)
+        .build()
+        .unwrap();
     let auth = bounded.authenticator().clone();
     let app = app(bounded);
     for i in 0..300 {
@@ -688,7 +717,11 @@ async fn the_token_cache_stays_bounded_and_can_be_turned_off() {
         assert_eq!(common::get(&app, "/me", Some(&token)).await.status, 401);
     }
     assert!(auth.cached_tokens() <= before);
-    let off = idp.auth_builder().token_cache(0).build().unwrap();
+    let off = JwksAuthLayer::issuers()
+        .issuer(idp.auth_builder())
+        .token_cache(0)
+        .build()
+        .unwrap();
     let auth = off.authenticator().clone();
     let app = self::app(off);
     assert_eq!(common::get(&app, "/me", Some(&idp.token().sign())).await.status, 200);
@@ -707,7 +740,11 @@ async fn idle_until(what: &str, done: impl Fn() -> bool) {
 #[tokio::test]
 async fn an_idle_service_refreshes_its_keys_in_the_background() {
     let idp = TestIdp::start().await;
-    let layer = idp.auth_builder().max_age(Duration::from_secs(1)).build().unwrap();
+    let layer = idp
+        .auth_builder()
+        .key_cache(KeyCache::default().max_age(Duration::from_secs(1)))
+        .build()
+        .unwrap();
     let app = app(layer);
     assert_eq!(common::get(&app, "/me", Some(&idp.token().sign())).await.status, 200);
     assert_eq!(idp.jwks_fetches(), 1);
@@ -730,7 +767,11 @@ async fn an_idle_service_refreshes_its_keys_in_the_background() {
 #[tokio::test]
 async fn a_moved_jwks_uri_is_followed_at_the_next_refresh() {
     let idp = TestIdp::start().await;
-    let layer = idp.auth_builder().max_age(Duration::from_secs(1)).build().unwrap();
+    let layer = idp
+        .auth_builder()
+        .key_cache(KeyCache::default().max_age(Duration::from_secs(1)))
+        .build()
+        .unwrap();
     let app = app(layer);
     assert_eq!(common::get(&app, "/me", Some(&idp.token().sign())).await.status, 200);
     assert_eq!(idp.discovery_fetches(), 1);

@@ -409,7 +409,12 @@ async fn enrich_only_mode_records_the_outcome_for_extractors() {
 async fn optional_principal_surfaces_upstream_failures() {
     let idp = TestIdp::start().await;
     idp.set_failure(IdpFailure::Error);
-    let layer = idp.auth_builder().http_retries(0).build().unwrap().enrich_only();
+    let layer = idp
+        .auth_builder()
+        .key_cache(tower_authkit::jwt::KeyCache::default().http_retries(0))
+        .build()
+        .unwrap()
+        .enrich_only();
     let server = server(layer).await;
     let response = server
         .get("/maybe")

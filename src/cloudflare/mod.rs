@@ -224,7 +224,11 @@ impl CfAccessBuilder {
         self
     }
 
-    crate::jwt::key_cache_settings!();
+    /// How the team's keys are fetched and kept; see [`KeyCache`](crate::jwt::KeyCache).
+    pub fn key_cache(mut self, keys: crate::jwt::KeyCache) -> Self {
+        self.jwks = self.jwks.key_cache(keys);
+        self
+    }
 
     /// Timeout of each HTTP call to the team, key sets and `get-identity`
     /// alike (default 5 s).

@@ -11,13 +11,13 @@
 //! before within the window ([`DpopReplayCache`]), `ath` = base64url(SHA-256
 //! of the access token), and `cnf.jkt` of the token = the key's thumbprint.
 //!
-//! Modes per issuer ([`DpopMode`]): `Off` (bearer tokens only, the
+//! Settings per issuer: one [`Dpop`] value. Modes ([`DpopMode`]): `Off` (bearer tokens only, the
 //! default), `Allowed` (bearer tokens, and DPoP-bound tokens with a proof;
 //! a bound token presented as `Bearer` is refused), `Required` (every
 //! token must come with a proof). Failures answer 401 with
 //! `WWW-Authenticate: DPoP algs="…", error="invalid_dpop_proof"`.
 //!
-//! **Server nonces** (RFC 9449 §8, opt-in with `dpop_nonces`): a proof
+//! **Server nonces** (RFC 9449 §8, opt-in with [`Dpop::nonces`]): a proof
 //! must then carry a current `nonce`; without one it is answered 401
 //! `use_dpop_nonce` with a fresh nonce in `DPoP-Nonce`, which the client
 //! puts in its retry. Nonces are stateless (an HMAC of the time period
@@ -44,6 +44,8 @@ use crate::principal::{BoxFuture, Principal};
 use crate::rejection::AuthError;
 use crate::token::SourceKind;
 use http::{HeaderValue, Method, Uri};
+
+pub use super::dpop_settings::Dpop;
 
 /// How an issuer treats DPoP; see the [module docs](self).
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]

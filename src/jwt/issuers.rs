@@ -65,7 +65,8 @@ use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use super::authenticator::{DEFAULT_TOKEN_CACHE, DpopOffer, Issuer, JwksAuthBuilder, JwksAuthLayer, JwksAuthenticator};
+use super::authenticator::{Issuer, JwksAuthLayer, JwksAuthenticator};
+use super::builder::{DEFAULT_TOKEN_CACHE, DpopOffer, JwksAuthBuilder, with_token_sources};
 use super::verify;
 use crate::error::ConfigError;
 use crate::layer::AuthLayer;
@@ -241,9 +242,6 @@ impl TenantIssuers {
                 reason: "a tenant pattern's settings leave the issuer unset; the pattern gives it".into(),
             });
         }
-        if self.settings.sets_token_cache() {
-            return Err(token_cache_on_member());
-        }
         if self.max_issuers == 0 {
             return Err(ConfigError::Invalid {
                 setting: "max_issuers",
@@ -260,7 +258,7 @@ impl TenantIssuers {
         let fetcher = self.settings.fetcher()?;
         self.settings
             .clone()
-            .prefetch(false)
+            .without_prefetch()
             .issuer(format!("{prefix}tenant{suffix}"))
             .build_issuer(Some(fetcher.clone()))?;
         Ok(TenantPattern {
@@ -382,15 +380,9 @@ impl TenantPattern {
     }
 }
 
-fn token_cache_on_member() -> ConfigError {
-    ConfigError::Invalid {
-        setting: "token_cache",
-        reason: "set it on the issuer set, whose issuers share one cache".into(),
-    }
-}
-
-/// Configures a [`JwksAuthLayer`] that trusts several issuers; start with
-/// [`JwksAuthLayer::issuers`]. See the [module docs](self).
+/// Configures a [`JwksAuthLayer`] of one or more issuers, and what they
+/// share (the verified-token cache); start with [`JwksAuthLayer::issuers`].
+/// See the [module docs](self).
 #[derive(Debug, Default)]
 #[must_use = "a builder does nothing until it is built"]
 pub struct IssuerSetBuilder {
@@ -413,8 +405,27 @@ impl IssuerSetBuilder {
         self
     }
 
-    /// The verified-token cache the issuers share; see
-    /// [`JwksAuthBuilder::token_cache`].
+    /// How many verified tokens the layer remembers (default 10 000; 0
+    /// turns the cache off); its issuers share it (an entry remembers its
+    /// issuer). A cached token skips signature verification until its
+    /// `exp`, or until its key leaves the key set. Tokens are admitted on
+    /// their second verification, so one-time tokens never cost an insert
+    /// and a repeated token is served from the cache from its third request,
+    /// even when the cache is full. An entry is keyed by a keyed 128-bit
+    /// digest of the token and holds a compact copy of the principal: about
+    /// 0.7 KiB for a typical access token (twice that once a handler has
+    /// read its raw claims through `claims()` / `claim()`; `claims_as`
+    /// keeps no parsed copy), so the default costs about 7 MiB when full.
+    ///
+    /// ```
+    /// use tower_authkit::jwt::JwksAuthLayer;
+    ///
+    /// // One issuer, a smaller cache.
+    /// let layer = JwksAuthLayer::issuers()
+    ///     .issuer(JwksAuthLayer::builder().issuer("https://idp.example.com").audience("orders-api"))
+    ///     .token_cache(1_000);
+    /// # let _ = layer;
+    /// ```
     pub fn token_cache(mut self, capacity: u64) -> Self {
         self.token_cache = Some(capacity);
         self
@@ -422,7 +433,7 @@ impl IssuerSetBuilder {
 
     /// Checks every issuer's configuration and builds the layer. Never
     /// contacts a provider synchronously.
-    pub fn build(self) -> Result<JwksAuthLayer, ConfigError> {
+    pub fn build(mut self) -> Result<JwksAuthLayer, ConfigError> {
         if self.issuers.is_empty() && self.patterns.is_empty() {
             return Err(ConfigError::Missing("issuer"));
         }
@@ -431,11 +442,19 @@ impl IssuerSetBuilder {
                 .iter()
                 .chain(self.patterns.iter().map(|pattern| &pattern.settings)),
         );
+        let capacity = self.token_cache.unwrap_or(DEFAULT_TOKEN_CACHE);
+        if self.issuers.len() == 1
+            && self.patterns.is_empty()
+            && let Some(member) = self.issuers.pop()
+        {
+            // One issuer: its exact-`iss` rule refuses the others, with no
+            // need to read `iss` to route.
+            let issuer = member.build_issuer(None)?;
+            let authenticator = JwksAuthenticator::new(capacity, Issuers::One(Arc::new(issuer)));
+            return Ok(with_token_sources(AuthLayer::new(authenticator), dpop));
+        }
         let mut by_name = HashMap::new();
         for member in self.issuers {
-            if member.sets_token_cache() {
-                return Err(token_cache_on_member());
-            }
             let issuer = member.build_issuer(None)?;
             let name = issuer.name().to_owned();
             if by_name.insert(name.clone(), Arc::new(issuer)).is_some() {
@@ -451,16 +470,14 @@ impl IssuerSetBuilder {
             .map(TenantIssuers::build)
             .collect::<Result<Vec<_>, _>>()?;
         let issuers = Issuers::Set(IssuerSet { by_name, patterns });
-        let authenticator = JwksAuthenticator::new(self.token_cache.unwrap_or(DEFAULT_TOKEN_CACHE), issuers);
-        Ok(super::authenticator::with_token_sources(
-            AuthLayer::new(authenticator),
-            dpop,
-        ))
+        let authenticator = JwksAuthenticator::new(capacity, issuers);
+        Ok(with_token_sources(AuthLayer::new(authenticator), dpop))
     }
 }
 
 impl AuthLayer<JwksAuthenticator> {
-    /// Starts configuring a layer that trusts several issuers.
+    /// Starts configuring a layer of one or more issuers, or one with
+    /// another verified-token cache size.
     pub fn issuers() -> IssuerSetBuilder {
         IssuerSetBuilder::default()
     }
@@ -476,7 +493,9 @@ mod tests {
     }
 
     fn settings() -> JwksAuthBuilder {
-        JwksAuthLayer::builder().audience("api").prefetch(false)
+        JwksAuthLayer::builder()
+            .audience("api")
+            .key_cache(crate::jwt::KeyCache::default().prefetch(false))
     }
 
     #[test]
@@ -504,14 +523,6 @@ mod tests {
         assert!(matches!(
             with_issuer.build(),
             Err(ConfigError::Invalid { setting: "issuer", .. })
-        ));
-        let cache = TenantIssuers::new("https://login.example/{tenant}", settings().token_cache(5));
-        assert!(matches!(
-            cache.build(),
-            Err(ConfigError::Invalid {
-                setting: "token_cache",
-                ..
-            })
         ));
     }
 

@@ -35,10 +35,13 @@
 
 mod algorithm;
 mod authenticator;
+mod builder;
 mod checks;
 pub mod dpop;
+mod dpop_settings;
 pub mod issuers;
 mod jwk;
+mod key_cache;
 mod keys;
 #[cfg(feature = "dpop-redis")]
 pub mod replay_redis;
@@ -48,8 +51,6 @@ mod verify;
 pub use algorithm::Algorithm;
 #[cfg(any(feature = "cloudflare", feature = "pomerium"))]
 pub(crate) use authenticator::ClaimsProfile;
-#[cfg(any(feature = "cloudflare", feature = "pomerium"))]
-pub(crate) use authenticator::key_cache_settings;
 
 /// The JWS parser, for the fuzzers.
 #[cfg(feature = "fuzzing")]
@@ -62,8 +63,9 @@ pub(crate) fn fuzz_parse(token: &str, allowed: algorithm::AlgorithmSet) -> Resul
 pub(crate) fn fuzz_jwks(body: &[u8]) {
     let _ = jwk::KeySet::parse(body, algorithm::Algorithm::ALL.into_iter().collect(), 0);
 }
-pub use authenticator::{JwksAuthBuilder, JwksAuthLayer, JwksAuthenticator, KeysNotReady, MAX_LEEWAY};
-pub use dpop::DpopMode;
+pub use authenticator::{JwksAuthLayer, JwksAuthenticator, KeysNotReady};
+pub use builder::{JwksAuthBuilder, MAX_LEEWAY};
 pub use issuers::{IssuerSetBuilder, TenantIssuers};
+pub use key_cache::KeyCache;
 #[cfg(feature = "dpop-redis")]
 pub use replay_redis::RedisReplayCache;

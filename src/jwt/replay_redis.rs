@@ -2,7 +2,8 @@
 //! `dpop-redis`).
 //!
 //! ```no_run
-//! use tower_authkit::jwt::{DpopMode, RedisReplayCache};
+//! use tower_authkit::jwt::RedisReplayCache;
+//! use tower_authkit::jwt::dpop::Dpop;
 //! use tower_authkit::JwksAuthLayer;
 //!
 //! # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -11,9 +12,7 @@
 //! let layer = JwksAuthLayer::builder()
 //!     .issuer("https://login.example.com")
 //!     .audience("https://api.example.com")
-//!     .dpop(DpopMode::Required)
-//!     .dpop_public_url("https://api.example.com")
-//!     .dpop_replay_cache(replays)
+//!     .dpop(Dpop::required("https://api.example.com").replay_cache(replays))
 //!     .build()?;
 //! # let _ = layer; Ok(()) }
 //! ```

@@ -193,7 +193,11 @@ impl PomeriumBuilder {
         self
     }
 
-    crate::jwt::key_cache_settings!();
+    /// How Pomerium's keys are fetched and kept; see [`KeyCache`](crate::jwt::KeyCache).
+    pub fn key_cache(mut self, keys: crate::jwt::KeyCache) -> Self {
+        self.jwks = self.jwks.key_cache(keys);
+        self
+    }
 
     /// Timeout of each key-set fetch; see [`JwksAuthBuilder::http_timeout`].
     pub fn http_timeout(mut self, timeout: Duration) -> Self {

@@ -37,7 +37,7 @@ fn bench(c: &mut Criterion) {
     let router08 = || axum::Router::new().route("/me", axum::routing::get(|| async { "me" }));
     let router07 = || axum07::Router::new().route("/me", axum07::routing::get(|| async { "me" }));
     let ours_cached = runtime.block_on(async { router08().layer(idp.auth_builder().build().unwrap()) });
-    let ours_uncached = runtime.block_on(async { router08().layer(idp.auth_builder().token_cache(0).build().unwrap()) });
+    let ours_uncached = runtime.block_on(async { router08().layer(tower_authkit::jwt::JwksAuthLayer::issuers().issuer(idp.auth_builder()).token_cache(0).build().unwrap()) });
     let theirs: Authorizer = runtime.block_on(async {
         JwtAuthorizer::from_jwks_url(&idp.jwks_url())
             .validation(Validation::new().iss(&[idp.issuer()]).aud(&[idp.audience()]))
