@@ -99,6 +99,17 @@ cargo clippy -p tower-authkit --no-default-features --features axum,jwks,aws-lc-
 step "the Redis DPoP replay cache alone (no sessions): builds warning-free"
 cargo clippy -p tower-authkit --no-default-features --features dpop-redis,aws-lc-rs -- -D warnings
 
+step "public API names no third-party type beyond the allowlists in Cargo.toml (cargo-check-external-types, on nightly)"
+if rustup run nightly rustc --version >/dev/null 2>&1; then
+  if ! command -v cargo-check-external-types >/dev/null 2>&1; then
+    cargo install --locked cargo-check-external-types --version 0.5.0
+  fi
+  cargo +nightly check-external-types --all-features
+  cargo +nightly check-external-types --all-features --manifest-path crates/authkit-ingress/Cargo.toml
+else
+  echo "no nightly toolchain on this machine: cargo-check-external-types needs one (rustdoc JSON); not checked here"
+fi
+
 step "docs"
 RUSTDOCFLAGS="-D warnings" cargo doc --no-deps --all-features
 

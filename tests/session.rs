@@ -150,9 +150,17 @@ fn app(layer: SessionLayer, gate: Gate) -> Router {
         .route("/me", get(|p: Principal| async move { p.subject().to_owned() }))
         .route(
             "/context",
-            get(|| async { SecurityContext::current().principal().map(|p| p.subject().to_owned()).unwrap_or_default() }),
+            get(|| async {
+                SecurityContext::current()
+                    .principal()
+                    .map(|p| p.subject().to_owned())
+                    .unwrap_or_default()
+            }),
         )
-        .route("/admin", get(|| async { "admin" }).route_layer(RequireRole::new("admin")))
+        .route(
+            "/admin",
+            get(|| async { "admin" }).route_layer(RequireRole::new("admin")),
+        )
         .route(
             "/login",
             post(|session: Session, Query(q): Query<LoginQuery>| async move {
@@ -163,30 +171,42 @@ fn app(layer: SessionLayer, gate: Gate) -> Router {
         )
         .route(
             "/relogin/{user}/{key}/{value}",
-            post(|session: Session, Path((user, key, value)): Path<(String, String, String)>| async move {
-                session.insert(&key, value).unwrap();
-                session.login(Principal::builder("session", user).build());
-                "signed in again"
+            post(
+                |session: Session, Path((user, key, value)): Path<(String, String, String)>| async move {
+                    session.insert(&key, value).unwrap();
+                    session.login(Principal::builder("session", user).build());
+                    "signed in again"
+                },
+            ),
+        )
+        .route(
+            "/logout",
+            post(|session: Session| async move {
+                session.logout();
+                "bye"
             }),
         )
-        .route("/logout", post(|session: Session| async move {
-            session.logout();
-            "bye"
-        }))
-        .route("/rotate", post(|session: Session| async move {
-            session.rotate();
-            "rotated"
-        }))
+        .route(
+            "/rotate",
+            post(|session: Session| async move {
+                session.rotate();
+                "rotated"
+            }),
+        )
         .route(
             "/put/{key}/{value}",
-            post(|session: Session, Path((key, value)): Path<(String, String)>| async move {
-                session.insert(&key, value).unwrap();
-                "ok"
-            }),
+            post(
+                |session: Session, Path((key, value)): Path<(String, String)>| async move {
+                    session.insert(&key, value).unwrap();
+                    "ok"
+                },
+            ),
         )
         .route(
             "/get/{key}",
-            get(|session: Session, Path(key): Path<String>| async move { session.get::<String>(&key).unwrap_or_default() }),
+            get(|session: Session, Path(key): Path<String>| async move {
+                session.get::<String>(&key).ok().flatten().unwrap_or_default()
+            }),
         )
         .route(
             "/slow/{key}/{value}",

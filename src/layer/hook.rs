@@ -10,7 +10,7 @@
 //! pipeline runs it on every response that leaves the layer (the handler's
 //! or a rendered rejection), before the response is returned.
 
-use futures_util::future::BoxFuture;
+use crate::principal::BoxFuture;
 use http::HeaderMap;
 
 use crate::principal::Principal;

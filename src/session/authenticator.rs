@@ -5,7 +5,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use cookie::{Cookie, SameSite};
+use cookie::Cookie;
+
+use super::SameSite;
 use http::header::{ACCEPT, LOCATION, SET_COOKIE, WWW_AUTHENTICATE};
 use http::{HeaderMap, HeaderValue, StatusCode};
 
@@ -149,7 +151,7 @@ impl Config {
         let value = self.keys.sign(&self.cookie.name, id);
         let cookie = Cookie::build((self.cookie.name.clone(), value))
             .http_only(true)
-            .same_site(self.cookie.same_site)
+            .same_site(self.cookie.same_site.to_cookie())
             .secure(self.cookie.secure)
             .path("/")
             .max_age(cookie::time::Duration::seconds(self.absolute.as_secs() as i64))
@@ -160,7 +162,7 @@ impl Config {
     fn clear_cookie(&self) -> HeaderValue {
         let mut cookie = Cookie::build((self.cookie.name.clone(), ""))
             .http_only(true)
-            .same_site(self.cookie.same_site)
+            .same_site(self.cookie.same_site.to_cookie())
             .secure(self.cookie.secure)
             .path("/")
             .build();

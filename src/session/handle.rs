@@ -12,6 +12,37 @@ use super::id::SessionKey;
 use super::record::SessionRecord;
 use crate::principal::Principal;
 
+/// A session value that could not be read as the type asked for, or
+/// stored. Names the key; never shows the value.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SessionDataError {
+    key: String,
+    reason: &'static str,
+}
+
+impl SessionDataError {
+    fn new(key: &str, reason: &'static str) -> Self {
+        // Not serde_json's message: it quotes the value it refused.
+        SessionDataError {
+            key: key.to_owned(),
+            reason,
+        }
+    }
+
+    /// The key whose value was refused.
+    pub fn key(&self) -> &str {
+        &self.key
+    }
+}
+
+impl std::fmt::Display for SessionDataError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "session value {:?}: {}", self.key, self.reason)
+    }
+}
+
+impl std::error::Error for SessionDataError {}
+
 /// What the handler asked for, applied at the end of the request.
 #[derive(Default)]
 pub(crate) enum Action {
@@ -143,15 +174,24 @@ impl Session {
         self.lock().loaded.as_ref().map(|r| r.key)
     }
 
-    /// The value under `key`, if present and of type `T`.
-    pub fn get<T: DeserializeOwned>(&self, key: &str) -> Option<T> {
+    /// The value under `key`: `Ok(None)` when absent, an error when the
+    /// stored value is not a `T` (e.g. written by an older release of your
+    /// app), so a type mismatch is never mistaken for "not set".
+    pub fn get<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>, SessionDataError> {
         let state = self.lock();
-        state.data().get(key).and_then(|value| T::deserialize(value).ok())
+        match state.data().get(key) {
+            None => Ok(None),
+            Some(value) => T::deserialize(value)
+                .map(Some)
+                .map_err(|_| SessionDataError::new(key, "the stored value is not of the type asked for")),
+        }
     }
 
-    /// Stores `value` under `key` (written back at the end of the request).
-    pub fn insert<T: Serialize>(&self, key: &str, value: T) -> Result<(), serde_json::Error> {
-        let value = serde_json::to_value(value)?;
+    /// Stores `value` under `key` (written back at the end of the request);
+    /// an error when `value` cannot be represented as JSON.
+    pub fn insert<T: Serialize>(&self, key: &str, value: T) -> Result<(), SessionDataError> {
+        let value = serde_json::to_value(value)
+            .map_err(|_| SessionDataError::new(key, "the value cannot be stored as JSON"))?;
         let mut state = self.lock();
         if state.data().get(key) != Some(&value) {
             state.data_mut().insert(key.to_owned(), value);
@@ -183,5 +223,21 @@ impl<S: Send + Sync> axum_core::extract::FromRequestParts<S> for Session {
             http::StatusCode::INTERNAL_SERVER_ERROR,
             "the Session extractor needs a SessionLayer around this route",
         ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_stored_value_of_another_type_is_an_error_naming_the_key_not_an_absent_value() {
+        let session = Session::new(State::default());
+        session.insert("visits", "three").unwrap();
+        assert_eq!(session.get::<String>("visits").unwrap().as_deref(), Some("three"));
+        assert_eq!(session.get::<u32>("missing").unwrap(), None);
+        let error = session.get::<u32>("visits").unwrap_err();
+        assert_eq!(error.key(), "visits");
+        assert!(!error.to_string().contains("three"), "the value is not shown: {error}");
     }
 }

@@ -67,17 +67,39 @@ pub mod store;
 use std::sync::Arc;
 use std::time::Duration;
 
-use cookie::SameSite;
-use futures_util::future::BoxFuture;
+use crate::principal::BoxFuture;
 
 pub use admin::{SessionAdmin, SessionInfo};
 pub use authenticator::{SessionAuthenticator, local_path};
-pub use handle::Session;
+pub use handle::{Session, SessionDataError};
 pub use id::SessionKey;
 pub use limit::{SignIn, SignInError};
 pub use password::Passwords;
 pub use record::{SessionRecord, StoredPrincipal};
 pub use store::{MemoryStore, SessionStore, StoreError};
+
+/// The cookie's `SameSite` attribute.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum SameSite {
+    /// Sent only with requests from this site.
+    Strict,
+    /// Also sent with top-level navigations from other sites (links), not
+    /// with their sub-requests or form posts: the default.
+    #[default]
+    Lax,
+    /// Sent with every request (needs `Secure`): only for cross-site embeds.
+    None,
+}
+
+impl SameSite {
+    pub(crate) fn to_cookie(self) -> cookie::SameSite {
+        match self {
+            SameSite::Strict => cookie::SameSite::Strict,
+            SameSite::Lax => cookie::SameSite::Lax,
+            SameSite::None => cookie::SameSite::None,
+        }
+    }
+}
 
 use authenticator::{Config, CookieSettings};
 use id::CookieKeys;
@@ -221,7 +243,7 @@ impl SessionLayerBuilder {
         self
     }
 
-    /// `SameSite` (default `Lax`).
+    /// `SameSite` (default [`SameSite::Lax`]).
     pub fn same_site(mut self, same_site: SameSite) -> Self {
         self.same_site = same_site;
         self

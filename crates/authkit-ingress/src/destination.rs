@@ -70,8 +70,13 @@ impl Destination {
     }
 
     /// The checked base URL.
-    pub fn url(&self) -> &Url {
-        &self.url
+    pub fn url(&self) -> &str {
+        self.url.as_str()
+    }
+
+    /// The base URL's path (`/` at least).
+    pub(crate) fn base_path(&self) -> &str {
+        self.url.path()
     }
 
     /// `scheme://host[:port]` of the service, for recognising its own

@@ -195,7 +195,7 @@ pub fn forward_request_headers(
 /// A downstream redirect to its own origin, moved under `/s/{name}/`;
 /// `None` for redirects elsewhere (left as they are).
 pub fn rewrite_location(location: &str, destination: &Destination) -> Option<String> {
-    let base_path = destination.url().path().trim_end_matches('/');
+    let base_path = destination.base_path().trim_end_matches('/');
     let path = if let Some(rest) = location.strip_prefix(&destination.origin()) {
         if !(rest.is_empty() || rest.starts_with(['/', '?'])) {
             return None; // e.g. http://127.0.0.1:80800 vs :8080

@@ -51,7 +51,7 @@
 //! (hyper-util's client, tonic channels), [`PomeriumClientMiddleware`] for
 //! `reqwest-middleware`, and [`BlockingPomeriumClient`] for synchronous code.
 
-#![warn(missing_debug_implementations)]
+#![warn(missing_debug_implementations, unreachable_pub)]
 
 mod blocking;
 mod builder;

@@ -17,7 +17,7 @@
 //! # }
 //! ```
 
-#![warn(missing_debug_implementations)]
+#![warn(missing_debug_implementations, unreachable_pub)]
 
 mod authorization;
 mod idp;

@@ -21,7 +21,7 @@ pub(crate) mod timed;
 use std::fmt;
 use std::time::Duration;
 
-use futures_util::future::BoxFuture;
+use crate::principal::BoxFuture;
 use serde_json::{Map, Value};
 
 #[cfg(feature = "session-redis")]
