@@ -20,7 +20,8 @@ use http_body_util::BodyExt;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
-use tower_authkit::session::{MemoryStore, SessionStore, SignIn};
+use tower_authkit::session::SignIn;
+use tower_authkit::session::store::{MemoryStore, SessionStore};
 
 const FLOODERS: usize = 20;
 const PROBES: usize = 200;

@@ -20,7 +20,8 @@ use criterion::{Criterion, criterion_group, criterion_main};
 use http::Request;
 use tower::ServiceExt;
 use tower_authkit::Principal;
-use tower_authkit::session::{MemoryStore, Session, SessionLayer, SessionStore};
+use tower_authkit::session::store::{MemoryStore, SessionStore};
+use tower_authkit::session::{Session, SessionLayer};
 
 fn router() -> Router {
     Router::new()

@@ -15,10 +15,11 @@ use axum::routing::{get, post};
 use common::Reply;
 use http::Request;
 use serde_json::{Map, Value};
-use tower_authkit::session::store::{Counter, SaveOutcome, StoreFuture};
-use tower_authkit::session::{
-    MemoryStore, Session, SessionAdmin, SessionKey, SessionLayer, SessionRecord, SessionStore, StoreError,
+use tower_authkit::session::store::{
+    AttemptCounter, Counter, MemoryStore, SaveOutcome, SessionRecords, SessionStore, StoreError, StoreFuture,
+    UserSessions,
 };
+use tower_authkit::session::{Session, SessionAdmin, SessionHandle, SessionLayer, SessionRecord};
 use tower_authkit::{Principal, RequireRole, SecurityContext};
 
 const KEY: &[u8] = b"test signing key, 32 bytes or more.";
@@ -59,6 +60,7 @@ impl Instrumented {
             Ok(())
         }
     }
+
     fn write(&self) -> Result<(), StoreError> {
         self.check()?;
         self.writes.fetch_add(1, Ordering::SeqCst);
@@ -75,20 +77,23 @@ macro_rules! guarded {
     }};
 }
 
-impl SessionStore for Instrumented {
+impl SessionRecords for Instrumented {
     fn create<'a>(&'a self, record: &'a SessionRecord) -> StoreFuture<'a, ()> {
         guarded!(self, write, self.inner.create(record))
     }
-    fn load<'a>(&'a self, key: &'a SessionKey) -> StoreFuture<'a, Option<SessionRecord>> {
+
+    fn load<'a>(&'a self, key: &'a SessionHandle) -> StoreFuture<'a, Option<SessionRecord>> {
         self.loads.fetch_add(1, Ordering::SeqCst);
         guarded!(self, check, self.inner.load(key))
     }
-    fn touch<'a>(&'a self, key: &'a SessionKey, seen_at: u64, idle: u64) -> StoreFuture<'a, bool> {
+
+    fn touch<'a>(&'a self, key: &'a SessionHandle, seen_at: u64, idle: u64) -> StoreFuture<'a, bool> {
         guarded!(self, write, self.inner.touch(key, seen_at, idle))
     }
+
     fn save<'a>(
         &'a self,
-        key: &'a SessionKey,
+        key: &'a SessionHandle,
         expected: u64,
         data: &'a Map<String, Value>,
         seen_at: u64,
@@ -96,27 +101,39 @@ impl SessionStore for Instrumented {
     ) -> StoreFuture<'a, SaveOutcome> {
         guarded!(self, write, self.inner.save(key, expected, data, seen_at, idle))
     }
-    fn rekey<'a>(&'a self, old: &'a SessionKey, new: &'a SessionKey, at: u64) -> StoreFuture<'a, bool> {
+
+    fn rekey<'a>(&'a self, old: &'a SessionHandle, new: &'a SessionHandle, at: u64) -> StoreFuture<'a, bool> {
         guarded!(self, write, self.inner.rekey(old, new, at))
     }
-    fn delete<'a>(&'a self, key: &'a SessionKey) -> StoreFuture<'a, bool> {
+
+    fn delete<'a>(&'a self, key: &'a SessionHandle) -> StoreFuture<'a, bool> {
         guarded!(self, write, self.inner.delete(key))
     }
+}
+
+impl UserSessions for Instrumented {
     fn delete_user<'a>(&'a self, subject: &'a str) -> StoreFuture<'a, u64> {
         guarded!(self, write, self.inner.delete_user(subject))
     }
+
     fn list_user<'a>(&'a self, subject: &'a str) -> StoreFuture<'a, Vec<SessionRecord>> {
         guarded!(self, check, self.inner.list_user(subject))
     }
+}
+
+impl AttemptCounter for Instrumented {
     fn count_failure<'a>(&'a self, counter: &'a str, window: Duration) -> StoreFuture<'a, Counter> {
         guarded!(self, write, self.inner.count_failure(counter, window))
     }
+
     fn forgive<'a>(&'a self, counter: &'a str) -> StoreFuture<'a, ()> {
         guarded!(self, write, self.inner.forgive(counter))
     }
+
     fn failures<'a>(&'a self, counter: &'a str) -> StoreFuture<'a, Counter> {
         guarded!(self, check, self.inner.failures(counter))
     }
+
     fn reset_counter<'a>(&'a self, counter: &'a str) -> StoreFuture<'a, ()> {
         guarded!(self, write, self.inner.reset_counter(counter))
     }
@@ -793,6 +810,7 @@ impl std::io::Write for Captured {
         self.0.lock().unwrap().extend_from_slice(buf);
         Ok(buf.len())
     }
+
     fn flush(&mut self) -> std::io::Result<()> {
         Ok(())
     }

@@ -8,10 +8,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use tower_authkit::session::SessionStore;
+use tower_authkit::session::store::{AttemptCounter, SessionRecords, UserSessions};
 use tower_authkit_testing::store_conformance::{HOUR, key, now, record, user};
 
-tower_authkit_testing::store_conformance!(memory, Arc::new(tower_authkit::session::MemoryStore::new()));
+tower_authkit_testing::store_conformance!(memory, Arc::new(tower_authkit::session::store::MemoryStore::new()));
 
 #[cfg(feature = "session-sqlite")]
 tower_authkit_testing::store_conformance!(sqlite, {

@@ -4,7 +4,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use super::audit;
-use super::id::SessionKey;
+use super::id::SessionHandle;
 use super::store::{SessionStore, StoreError};
 
 /// A live session, as listings show it: its public handle and times, never
@@ -12,7 +12,7 @@ use super::store::{SessionStore, StoreError};
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct SessionInfo {
     /// The public handle (revoke with it).
-    pub handle: SessionKey,
+    pub handle: SessionHandle,
     /// When it was created (sign-in or rotation).
     pub created_at: SystemTime,
     /// Its last recorded activity (recorded at most once per `max(1 s, idle / 10)`).
@@ -48,7 +48,7 @@ impl SessionAdmin {
     }
 
     /// Ends one session. Returns whether it existed.
-    pub async fn revoke(&self, handle: &SessionKey) -> Result<bool, StoreError> {
+    pub async fn revoke(&self, handle: &SessionHandle) -> Result<bool, StoreError> {
         let existed = self.store.delete(handle).await?;
         audit::revoked(handle, existed);
         Ok(existed)

@@ -12,7 +12,7 @@ use http::header::{ACCEPT, LOCATION, SET_COOKIE, WWW_AUTHENTICATE};
 use http::{HeaderMap, HeaderValue, StatusCode};
 
 use super::handle::{Action, Session, State};
-use super::id::{CookieKeys, SessionId, SessionKey};
+use super::id::{CookieKeys, SessionHandle, SessionId};
 use super::record::{SessionRecord, StoredPrincipal, ms, now_ms};
 use super::store::{SaveOutcome, SessionStore, StoreError};
 use super::{PrincipalLoader, audit};
@@ -77,7 +77,7 @@ fn session_ended() -> AuthError {
 impl Config {
     /// The store key of a signed cookie value; oversized, unsigned and
     /// tampered values count as absent (logged without the value).
-    fn key_of(&self, value: &str) -> Option<SessionKey> {
+    fn key_of(&self, value: &str) -> Option<SessionHandle> {
         if value.len() > MAX_COOKIE_LEN {
             tracing::warn!(len = value.len(), "oversized session cookie ignored");
             return None;
@@ -116,17 +116,17 @@ impl Config {
     /// The key of the validly signed session cookie, if any. A browser may
     /// hold several cookies of that name (one a site on a sibling path or
     /// host planted): the one this layer signed wins, the others are noise.
-    fn signed_key_in(&self, headers: &HeaderMap) -> Option<SessionKey> {
+    fn signed_key_in(&self, headers: &HeaderMap) -> Option<SessionHandle> {
         self.cookies_in(headers).find_map(|value| self.key_of(value))
     }
 
-    async fn load(self: Arc<Self>, key: SessionKey) -> Result<Principal, AuthError> {
+    async fn load(self: Arc<Self>, key: SessionHandle) -> Result<Principal, AuthError> {
         self.current(key).await?.ok_or_else(session_ended)
     }
 
     /// The principal of session `key` as of now; `None` once it has ended
     /// (signed out, revoked, expired, or its user refused by the loader).
-    pub(crate) async fn current(&self, key: SessionKey) -> Result<Option<Principal>, AuthError> {
+    pub(crate) async fn current(&self, key: SessionHandle) -> Result<Option<Principal>, AuthError> {
         let record = self.store.load(&key).await.map_err(store_unavailable)?;
         let Some(record) = record.filter(|r| r.is_live(now_ms())) else {
             return Ok(None);
@@ -369,7 +369,7 @@ fn new_id() -> Result<SessionId, AuthError> {
 
 async fn login(
     config: Arc<Config>,
-    carried: Option<SessionKey>,
+    carried: Option<SessionHandle>,
     principal: Principal,
     data: serde_json::Map<String, serde_json::Value>,
 ) -> Result<HeaderMap, AuthError> {
@@ -424,7 +424,7 @@ async fn rotate(config: Arc<Config>, state: State) -> Result<HeaderMap, AuthErro
 /// conflict, re-reads and re-applies only those keys, so concurrent requests
 /// changing different keys both keep their changes (per key, the last writer
 /// wins). A session gone meanwhile stays gone and its cookie is removed.
-async fn write_back(config: &Config, key: SessionKey, state: &State, now: u64) -> Result<HeaderMap, AuthError> {
+async fn write_back(config: &Config, key: SessionHandle, state: &State, now: u64) -> Result<HeaderMap, AuthError> {
     let Some(loaded) = &state.loaded else {
         return Ok(HeaderMap::new());
     };

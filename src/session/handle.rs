@@ -8,7 +8,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
 
-use super::id::SessionKey;
+use super::id::SessionHandle;
 use super::record::SessionRecord;
 use crate::principal::Principal;
 
@@ -62,7 +62,7 @@ pub(crate) struct State {
     pub(crate) loaded: Option<Arc<SessionRecord>>,
     /// A valid cookie's key that was not loaded (public paths): ended by a
     /// login, as a fixation defence.
-    pub(crate) carried: Option<SessionKey>,
+    pub(crate) carried: Option<SessionHandle>,
     /// The working copy of the data, made on the first change (reads use
     /// the loaded record's until then).
     pub(crate) data: Option<Map<String, Value>>,
@@ -75,7 +75,7 @@ static NO_DATA: std::sync::LazyLock<Map<String, Value>> = std::sync::LazyLock::n
 
 impl State {
     /// The key of the session this request carried, loaded or not.
-    pub(crate) fn carried_key(&self) -> Option<SessionKey> {
+    pub(crate) fn carried_key(&self) -> Option<SessionHandle> {
         self.loaded.as_ref().map(|r| r.key).or(self.carried)
     }
 
@@ -170,7 +170,7 @@ impl Session {
     }
 
     /// The public handle of the current session (for listings), if any.
-    pub fn handle(&self) -> Option<SessionKey> {
+    pub fn handle(&self) -> Option<SessionHandle> {
         self.lock().loaded.as_ref().map(|r| r.key)
     }
 

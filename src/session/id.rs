@@ -37,8 +37,8 @@ impl SessionId {
     }
 
     /// The key its record is stored under.
-    pub(crate) fn key(&self) -> SessionKey {
-        SessionKey(Sha256::digest(self.0).into())
+    pub(crate) fn key(&self) -> SessionHandle {
+        SessionHandle(Sha256::digest(self.0).into())
     }
 }
 
@@ -46,9 +46,9 @@ impl SessionId {
 /// Also the public handle of a session (in listings, for revocation): it
 /// cannot be turned back into an id or a cookie.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct SessionKey([u8; 32]);
+pub struct SessionHandle([u8; 32]);
 
-impl SessionKey {
+impl SessionHandle {
     /// Lowercase hex, 64 characters.
     pub fn to_hex(&self) -> String {
         crate::hex::encode(&self.0)
@@ -72,26 +72,26 @@ impl SessionKey {
     }
 }
 
-impl fmt::Debug for SessionKey {
+impl fmt::Debug for SessionHandle {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         // A prefix is enough to correlate log lines.
-        write!(f, "SessionKey({}…)", &self.to_hex()[..8])
+        write!(f, "SessionHandle({}…)", &self.to_hex()[..8])
     }
 }
 
-impl fmt::Display for SessionKey {
+impl fmt::Display for SessionHandle {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.to_hex())
     }
 }
 
-impl Serialize for SessionKey {
+impl Serialize for SessionHandle {
     fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         serializer.serialize_str(&self.to_hex())
     }
 }
 
-impl<'de> Deserialize<'de> for SessionKey {
+impl<'de> Deserialize<'de> for SessionHandle {
     fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         let text = String::deserialize(deserializer)?;
         Self::from_hex(&text).ok_or_else(|| serde::de::Error::custom("not a session key"))
@@ -189,9 +189,9 @@ mod tests {
     fn keys_are_hashes_in_hex_and_debug_shows_a_prefix() {
         let id = SessionId::generate().unwrap();
         let key = id.key();
-        assert_eq!(SessionKey::from_hex(&key.to_hex()), Some(key));
+        assert_eq!(SessionHandle::from_hex(&key.to_hex()), Some(key));
         assert_ne!(key.to_hex(), id.encode());
-        assert_eq!(format!("{key:?}").len(), "SessionKey(…)".len() + 8);
-        assert!(SessionKey::from_hex("zz").is_none());
+        assert_eq!(format!("{key:?}").len(), "SessionHandle(…)".len() + 8);
+        assert!(SessionHandle::from_hex("zz").is_none());
     }
 }

@@ -18,7 +18,7 @@ use std::time::Duration;
 use sha2::{Digest, Sha256};
 
 use super::password::Passwords;
-use super::store::{SessionStore, StoreError};
+use super::store::{AttemptCounter, StoreError};
 use crate::rejection::AuthError;
 
 /// Why a sign-in was refused.
@@ -76,7 +76,7 @@ impl From<StoreError> for SignInError {
 /// Checks passwords with attempt limits and audit events. Cheap to clone.
 #[derive(Clone)]
 pub struct SignIn {
-    store: Arc<dyn SessionStore>,
+    store: Arc<dyn AttemptCounter>,
     passwords: Passwords,
     account_attempts: u64,
     client_attempts: u64,
@@ -104,9 +104,11 @@ fn client_counter(client: IpAddr) -> String {
 }
 
 impl SignIn {
-    /// Limits on `store` (share it with the session layer so replicas share
-    /// counts): 5 failures per account and 20 per client address per 15 min.
-    pub fn new(store: Arc<dyn SessionStore>) -> Self {
+    /// Limits counted in `counter`, usually the session store (an
+    /// `Arc<dyn SessionStore>` or `Arc<MemoryStore>` coerces; share it with
+    /// the session layer so replicas share counts): 5 failures per account
+    /// and 20 per client address per 15 min.
+    pub fn new(store: Arc<dyn AttemptCounter>) -> Self {
         Self {
             store,
             passwords: Passwords::default(),

@@ -2,7 +2,8 @@
 //!
 //! ```
 //! use axum::{routing::{get, post}, Router};
-//! use tower_authkit::session::{MemoryStore, Session, SessionLayer};
+//! use tower_authkit::session::{Session, SessionLayer};
+//! use tower_authkit::session::store::MemoryStore;
 //! use tower_authkit::{Principal, RequireRole};
 //!
 //! # fn main() -> Result<(), tower_authkit::ConfigError> {
@@ -72,11 +73,11 @@ use crate::principal::BoxFuture;
 pub use admin::{SessionAdmin, SessionInfo};
 pub use authenticator::{SessionAuthenticator, local_path};
 pub use handle::{Session, SessionDataError};
-pub use id::SessionKey;
+pub use id::SessionHandle;
 pub use limit::{SignIn, SignInError};
 pub use password::Passwords;
 pub use record::{SessionRecord, StoredPrincipal};
-pub use store::{MemoryStore, SessionStore, StoreError};
+use store::{MemoryStore, SessionStore};
 
 /// The cookie's `SameSite` attribute.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -144,7 +145,7 @@ impl SessionAuthenticator {
     /// their request, such as a proxied WebSocket, to re-check at intervals
     /// (this does not count as activity). Errors are the store's or the
     /// loader's, as a request would see them (503).
-    pub async fn principal_of(&self, handle: &SessionKey) -> Result<Option<Principal>, AuthError> {
+    pub async fn principal_of(&self, handle: &SessionHandle) -> Result<Option<Principal>, AuthError> {
         self.config.current(*handle).await
     }
 }
@@ -223,7 +224,7 @@ impl SessionLayerBuilder {
         self
     }
 
-    /// Where sessions live (default: a new [`MemoryStore`]).
+    /// Where sessions live (default: a new [`MemoryStore`](store::MemoryStore)).
     pub fn store(mut self, store: impl SessionStore) -> Self {
         self.store = Some(Arc::new(store));
         self

@@ -5,7 +5,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use super::id::SessionKey;
+use super::id::SessionHandle;
 use crate::principal::{Principal, PrincipalBuilder};
 
 /// Milliseconds since the Unix epoch.
@@ -95,7 +95,7 @@ impl StoredPrincipal {
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 pub struct SessionRecord {
     /// The key (SHA-256 of the id) the record is stored under.
-    pub key: SessionKey,
+    pub key: SessionHandle,
     /// Who is signed in.
     pub principal: StoredPrincipal,
     /// Application data (`Session::insert`).

@@ -21,7 +21,7 @@ use axum::routing::{any, get, post};
 use futures_util::future::BoxFuture;
 use tower_authkit::audit::{AuditEvent, emit};
 use tower_authkit::client_address::TrustedProxies;
-use tower_authkit::session::{Session, SessionAuthenticator, SessionKey};
+use tower_authkit::session::{Session, SessionAuthenticator, SessionHandle};
 use tower_authkit::{Principal, RequireRole};
 
 /// Entries already audited, so "entry allowed" is logged once per session
@@ -40,7 +40,7 @@ struct Ingress {
     websockets: WebSocketPolicy,
     sessions: SessionAuthenticator,
     proxies: Arc<TrustedProxies>,
-    audited: Arc<Mutex<HashSet<(SessionKey, String)>>>,
+    audited: Arc<Mutex<HashSet<(SessionHandle, String)>>>,
 }
 
 impl Ingress {
@@ -87,7 +87,7 @@ fn may_enter(principal: &Principal, groups: &[String]) -> bool {
 /// the user still in one of the service's groups.
 fn watch(
     sessions: SessionAuthenticator,
-    handle: SessionKey,
+    handle: SessionHandle,
     groups: Arc<[String]>,
 ) -> impl FnMut() -> BoxFuture<'static, Standing> + Send + 'static {
     move || {

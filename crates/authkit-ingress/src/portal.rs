@@ -29,10 +29,9 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use tower_authkit::client_address::TrustedProxies;
 use tower_authkit::cross_origin::CrossOriginLayer;
+use tower_authkit::session::store::{MemoryStore, SessionStore};
 use tower_authkit::session::store::{RedisStore, SqliteStore};
-use tower_authkit::session::{
-    MemoryStore, PrincipalLoader, Session, SessionKey, SessionLayer, SessionStore, SignIn, SignInError, local_path,
-};
+use tower_authkit::session::{PrincipalLoader, Session, SessionHandle, SessionLayer, SignIn, SignInError, local_path};
 use tower_authkit::{AuthError, Principal, RequireRole};
 
 const DEV_USERS: &str = "admin@example.com:admin-pass:admin,user@example.com:user-pass:user";
@@ -216,7 +215,7 @@ impl Portal {
                 sessions = sessions.old_key(key.as_bytes().to_vec());
             }
         }
-        let sign_in = SignIn::new(Arc::clone(&store))
+        let sign_in = SignIn::new(store.clone())
             .account_attempts(number("AUTHKIT_LOGIN_ATTEMPTS", 5)?)
             .client_attempts(number("AUTHKIT_LOGIN_CLIENT_ATTEMPTS", 20)?)
             .window(Duration::from_secs(number("AUTHKIT_LOGIN_WINDOW", 900)?));
@@ -412,7 +411,7 @@ async fn my_sessions(State(app): State<App>, principal: Principal, session: Sess
 }
 
 async fn end_my_session(State(app): State<App>, principal: Principal, Path(id): Path<String>) -> Response {
-    let Some(handle) = SessionKey::from_hex(&id) else {
+    let Some(handle) = SessionHandle::from_hex(&id) else {
         return StatusCode::NOT_FOUND.into_response();
     };
     // Only the caller's own sessions.

@@ -11,9 +11,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde_json::{Map, json};
-pub use tower_authkit::session::SessionStore;
 use tower_authkit::session::store::SaveOutcome;
-use tower_authkit::session::{SessionKey, SessionRecord, SignIn, SignInError, StoredPrincipal};
+pub use tower_authkit::session::store::SessionStore;
+use tower_authkit::session::{SessionHandle, SessionRecord, SignIn, SignInError, StoredPrincipal};
 
 /// Milliseconds since the Unix epoch (the stores' clock).
 pub fn now() -> u64 {
@@ -21,11 +21,11 @@ pub fn now() -> u64 {
 }
 
 /// A fresh key (random per test run, so persistent stores never collide).
-pub fn key() -> SessionKey {
+pub fn key() -> SessionHandle {
     static NEXT: AtomicU64 = AtomicU64::new(0);
     let n = NEXT.fetch_add(1, Ordering::Relaxed);
     let salt = now() ^ u64::from(std::process::id()) << 32;
-    SessionKey::from_hex(&format!("{salt:016x}{n:016x}{:032x}", 0xfeed_u32)).unwrap()
+    SessionHandle::from_hex(&format!("{salt:016x}{n:016x}{:032x}", 0xfeed_u32)).unwrap()
 }
 
 /// A record of `subject` with a fresh key, idle for `lifetime` and ended
@@ -265,9 +265,7 @@ fn client_ip() -> IpAddr {
 
 /// Conformance case: a burst of wrong passwords gets at most the limit of checks.
 pub async fn a_burst_of_wrong_passwords_gets_at_most_the_limit_of_checks(store: Arc<dyn SessionStore>) {
-    let sign_in = SignIn::new(Arc::clone(&store))
-        .account_attempts(5)
-        .client_attempts(1000);
+    let sign_in = SignIn::new(store.clone()).account_attempts(5).client_attempts(1000);
     let victim = [user("victim")];
     let checked = checked_in_a_burst(&sign_in, &victim, client_ip(), 80).await;
     assert!(
@@ -344,8 +342,13 @@ pub async fn concurrent_saves_on_one_version_let_exactly_one_win(store: Arc<dyn 
 /// `Arc<dyn SessionStore>`; a fresh one per case). Needs `tokio` with the
 /// `macros` and `rt-multi-thread` features in the calling crate.
 ///
-/// ```ignore
-/// tower_authkit_testing::store_conformance!(my_store, std::sync::Arc::new(MyStore::connect()));
+/// ```
+/// use std::sync::Arc;
+/// use tower_authkit::session::store::MemoryStore;
+///
+/// // In a test file of your store's crate, with your store in place of MemoryStore.
+/// tower_authkit_testing::store_conformance!(memory, Arc::new(MemoryStore::new()));
+/// # fn main() {}
 /// ```
 #[macro_export]
 macro_rules! store_conformance {

@@ -9,8 +9,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Map, Value};
 
-use super::{Counter, SaveOutcome, SessionStore, StoreError, StoreFuture};
-use crate::session::id::SessionKey;
+use super::{AttemptCounter, Counter, SaveOutcome, SessionRecords, StoreError, StoreFuture, UserSessions};
+use crate::session::id::SessionHandle;
 use crate::session::record::{SessionRecord, now_ms};
 
 /// Sweep expired records once per this many creations.
@@ -18,13 +18,13 @@ const SWEEP_EVERY: u64 = 256;
 
 #[derive(Default)]
 struct State {
-    records: HashMap<SessionKey, SessionRecord>,
-    by_user: HashMap<String, BTreeSet<SessionKey>>,
+    records: HashMap<SessionHandle, SessionRecord>,
+    by_user: HashMap<String, BTreeSet<SessionHandle>>,
     counters: HashMap<String, (u64, Instant)>,
 }
 
 impl State {
-    fn remove(&mut self, key: &SessionKey) -> Option<SessionRecord> {
+    fn remove(&mut self, key: &SessionHandle) -> Option<SessionRecord> {
         let record = self.records.remove(key)?;
         if let Some(keys) = self.by_user.get_mut(record.subject()) {
             keys.remove(key);
@@ -44,7 +44,7 @@ impl State {
     }
 
     /// The live record under `key`; an expired one is removed.
-    fn live(&mut self, key: &SessionKey, now: u64) -> Option<&mut SessionRecord> {
+    fn live(&mut self, key: &SessionHandle, now: u64) -> Option<&mut SessionRecord> {
         if self.records.get(key).is_some_and(|r| !r.is_live(now)) {
             self.remove(key);
         }
@@ -52,7 +52,7 @@ impl State {
     }
 
     fn sweep(&mut self, now: u64) {
-        let expired: Vec<SessionKey> = self
+        let expired: Vec<SessionHandle> = self
             .records
             .values()
             .filter(|r| !r.is_live(now))
@@ -102,7 +102,7 @@ fn ready<'a, T: Send + 'a>(value: T) -> StoreFuture<'a, T> {
     Box::pin(std::future::ready(Ok::<T, StoreError>(value)))
 }
 
-impl SessionStore for MemoryStore {
+impl SessionRecords for MemoryStore {
     fn create<'a>(&'a self, record: &'a SessionRecord) -> StoreFuture<'a, ()> {
         let mut state = self.write();
         if self.creations.fetch_add(1, Ordering::Relaxed) % SWEEP_EVERY == SWEEP_EVERY - 1 {
@@ -112,7 +112,7 @@ impl SessionStore for MemoryStore {
         ready(())
     }
 
-    fn load<'a>(&'a self, key: &'a SessionKey) -> StoreFuture<'a, Option<SessionRecord>> {
+    fn load<'a>(&'a self, key: &'a SessionHandle) -> StoreFuture<'a, Option<SessionRecord>> {
         let now = now_ms();
         {
             let state = self.read();
@@ -126,7 +126,7 @@ impl SessionStore for MemoryStore {
         ready(None)
     }
 
-    fn touch<'a>(&'a self, key: &'a SessionKey, seen_at: u64, idle_expires_at: u64) -> StoreFuture<'a, bool> {
+    fn touch<'a>(&'a self, key: &'a SessionHandle, seen_at: u64, idle_expires_at: u64) -> StoreFuture<'a, bool> {
         let mut state = self.write();
         let touched = match state.live(key, now_ms()) {
             Some(record) => {
@@ -141,7 +141,7 @@ impl SessionStore for MemoryStore {
 
     fn save<'a>(
         &'a self,
-        key: &'a SessionKey,
+        key: &'a SessionHandle,
         expected: u64,
         data: &'a Map<String, Value>,
         seen_at: u64,
@@ -162,7 +162,7 @@ impl SessionStore for MemoryStore {
         ready(outcome)
     }
 
-    fn rekey<'a>(&'a self, old: &'a SessionKey, new: &'a SessionKey, created_at: u64) -> StoreFuture<'a, bool> {
+    fn rekey<'a>(&'a self, old: &'a SessionHandle, new: &'a SessionHandle, created_at: u64) -> StoreFuture<'a, bool> {
         let mut state = self.write();
         if state.live(old, now_ms()).is_none() {
             return ready(false);
@@ -179,10 +179,12 @@ impl SessionStore for MemoryStore {
         ready(moved)
     }
 
-    fn delete<'a>(&'a self, key: &'a SessionKey) -> StoreFuture<'a, bool> {
+    fn delete<'a>(&'a self, key: &'a SessionHandle) -> StoreFuture<'a, bool> {
         ready(self.write().remove(key).is_some())
     }
+}
 
+impl UserSessions for MemoryStore {
     fn delete_user<'a>(&'a self, subject: &'a str) -> StoreFuture<'a, u64> {
         let mut state = self.write();
         let now = now_ms();
@@ -211,7 +213,9 @@ impl SessionStore for MemoryStore {
         records.sort_by_key(|r| (r.created_at, r.key));
         ready(records)
     }
+}
 
+impl AttemptCounter for MemoryStore {
     fn count_failure<'a>(&'a self, counter: &'a str, window: Duration) -> StoreFuture<'a, Counter> {
         let mut state = self.write();
         let now = Instant::now();

@@ -1,8 +1,13 @@
-//! Where sessions live: one [`SessionStore`] trait, with memory, SQLite and
-//! Redis implementations that pass one conformance suite.
+//! Where sessions live, as three concerns: the records themselves
+//! ([`SessionRecords`]), the per-user index behind "my sessions" and
+//! "sign this user out everywhere" ([`UserSessions`]), and the sign-in
+//! attempt counters ([`AttemptCounter`], which [`SignIn`](crate::session::SignIn)
+//! takes). A [`SessionStore`] is all three; the memory, SQLite and Redis
+//! stores are, and pass one conformance suite (`tower-authkit-testing`'s
+//! `store_conformance!`, for stores of your own too).
 //!
 //! The rules every store keeps:
-//! - records are keyed by [`SessionKey`] (a hash of the id, never the id);
+//! - records are keyed by [`SessionHandle`] (a hash of the id, never the id);
 //! - `load` never returns an expired record (and may purge it);
 //! - `touch`, `save` and `rekey` never create a record: once deleted or
 //!   revoked, a session stays gone, whatever in-flight requests do;
@@ -30,7 +35,7 @@ pub use memory::MemoryStore;
 #[cfg(feature = "session-sqlite")]
 pub use sqlite::SqliteStore;
 
-use super::id::SessionKey;
+use super::id::SessionHandle;
 use super::record::SessionRecord;
 
 /// A store operation's future.
@@ -85,24 +90,25 @@ pub struct Counter {
     pub resets_in: Duration,
 }
 
-/// A session store. Methods return boxed futures so stores can be used as
-/// `Arc<dyn SessionStore>`. See the [module docs](self) for the rules.
-pub trait SessionStore: Send + Sync + 'static {
+/// The session records: create, load, write back, rotate, delete. Methods
+/// return boxed futures so stores can be used as `Arc<dyn SessionStore>`.
+/// See the [module docs](self) for the rules.
+pub trait SessionRecords: Send + Sync + 'static {
     /// Inserts a new record (its key is fresh and random).
     fn create<'a>(&'a self, record: &'a SessionRecord) -> StoreFuture<'a, ()>;
 
     /// The live record under `key`, or `None` (missing or expired).
-    fn load<'a>(&'a self, key: &'a SessionKey) -> StoreFuture<'a, Option<SessionRecord>>;
+    fn load<'a>(&'a self, key: &'a SessionHandle) -> StoreFuture<'a, Option<SessionRecord>>;
 
     /// Records activity: sets `last_seen_at` and `idle_expires_at` if the
     /// record still exists and is live. Returns whether it did.
-    fn touch<'a>(&'a self, key: &'a SessionKey, seen_at: u64, idle_expires_at: u64) -> StoreFuture<'a, bool>;
+    fn touch<'a>(&'a self, key: &'a SessionHandle, seen_at: u64, idle_expires_at: u64) -> StoreFuture<'a, bool>;
 
     /// Replaces the data (and touches) if the stored version is `expected`,
     /// bumping the version.
     fn save<'a>(
         &'a self,
-        key: &'a SessionKey,
+        key: &'a SessionHandle,
         expected: u64,
         data: &'a Map<String, Value>,
         seen_at: u64,
@@ -111,17 +117,25 @@ pub trait SessionStore: Send + Sync + 'static {
 
     /// Moves a live record to a new key (id rotation), atomically. Returns
     /// `false`, doing nothing, if the old record is gone.
-    fn rekey<'a>(&'a self, old: &'a SessionKey, new: &'a SessionKey, created_at: u64) -> StoreFuture<'a, bool>;
+    fn rekey<'a>(&'a self, old: &'a SessionHandle, new: &'a SessionHandle, created_at: u64) -> StoreFuture<'a, bool>;
 
     /// Deletes one record. Returns whether it existed.
-    fn delete<'a>(&'a self, key: &'a SessionKey) -> StoreFuture<'a, bool>;
+    fn delete<'a>(&'a self, key: &'a SessionHandle) -> StoreFuture<'a, bool>;
+}
 
+/// The per-user index: every live session of one subject (listings,
+/// "sign out everywhere", revoking a disabled user).
+pub trait UserSessions: Send + Sync + 'static {
     /// Deletes every record of `subject`. Returns how many live ones there were.
     fn delete_user<'a>(&'a self, subject: &'a str) -> StoreFuture<'a, u64>;
 
     /// The live records of `subject`, oldest first.
     fn list_user<'a>(&'a self, subject: &'a str) -> StoreFuture<'a, Vec<SessionRecord>>;
+}
 
+/// Sign-in attempt counters, shared by every process using the store: what
+/// [`SignIn`](crate::session::SignIn) limits attempts with.
+pub trait AttemptCounter: Send + Sync + 'static {
     /// Counts one more attempt under `counter`, atomically, and returns the
     /// count including it; a new window of `window` starts with the first
     /// attempt after the last one ended. Shared by every process using the
@@ -140,3 +154,11 @@ pub trait SessionStore: Send + Sync + 'static {
     /// Ends `counter`'s window (after a success).
     fn reset_counter<'a>(&'a self, counter: &'a str) -> StoreFuture<'a, ()>;
 }
+
+/// A whole session store: records, the per-user index and attempt
+/// counters, usable as one `Arc<dyn SessionStore>` (which also coerces to
+/// `Arc<dyn AttemptCounter>` for [`SignIn`](crate::session::SignIn)).
+/// Implemented for every type that implements the three.
+pub trait SessionStore: SessionRecords + UserSessions + AttemptCounter {}
+
+impl<T: SessionRecords + UserSessions + AttemptCounter + ?Sized> SessionStore for T {}

@@ -16,8 +16,8 @@ use redis::aio::ConnectionManager;
 use redis::{AsyncCommands, Script};
 use serde_json::{Map, Value};
 
-use super::{Counter, SaveOutcome, SessionStore, StoreError, StoreFuture};
-use crate::session::id::SessionKey;
+use super::{AttemptCounter, Counter, SaveOutcome, SessionRecords, StoreError, StoreFuture, UserSessions};
+use crate::session::id::SessionHandle;
 use crate::session::record::{SessionRecord, StoredPrincipal, ms};
 
 /// Sets last_seen and the idle deadline of a live session; 0 if it is gone.
@@ -167,7 +167,7 @@ impl RedisStore {
         })
     }
 
-    fn session(&self, key: &SessionKey) -> String {
+    fn session(&self, key: &SessionHandle) -> String {
         format!("{}s:{}", self.prefix, key.to_hex())
     }
 
@@ -179,7 +179,7 @@ impl RedisStore {
         format!("{}c:{name}", self.prefix)
     }
 
-    async fn fetch(&self, key: &SessionKey) -> Result<Option<SessionRecord>, StoreError> {
+    async fn fetch(&self, key: &SessionHandle) -> Result<Option<SessionRecord>, StoreError> {
         const FIELDS: [&str; 7] = [
             "principal",
             "data",
@@ -217,7 +217,7 @@ impl RedisStore {
     }
 }
 
-impl SessionStore for RedisStore {
+impl SessionRecords for RedisStore {
     fn create<'a>(&'a self, record: &'a SessionRecord) -> StoreFuture<'a, ()> {
         Box::pin(async move {
             let principal = serde_json::to_string(&record.principal).map_err(|_| corrupt("principal"))?;
@@ -248,7 +248,7 @@ impl SessionStore for RedisStore {
         })
     }
 
-    fn load<'a>(&'a self, key: &'a SessionKey) -> StoreFuture<'a, Option<SessionRecord>> {
+    fn load<'a>(&'a self, key: &'a SessionHandle) -> StoreFuture<'a, Option<SessionRecord>> {
         Box::pin(async move {
             let record = self.fetch(key).await?;
             // Redis expires the hash at the deadline; clocks may differ by a little.
@@ -256,7 +256,7 @@ impl SessionStore for RedisStore {
         })
     }
 
-    fn touch<'a>(&'a self, key: &'a SessionKey, seen_at: u64, idle_expires_at: u64) -> StoreFuture<'a, bool> {
+    fn touch<'a>(&'a self, key: &'a SessionHandle, seen_at: u64, idle_expires_at: u64) -> StoreFuture<'a, bool> {
         Box::pin(async move {
             let mut connection = self.connection.clone();
             let touched: i64 = self
@@ -274,7 +274,7 @@ impl SessionStore for RedisStore {
 
     fn save<'a>(
         &'a self,
-        key: &'a SessionKey,
+        key: &'a SessionHandle,
         expected: u64,
         data: &'a Map<String, Value>,
         seen_at: u64,
@@ -302,7 +302,7 @@ impl SessionStore for RedisStore {
         })
     }
 
-    fn rekey<'a>(&'a self, old: &'a SessionKey, new: &'a SessionKey, created_at: u64) -> StoreFuture<'a, bool> {
+    fn rekey<'a>(&'a self, old: &'a SessionHandle, new: &'a SessionHandle, created_at: u64) -> StoreFuture<'a, bool> {
         Box::pin(async move {
             let mut connection = self.connection.clone();
             let moved: i64 = self
@@ -321,7 +321,7 @@ impl SessionStore for RedisStore {
         })
     }
 
-    fn delete<'a>(&'a self, key: &'a SessionKey) -> StoreFuture<'a, bool> {
+    fn delete<'a>(&'a self, key: &'a SessionHandle) -> StoreFuture<'a, bool> {
         Box::pin(async move {
             let mut connection = self.connection.clone();
             let deleted: i64 = self
@@ -336,7 +336,9 @@ impl SessionStore for RedisStore {
             Ok(deleted == 1)
         })
     }
+}
 
+impl UserSessions for RedisStore {
     fn delete_user<'a>(&'a self, subject: &'a str) -> StoreFuture<'a, u64> {
         Box::pin(async move {
             let mut connection = self.connection.clone();
@@ -359,7 +361,7 @@ impl SessionStore for RedisStore {
             let members: Vec<String> = connection.zrange(&index, 0, -1).await.map_err(failed)?;
             let mut records = Vec::with_capacity(members.len());
             for member in members {
-                let Some(key) = SessionKey::from_hex(&member) else {
+                let Some(key) = SessionHandle::from_hex(&member) else {
                     continue;
                 };
                 match self.load(&key).await? {
@@ -374,7 +376,9 @@ impl SessionStore for RedisStore {
             Ok(records)
         })
     }
+}
 
+impl AttemptCounter for RedisStore {
     fn count_failure<'a>(&'a self, counter: &'a str, window: Duration) -> StoreFuture<'a, Counter> {
         Box::pin(async move {
             let mut connection = self.connection.clone();

@@ -10,8 +10,8 @@ use std::time::Duration;
 use rusqlite::{Connection, OptionalExtension, params};
 use serde_json::{Map, Value};
 
-use super::{Counter, SaveOutcome, SessionStore, StoreError, StoreFuture};
-use crate::session::id::SessionKey;
+use super::{AttemptCounter, Counter, SaveOutcome, SessionRecords, StoreError, StoreFuture, UserSessions};
+use crate::session::id::SessionHandle;
 use crate::session::record::{SessionRecord, StoredPrincipal, ms, now_ms};
 
 const SCHEMA: &str = "
@@ -73,7 +73,7 @@ fn row_to_record(row: &rusqlite::Row<'_>) -> rusqlite::Result<(String, String, S
 }
 
 fn decode((key, principal, data, times): (String, String, String, [i64; 5])) -> Result<SessionRecord, StoreError> {
-    let key = SessionKey::from_hex(&key).ok_or_else(|| failed("corrupt session key"))?;
+    let key = SessionHandle::from_hex(&key).ok_or_else(|| failed("corrupt session key"))?;
     let principal: StoredPrincipal = serde_json::from_str(&principal).map_err(|_| failed("corrupt principal"))?;
     let data: Map<String, Value> = serde_json::from_str(&data).map_err(|_| failed("corrupt session data"))?;
     let [created_at, last_seen_at, idle_expires_at, absolute_expires_at, version] = times;
@@ -165,7 +165,7 @@ impl SqliteStore {
     }
 }
 
-impl SessionStore for SqliteStore {
+impl SessionRecords for SqliteStore {
     fn create<'a>(&'a self, record: &'a SessionRecord) -> StoreFuture<'a, ()> {
         let record = record.clone();
         self.run(move |c| {
@@ -192,7 +192,7 @@ impl SessionStore for SqliteStore {
         })
     }
 
-    fn load<'a>(&'a self, key: &'a SessionKey) -> StoreFuture<'a, Option<SessionRecord>> {
+    fn load<'a>(&'a self, key: &'a SessionHandle) -> StoreFuture<'a, Option<SessionRecord>> {
         let key = key.to_hex();
         self.run(move |c| {
             let now = int(now_ms());
@@ -216,7 +216,7 @@ impl SessionStore for SqliteStore {
         })
     }
 
-    fn touch<'a>(&'a self, key: &'a SessionKey, seen_at: u64, idle_expires_at: u64) -> StoreFuture<'a, bool> {
+    fn touch<'a>(&'a self, key: &'a SessionHandle, seen_at: u64, idle_expires_at: u64) -> StoreFuture<'a, bool> {
         let key = key.to_hex();
         self.run(move |c| {
             let changed = c
@@ -233,7 +233,7 @@ impl SessionStore for SqliteStore {
 
     fn save<'a>(
         &'a self,
-        key: &'a SessionKey,
+        key: &'a SessionHandle,
         expected: u64,
         data: &'a Map<String, Value>,
         seen_at: u64,
@@ -272,7 +272,7 @@ impl SessionStore for SqliteStore {
         })
     }
 
-    fn rekey<'a>(&'a self, old: &'a SessionKey, new: &'a SessionKey, created_at: u64) -> StoreFuture<'a, bool> {
+    fn rekey<'a>(&'a self, old: &'a SessionHandle, new: &'a SessionHandle, created_at: u64) -> StoreFuture<'a, bool> {
         let (old, new) = (old.to_hex(), new.to_hex());
         self.run(move |c| {
             let changed = c
@@ -285,7 +285,7 @@ impl SessionStore for SqliteStore {
         })
     }
 
-    fn delete<'a>(&'a self, key: &'a SessionKey) -> StoreFuture<'a, bool> {
+    fn delete<'a>(&'a self, key: &'a SessionHandle) -> StoreFuture<'a, bool> {
         let key = key.to_hex();
         self.run(move |c| {
             let changed = c
@@ -294,7 +294,9 @@ impl SessionStore for SqliteStore {
             Ok(changed == 1)
         })
     }
+}
 
+impl UserSessions for SqliteStore {
     fn delete_user<'a>(&'a self, subject: &'a str) -> StoreFuture<'a, u64> {
         let subject = subject.to_owned();
         self.run(move |c| {
@@ -328,7 +330,9 @@ impl SessionStore for SqliteStore {
             rows.map(|row| row.map_err(failed).and_then(decode)).collect()
         })
     }
+}
 
+impl AttemptCounter for SqliteStore {
     fn count_failure<'a>(&'a self, counter: &'a str, window: Duration) -> StoreFuture<'a, Counter> {
         let counter = counter.to_owned();
         self.run(move |c| {

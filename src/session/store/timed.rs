@@ -6,7 +6,10 @@ use std::time::{Duration, Instant};
 
 use serde_json::{Map, Value};
 
-use super::{Counter, SaveOutcome, SessionKey, SessionRecord, SessionStore, StoreFuture};
+use super::{
+    AttemptCounter, Counter, SaveOutcome, SessionHandle, SessionRecord, SessionRecords, SessionStore, StoreFuture,
+    UserSessions,
+};
 
 /// Times the calls of the store it wraps.
 pub(crate) struct Timed(pub(crate) Arc<dyn SessionStore>);
@@ -20,19 +23,22 @@ fn timed<'a, T: Send + 'a>(operation: &'static str, call: StoreFuture<'a, T>) ->
     })
 }
 
-impl SessionStore for Timed {
+impl SessionRecords for Timed {
     fn create<'a>(&'a self, record: &'a SessionRecord) -> StoreFuture<'a, ()> {
         timed("create", self.0.create(record))
     }
-    fn load<'a>(&'a self, key: &'a SessionKey) -> StoreFuture<'a, Option<SessionRecord>> {
+
+    fn load<'a>(&'a self, key: &'a SessionHandle) -> StoreFuture<'a, Option<SessionRecord>> {
         timed("load", self.0.load(key))
     }
-    fn touch<'a>(&'a self, key: &'a SessionKey, seen_at: u64, idle_expires_at: u64) -> StoreFuture<'a, bool> {
+
+    fn touch<'a>(&'a self, key: &'a SessionHandle, seen_at: u64, idle_expires_at: u64) -> StoreFuture<'a, bool> {
         timed("touch", self.0.touch(key, seen_at, idle_expires_at))
     }
+
     fn save<'a>(
         &'a self,
-        key: &'a SessionKey,
+        key: &'a SessionHandle,
         expected: u64,
         data: &'a Map<String, Value>,
         seen_at: u64,
@@ -40,27 +46,39 @@ impl SessionStore for Timed {
     ) -> StoreFuture<'a, SaveOutcome> {
         timed("save", self.0.save(key, expected, data, seen_at, idle_expires_at))
     }
-    fn rekey<'a>(&'a self, old: &'a SessionKey, new: &'a SessionKey, created_at: u64) -> StoreFuture<'a, bool> {
+
+    fn rekey<'a>(&'a self, old: &'a SessionHandle, new: &'a SessionHandle, created_at: u64) -> StoreFuture<'a, bool> {
         timed("rekey", self.0.rekey(old, new, created_at))
     }
-    fn delete<'a>(&'a self, key: &'a SessionKey) -> StoreFuture<'a, bool> {
+
+    fn delete<'a>(&'a self, key: &'a SessionHandle) -> StoreFuture<'a, bool> {
         timed("delete", self.0.delete(key))
     }
+}
+
+impl UserSessions for Timed {
     fn delete_user<'a>(&'a self, subject: &'a str) -> StoreFuture<'a, u64> {
         timed("delete_user", self.0.delete_user(subject))
     }
+
     fn list_user<'a>(&'a self, subject: &'a str) -> StoreFuture<'a, Vec<SessionRecord>> {
         timed("list_user", self.0.list_user(subject))
     }
+}
+
+impl AttemptCounter for Timed {
     fn count_failure<'a>(&'a self, counter: &'a str, window: Duration) -> StoreFuture<'a, Counter> {
         timed("count_failure", self.0.count_failure(counter, window))
     }
+
     fn forgive<'a>(&'a self, counter: &'a str) -> StoreFuture<'a, ()> {
         timed("forgive", self.0.forgive(counter))
     }
+
     fn failures<'a>(&'a self, counter: &'a str) -> StoreFuture<'a, Counter> {
         timed("failures", self.0.failures(counter))
     }
+
     fn reset_counter<'a>(&'a self, counter: &'a str) -> StoreFuture<'a, ()> {
         timed("reset_counter", self.0.reset_counter(counter))
     }
@@ -77,7 +95,7 @@ mod tests {
         let recorder = DebuggingRecorder::new();
         let snapshotter = recorder.snapshotter();
         let store = Timed(Arc::new(MemoryStore::new()));
-        let key = SessionKey::from_hex(&"ab".repeat(32)).unwrap();
+        let key = SessionHandle::from_hex(&"ab".repeat(32)).unwrap();
         metrics::with_local_recorder(&recorder, || {
             let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
             runtime.block_on(async {
