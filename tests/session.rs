@@ -19,7 +19,7 @@ use tower_authkit::session::store::{
     AttemptCounter, Counter, MemoryStore, SaveOutcome, SessionRecords, SessionStore, StoreError, StoreFuture,
     UserSessions,
 };
-use tower_authkit::session::{Session, SessionAdmin, SessionHandle, SessionLayer, SessionRecord};
+use tower_authkit::session::{Session, SessionAdmin, SessionHandle, SessionLayer, SessionRecord, UnixMillis};
 use tower_authkit::{Principal, RequireRole, SecurityContext};
 
 const KEY: &[u8] = b"test signing key, 32 bytes or more.";
@@ -87,7 +87,7 @@ impl SessionRecords for Instrumented {
         guarded!(self, check, self.inner.load(key))
     }
 
-    fn touch<'a>(&'a self, key: &'a SessionHandle, seen_at: u64, idle: u64) -> StoreFuture<'a, bool> {
+    fn touch<'a>(&'a self, key: &'a SessionHandle, seen_at: UnixMillis, idle: UnixMillis) -> StoreFuture<'a, bool> {
         guarded!(self, write, self.inner.touch(key, seen_at, idle))
     }
 
@@ -96,13 +96,13 @@ impl SessionRecords for Instrumented {
         key: &'a SessionHandle,
         expected: u64,
         data: &'a Map<String, Value>,
-        seen_at: u64,
-        idle: u64,
+        seen_at: UnixMillis,
+        idle: UnixMillis,
     ) -> StoreFuture<'a, SaveOutcome> {
         guarded!(self, write, self.inner.save(key, expected, data, seen_at, idle))
     }
 
-    fn rekey<'a>(&'a self, old: &'a SessionHandle, new: &'a SessionHandle, at: u64) -> StoreFuture<'a, bool> {
+    fn rekey<'a>(&'a self, old: &'a SessionHandle, new: &'a SessionHandle, at: UnixMillis) -> StoreFuture<'a, bool> {
         guarded!(self, write, self.inner.rekey(old, new, at))
     }
 

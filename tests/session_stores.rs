@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use tower_authkit::session::store::{AttemptCounter, SessionRecords, UserSessions};
-use tower_authkit_testing::store_conformance::{HOUR, key, now, record, user};
+use tower_authkit_testing::store_conformance::{HOUR, ago_ms, in_ms, key, now, record, user};
 
 tower_authkit_testing::store_conformance!(memory, Arc::new(tower_authkit::session::store::MemoryStore::new()));
 
@@ -33,7 +33,7 @@ mod sqlite_specific {
         let path = dir.path().join("sessions.db");
         let live = record(&user("persistent"), HOUR);
         let mut expired = record(&user("expired"), HOUR);
-        expired.idle_expires_at = now() - 1;
+        expired.idle_expires_at = ago_ms(1);
         {
             let store = SqliteStore::open(&path).unwrap();
             store.create(&live).await.unwrap();
@@ -58,7 +58,7 @@ mod sqlite_specific {
             .execute_batch("DROP TABLE authkit_sessions; DROP TABLE authkit_counters;")
             .unwrap();
         assert!(store.load(&live.key).await.is_err());
-        assert!(store.touch(&live.key, now(), now() + 1000).await.is_err());
+        assert!(store.touch(&live.key, now(), in_ms(1000)).await.is_err());
         assert!(store.count_failure("c", Duration::from_secs(1)).await.is_err());
         assert!(SqliteStore::open(dir.path().join("missing-dir/x.db")).is_err());
     }
@@ -80,7 +80,7 @@ fn redis_store() -> tower_authkit::session::store::RedisStore {
     let prefix = format!(
         "authkit-test:{}:{}:{}:",
         std::process::id(),
-        now(),
+        now().as_millis(),
         NEXT.fetch_add(1, Ordering::Relaxed)
     );
     tower_authkit::session::store::RedisStore::with_prefix(&redis_url(), &prefix).unwrap()
@@ -97,12 +97,12 @@ mod redis_specific {
 
     #[tokio::test]
     async fn forty_expired_sign_ins_leave_no_trace_in_the_user_index() {
-        let prefix = format!("authkit-index-test:{}:{}:", std::process::id(), now());
+        let prefix = format!("authkit-index-test:{}:{}:", std::process::id(), now().as_millis());
         let store = RedisStore::with_prefix(&redis_url(), &prefix).unwrap();
         let subject = user("frequent");
         for _ in 0..40 {
             let mut short = record(&subject, HOUR);
-            short.idle_expires_at = now() + 100;
+            short.idle_expires_at = in_ms(100);
             store.create(&short).await.unwrap();
         }
         tokio::time::sleep(Duration::from_millis(400)).await;
@@ -120,7 +120,7 @@ mod redis_specific {
     async fn records_expire_in_redis_itself_at_their_deadline() {
         let store = redis_store();
         let mut short = record(&user("short"), HOUR);
-        short.idle_expires_at = now() + 300;
+        short.idle_expires_at = in_ms(300);
         store.create(&short).await.unwrap();
         assert!(store.load(&short.key).await.unwrap().is_some());
         tokio::time::sleep(Duration::from_millis(500)).await;

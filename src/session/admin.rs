@@ -1,7 +1,7 @@
 //! [`SessionAdmin`]: revoke and list sessions from outside a request.
 
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::SystemTime;
 
 use super::audit;
 use super::id::SessionHandle;
@@ -19,10 +19,6 @@ pub struct SessionInfo {
     pub last_seen_at: SystemTime,
     /// When it ends unless used (idle) or at the latest (absolute).
     pub expires_at: SystemTime,
-}
-
-fn time(ms: u64) -> SystemTime {
-    UNIX_EPOCH + Duration::from_millis(ms)
 }
 
 /// Revokes and lists sessions. Revocations take effect at the next request
@@ -70,9 +66,9 @@ impl SessionAdmin {
             .into_iter()
             .map(|record| SessionInfo {
                 handle: record.key,
-                created_at: time(record.created_at),
-                last_seen_at: time(record.last_seen_at),
-                expires_at: time(record.expires_at()),
+                created_at: record.created_at.to_system_time(),
+                last_seen_at: record.last_seen_at.to_system_time(),
+                expires_at: record.expires_at().to_system_time(),
             })
             .collect())
     }

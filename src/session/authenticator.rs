@@ -13,7 +13,7 @@ use http::{HeaderMap, HeaderValue, StatusCode};
 
 use super::handle::{Action, Session, State};
 use super::id::{CookieKeys, SessionHandle, SessionId};
-use super::record::{SessionRecord, StoredPrincipal, ms, now_ms};
+use super::record::{SessionRecord, StoredPrincipal, UnixMillis};
 use super::store::{SaveOutcome, SessionStore, StoreError};
 use super::{PrincipalLoader, audit};
 use crate::layer::{AuthFuture, Authentication, Authenticator, Finish, RequestHead, ResponseHook, Settled};
@@ -128,7 +128,7 @@ impl Config {
     /// (signed out, revoked, expired, or its user refused by the loader).
     pub(crate) async fn current(&self, key: SessionHandle) -> Result<Option<Principal>, AuthError> {
         let record = self.store.load(&key).await.map_err(store_unavailable)?;
-        let Some(record) = record.filter(|r| r.is_live(now_ms())) else {
+        let Some(record) = record.filter(|r| r.is_live(UnixMillis::now())) else {
             return Ok(None);
         };
         let record = Arc::new(record);
@@ -170,14 +170,14 @@ impl Config {
         header_value(&cookie)
     }
 
-    fn idle_deadline(&self, record: &SessionRecord, now: u64) -> u64 {
-        now.saturating_add(ms(self.idle)).min(record.absolute_expires_at)
+    fn idle_deadline(&self, record: &SessionRecord, now: UnixMillis) -> UnixMillis {
+        now.after(self.idle).min(record.absolute_expires_at)
     }
 
     /// Activity is recorded at most once per `max(1 s, idle / 10)`.
-    fn touch_due(&self, record: &SessionRecord, now: u64) -> bool {
-        let every = ms(self.idle / 10).max(1000);
-        now.saturating_sub(record.last_seen_at) >= every
+    fn touch_due(&self, record: &SessionRecord, now: UnixMillis) -> bool {
+        let every = (self.idle / 10).max(Duration::from_secs(1));
+        record.last_seen_at.until(now) >= every
     }
 }
 
@@ -308,7 +308,7 @@ impl ResponseHook for SessionHook {
             Some(session) => std::mem::take(&mut *session.lock()),
             None => State::default(),
         };
-        let now = now_ms();
+        let now = UnixMillis::now();
         let carried = state.carried_key();
         match std::mem::take(&mut state.action) {
             Action::Login(principal) => {
@@ -374,19 +374,19 @@ async fn login(
     data: serde_json::Map<String, serde_json::Value>,
 ) -> Result<HeaderMap, AuthError> {
     let id = new_id()?;
-    let now = now_ms();
+    let now = UnixMillis::now();
     if let Some(old) = carried {
         // Fixation defence: the session the request came with ends.
         config.store.delete(&old).await.map_err(store_unavailable)?;
     }
-    let absolute_expires_at = now.saturating_add(ms(config.absolute));
+    let absolute_expires_at = now.after(config.absolute);
     let record = SessionRecord {
         key: id.key(),
         principal: StoredPrincipal::of(&principal),
         data,
         created_at: now,
         last_seen_at: now,
-        idle_expires_at: now.saturating_add(ms(config.idle)).min(absolute_expires_at),
+        idle_expires_at: now.after(config.idle).min(absolute_expires_at),
         absolute_expires_at,
         version: 0,
     };
@@ -400,7 +400,7 @@ async fn rotate(config: Arc<Config>, state: State) -> Result<HeaderMap, AuthErro
         return Ok(HeaderMap::new());
     };
     let id = new_id()?;
-    let now = now_ms();
+    let now = UnixMillis::now();
     let moved = config
         .store
         .rekey(&old, &id.key(), now)
@@ -424,7 +424,12 @@ async fn rotate(config: Arc<Config>, state: State) -> Result<HeaderMap, AuthErro
 /// conflict, re-reads and re-applies only those keys, so concurrent requests
 /// changing different keys both keep their changes (per key, the last writer
 /// wins). A session gone meanwhile stays gone and its cookie is removed.
-async fn write_back(config: &Config, key: SessionHandle, state: &State, now: u64) -> Result<HeaderMap, AuthError> {
+async fn write_back(
+    config: &Config,
+    key: SessionHandle,
+    state: &State,
+    now: UnixMillis,
+) -> Result<HeaderMap, AuthError> {
     let Some(loaded) = &state.loaded else {
         return Ok(HeaderMap::new());
     };

@@ -76,7 +76,7 @@ pub use handle::{Session, SessionDataError};
 pub use id::SessionHandle;
 pub use limit::{SignIn, SignInError};
 pub use password::Passwords;
-pub use record::{SessionRecord, StoredPrincipal};
+pub use record::{SessionRecord, StoredPrincipal, UnixMillis};
 use store::{MemoryStore, SessionStore};
 
 /// The cookie's `SameSite` attribute.

@@ -19,6 +19,52 @@ pub(crate) fn ms(duration: Duration) -> u64 {
     duration.as_millis().min(u128::from(u64::MAX)) as u64
 }
 
+/// A point in time as stores keep it: milliseconds since the Unix epoch
+/// (stored as that integer, so records written before this type existed
+/// read the same).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct UnixMillis(u64);
+
+impl UnixMillis {
+    /// Now, by the system clock.
+    pub fn now() -> Self {
+        UnixMillis(now_ms())
+    }
+
+    /// `millis` milliseconds after the epoch.
+    pub const fn from_millis(millis: u64) -> Self {
+        UnixMillis(millis)
+    }
+
+    /// Milliseconds since the epoch.
+    pub const fn as_millis(self) -> u64 {
+        self.0
+    }
+
+    /// `duration` later (saturating).
+    #[must_use]
+    pub fn after(self, duration: Duration) -> Self {
+        UnixMillis(self.0.saturating_add(ms(duration)))
+    }
+
+    /// How long from `self` until `later` (zero when `later` is not later).
+    pub fn until(self, later: UnixMillis) -> Duration {
+        Duration::from_millis(later.0.saturating_sub(self.0))
+    }
+
+    /// As a [`SystemTime`].
+    pub fn to_system_time(self) -> SystemTime {
+        UNIX_EPOCH + Duration::from_millis(self.0)
+    }
+}
+
+impl From<SystemTime> for UnixMillis {
+    fn from(time: SystemTime) -> Self {
+        UnixMillis(time.duration_since(UNIX_EPOCH).map_or(0, ms))
+    }
+}
+
 /// The signed-in identity, as stored with the session.
 #[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
 pub struct StoredPrincipal {
@@ -91,7 +137,7 @@ impl StoredPrincipal {
     }
 }
 
-/// One session as a store keeps it. Times are Unix milliseconds.
+/// One session as a store keeps it.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 pub struct SessionRecord {
     /// The key (SHA-256 of the id) the record is stored under.
@@ -102,25 +148,25 @@ pub struct SessionRecord {
     #[serde(default)]
     pub data: Map<String, Value>,
     /// When the session was created (sign-in or rotation).
-    pub created_at: u64,
+    pub created_at: UnixMillis,
     /// The last request that touched it.
-    pub last_seen_at: u64,
+    pub last_seen_at: UnixMillis,
     /// Idle deadline: `last_seen_at + idle timeout`, never past `absolute_expires_at`.
-    pub idle_expires_at: u64,
+    pub idle_expires_at: UnixMillis,
     /// Absolute deadline: `created_at + absolute lifetime` at sign-in.
-    pub absolute_expires_at: u64,
+    pub absolute_expires_at: UnixMillis,
     /// Bumped by every data write; write-backs name the version they read.
     pub version: u64,
 }
 
 impl SessionRecord {
     /// The earlier of the two deadlines.
-    pub fn expires_at(&self) -> u64 {
+    pub fn expires_at(&self) -> UnixMillis {
         self.idle_expires_at.min(self.absolute_expires_at)
     }
 
-    /// Whether the record is still valid at `now` (Unix ms).
-    pub fn is_live(&self, now: u64) -> bool {
+    /// Whether the record is still valid at `now`.
+    pub fn is_live(&self, now: UnixMillis) -> bool {
         now < self.expires_at()
     }
 

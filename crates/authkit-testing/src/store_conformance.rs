@@ -8,23 +8,33 @@
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use serde_json::{Map, json};
 use tower_authkit::session::store::SaveOutcome;
 pub use tower_authkit::session::store::SessionStore;
-use tower_authkit::session::{SessionHandle, SessionRecord, SignIn, SignInError, StoredPrincipal};
+use tower_authkit::session::{SessionHandle, SessionRecord, SignIn, SignInError, StoredPrincipal, UnixMillis};
 
-/// Milliseconds since the Unix epoch (the stores' clock).
-pub fn now() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_millis() as u64
+/// Now, on the stores' clock.
+pub fn now() -> UnixMillis {
+    UnixMillis::now()
+}
+
+/// `millis` milliseconds from now.
+pub fn in_ms(millis: u64) -> UnixMillis {
+    now().after(Duration::from_millis(millis))
+}
+
+/// `millis` milliseconds ago.
+pub fn ago_ms(millis: u64) -> UnixMillis {
+    UnixMillis::from_millis(now().as_millis().saturating_sub(millis))
 }
 
 /// A fresh key (random per test run, so persistent stores never collide).
 pub fn key() -> SessionHandle {
     static NEXT: AtomicU64 = AtomicU64::new(0);
     let n = NEXT.fetch_add(1, Ordering::Relaxed);
-    let salt = now() ^ u64::from(std::process::id()) << 32;
+    let salt = now().as_millis() ^ u64::from(std::process::id()) << 32;
     SessionHandle::from_hex(&format!("{salt:016x}{n:016x}{:032x}", 0xfeed_u32)).unwrap()
 }
 
@@ -43,8 +53,8 @@ pub fn record(subject: &str, lifetime: Duration) -> SessionRecord {
         data: Map::new(),
         created_at: now,
         last_seen_at: now,
-        idle_expires_at: now + lifetime.as_millis() as u64,
-        absolute_expires_at: now + 2 * lifetime.as_millis() as u64,
+        idle_expires_at: now.after(lifetime),
+        absolute_expires_at: now.after(2 * lifetime),
         version: 0,
     }
 }
@@ -52,7 +62,7 @@ pub fn record(subject: &str, lifetime: Duration) -> SessionRecord {
 /// `name` made unique per run (persistent stores keep users across runs).
 pub fn user(name: &str) -> String {
     // Unique per run: persistent stores keep users across runs.
-    format!("{name}-{}-{}", std::process::id(), now())
+    format!("{name}-{}-{}", std::process::id(), now().as_millis())
 }
 
 /// An hour.
@@ -70,13 +80,13 @@ pub async fn create_then_load_returns_the_record(store: Arc<dyn SessionStore>) {
 /// Conformance case: expired records are never loaded.
 pub async fn expired_records_are_never_loaded(store: Arc<dyn SessionStore>) {
     let mut idle = record(&user("idle"), HOUR);
-    idle.idle_expires_at = now() - 1;
+    idle.idle_expires_at = ago_ms(1);
     let mut absolute = record(&user("absolute"), HOUR);
-    absolute.absolute_expires_at = now() - 1;
+    absolute.absolute_expires_at = ago_ms(1);
     for expired in [&idle, &absolute] {
         store.create(expired).await.unwrap();
         assert_eq!(store.load(&expired.key).await.unwrap(), None);
-        assert!(!store.touch(&expired.key, now(), now() + 60_000).await.unwrap());
+        assert!(!store.touch(&expired.key, now(), in_ms(60_000)).await.unwrap());
         assert_eq!(
             store.load(&expired.key).await.unwrap(),
             None,
@@ -89,14 +99,19 @@ pub async fn expired_records_are_never_loaded(store: Arc<dyn SessionStore>) {
 pub async fn touch_extends_a_live_record_and_never_creates_one(store: Arc<dyn SessionStore>) {
     let created = record(&user("toucher"), HOUR);
     store.create(&created).await.unwrap();
-    let later = now() + 10;
-    assert!(store.touch(&created.key, later, later + 99_000).await.unwrap());
+    let later = in_ms(10);
+    assert!(
+        store
+            .touch(&created.key, later, later.after(Duration::from_millis(99_000)))
+            .await
+            .unwrap()
+    );
     let loaded = store.load(&created.key).await.unwrap().unwrap();
     assert_eq!(loaded.last_seen_at, later);
-    assert_eq!(loaded.idle_expires_at, later + 99_000);
+    assert_eq!(loaded.idle_expires_at, later.after(Duration::from_millis(99_000)));
     assert_eq!(loaded.version, created.version, "a touch is not a data write");
     let missing = key();
-    assert!(!store.touch(&missing, now(), now() + 1000).await.unwrap());
+    assert!(!store.touch(&missing, now(), in_ms(1000)).await.unwrap());
     assert_eq!(store.load(&missing).await.unwrap(), None);
 }
 
@@ -106,21 +121,21 @@ pub async fn save_is_version_checked_and_never_creates(store: Arc<dyn SessionSto
     store.create(&created).await.unwrap();
     let mut data = Map::new();
     data.insert("theme".into(), json!("dark"));
-    let outcome = store.save(&created.key, 0, &data, now(), now() + 60_000).await.unwrap();
+    let outcome = store.save(&created.key, 0, &data, now(), in_ms(60_000)).await.unwrap();
     assert_eq!(outcome, SaveOutcome::Saved(1));
     let loaded = store.load(&created.key).await.unwrap().unwrap();
     assert_eq!(loaded.data, data);
     assert_eq!(loaded.version, 1);
     // A writer that read version 0 has lost the race.
     let stale = store
-        .save(&created.key, 0, &Map::new(), now(), now() + 60_000)
+        .save(&created.key, 0, &Map::new(), now(), in_ms(60_000))
         .await
         .unwrap();
     assert_eq!(stale, SaveOutcome::Conflict);
     assert_eq!(store.load(&created.key).await.unwrap().unwrap().data, data);
     let missing = key();
     assert_eq!(
-        store.save(&missing, 0, &data, now(), now() + 60_000).await.unwrap(),
+        store.save(&missing, 0, &data, now(), in_ms(60_000)).await.unwrap(),
         SaveOutcome::Gone
     );
     assert_eq!(store.load(&missing).await.unwrap(), None);
@@ -131,7 +146,7 @@ pub async fn rekey_moves_the_record_and_never_revives_one(store: Arc<dyn Session
     let created = record(&user("rotator"), HOUR);
     store.create(&created).await.unwrap();
     let new = key();
-    let at = now() + 5;
+    let at = in_ms(5);
     assert!(store.rekey(&created.key, &new, at).await.unwrap());
     assert_eq!(store.load(&created.key).await.unwrap(), None, "the old id is dead");
     let moved = store.load(&new).await.unwrap().unwrap();
@@ -153,10 +168,10 @@ pub async fn deleted_records_stay_deleted(store: Arc<dyn SessionStore>) {
     assert!(store.delete(&created.key).await.unwrap());
     assert!(!store.delete(&created.key).await.unwrap());
     // In-flight requests that still hold the record cannot bring it back.
-    assert!(!store.touch(&created.key, now(), now() + 60_000).await.unwrap());
+    assert!(!store.touch(&created.key, now(), in_ms(60_000)).await.unwrap());
     assert_eq!(
         store
-            .save(&created.key, 0, &Map::new(), now(), now() + 60_000)
+            .save(&created.key, 0, &Map::new(), now(), in_ms(60_000))
             .await
             .unwrap(),
         SaveOutcome::Gone
@@ -172,12 +187,12 @@ pub async fn revoke_user_and_list_user_see_only_that_users_live_sessions(store: 
     let mut carols = Vec::new();
     for i in 0..3u64 {
         let mut r = record(&carol, HOUR);
-        r.created_at -= 10 - i; // a known order
+        r.created_at = UnixMillis::from_millis(r.created_at.as_millis() - (10 - i)); // a known order
         store.create(&r).await.unwrap();
         carols.push(r.key);
     }
     let mut expired = record(&carol, HOUR);
-    expired.idle_expires_at = now() - 1;
+    expired.idle_expires_at = ago_ms(1);
     store.create(&expired).await.unwrap();
     let daves = record(&dave, HOUR);
     store.create(&daves).await.unwrap();
@@ -259,7 +274,7 @@ async fn checked_in_a_burst(sign_in: &SignIn, accounts: &[String], client: IpAdd
 
 fn client_ip() -> IpAddr {
     // Unique per test run: persistent stores keep counters across runs.
-    let n = now();
+    let n = now().as_millis();
     IpAddr::from([10, (n >> 16) as u8, (n >> 8) as u8, n as u8])
 }
 
@@ -323,7 +338,7 @@ pub async fn concurrent_saves_on_one_version_let_exactly_one_win(store: Arc<dyn 
         tasks.push(tokio::spawn(async move {
             let mut data = Map::new();
             data.insert("writer".into(), json!(i));
-            store.save(&key, 0, &data, now(), now() + 60_000).await.unwrap()
+            store.save(&key, 0, &data, now(), in_ms(60_000)).await.unwrap()
         }));
     }
     let mut saved = 0;

@@ -11,7 +11,7 @@ use serde_json::{Map, Value};
 
 use super::{AttemptCounter, Counter, SaveOutcome, SessionRecords, StoreError, StoreFuture, UserSessions};
 use crate::session::id::SessionHandle;
-use crate::session::record::{SessionRecord, now_ms};
+use crate::session::record::{SessionRecord, UnixMillis};
 
 /// Sweep expired records once per this many creations.
 const SWEEP_EVERY: u64 = 256;
@@ -44,14 +44,14 @@ impl State {
     }
 
     /// The live record under `key`; an expired one is removed.
-    fn live(&mut self, key: &SessionHandle, now: u64) -> Option<&mut SessionRecord> {
+    fn live(&mut self, key: &SessionHandle, now: UnixMillis) -> Option<&mut SessionRecord> {
         if self.records.get(key).is_some_and(|r| !r.is_live(now)) {
             self.remove(key);
         }
         self.records.get_mut(key)
     }
 
-    fn sweep(&mut self, now: u64) {
+    fn sweep(&mut self, now: UnixMillis) {
         let expired: Vec<SessionHandle> = self
             .records
             .values()
@@ -106,14 +106,14 @@ impl SessionRecords for MemoryStore {
     fn create<'a>(&'a self, record: &'a SessionRecord) -> StoreFuture<'a, ()> {
         let mut state = self.write();
         if self.creations.fetch_add(1, Ordering::Relaxed) % SWEEP_EVERY == SWEEP_EVERY - 1 {
-            state.sweep(now_ms());
+            state.sweep(UnixMillis::now());
         }
         state.insert(record.clone());
         ready(())
     }
 
     fn load<'a>(&'a self, key: &'a SessionHandle) -> StoreFuture<'a, Option<SessionRecord>> {
-        let now = now_ms();
+        let now = UnixMillis::now();
         {
             let state = self.read();
             match state.records.get(key) {
@@ -126,9 +126,14 @@ impl SessionRecords for MemoryStore {
         ready(None)
     }
 
-    fn touch<'a>(&'a self, key: &'a SessionHandle, seen_at: u64, idle_expires_at: u64) -> StoreFuture<'a, bool> {
+    fn touch<'a>(
+        &'a self,
+        key: &'a SessionHandle,
+        seen_at: UnixMillis,
+        idle_expires_at: UnixMillis,
+    ) -> StoreFuture<'a, bool> {
         let mut state = self.write();
-        let touched = match state.live(key, now_ms()) {
+        let touched = match state.live(key, UnixMillis::now()) {
             Some(record) => {
                 record.last_seen_at = seen_at;
                 record.idle_expires_at = idle_expires_at;
@@ -144,11 +149,11 @@ impl SessionRecords for MemoryStore {
         key: &'a SessionHandle,
         expected: u64,
         data: &'a Map<String, Value>,
-        seen_at: u64,
-        idle_expires_at: u64,
+        seen_at: UnixMillis,
+        idle_expires_at: UnixMillis,
     ) -> StoreFuture<'a, SaveOutcome> {
         let mut state = self.write();
-        let outcome = match state.live(key, now_ms()) {
+        let outcome = match state.live(key, UnixMillis::now()) {
             None => SaveOutcome::Gone,
             Some(record) if record.version != expected => SaveOutcome::Conflict,
             Some(record) => {
@@ -162,9 +167,14 @@ impl SessionRecords for MemoryStore {
         ready(outcome)
     }
 
-    fn rekey<'a>(&'a self, old: &'a SessionHandle, new: &'a SessionHandle, created_at: u64) -> StoreFuture<'a, bool> {
+    fn rekey<'a>(
+        &'a self,
+        old: &'a SessionHandle,
+        new: &'a SessionHandle,
+        created_at: UnixMillis,
+    ) -> StoreFuture<'a, bool> {
         let mut state = self.write();
-        if state.live(old, now_ms()).is_none() {
+        if state.live(old, UnixMillis::now()).is_none() {
             return ready(false);
         }
         let moved = match state.remove(old) {
@@ -187,7 +197,7 @@ impl SessionRecords for MemoryStore {
 impl UserSessions for MemoryStore {
     fn delete_user<'a>(&'a self, subject: &'a str) -> StoreFuture<'a, u64> {
         let mut state = self.write();
-        let now = now_ms();
+        let now = UnixMillis::now();
         let keys = state.by_user.remove(subject).unwrap_or_default();
         let mut live = 0;
         for key in keys {
@@ -200,7 +210,7 @@ impl UserSessions for MemoryStore {
 
     fn list_user<'a>(&'a self, subject: &'a str) -> StoreFuture<'a, Vec<SessionRecord>> {
         let state = self.read();
-        let now = now_ms();
+        let now = UnixMillis::now();
         let mut records: Vec<SessionRecord> = state
             .by_user
             .get(subject)

@@ -36,7 +36,7 @@ pub use memory::MemoryStore;
 pub use sqlite::SqliteStore;
 
 use super::id::SessionHandle;
-use super::record::SessionRecord;
+use super::record::{SessionRecord, UnixMillis};
 
 /// A store operation's future.
 pub type StoreFuture<'a, T> = BoxFuture<'a, Result<T, StoreError>>;
@@ -102,7 +102,12 @@ pub trait SessionRecords: Send + Sync + 'static {
 
     /// Records activity: sets `last_seen_at` and `idle_expires_at` if the
     /// record still exists and is live. Returns whether it did.
-    fn touch<'a>(&'a self, key: &'a SessionHandle, seen_at: u64, idle_expires_at: u64) -> StoreFuture<'a, bool>;
+    fn touch<'a>(
+        &'a self,
+        key: &'a SessionHandle,
+        seen_at: UnixMillis,
+        idle_expires_at: UnixMillis,
+    ) -> StoreFuture<'a, bool>;
 
     /// Replaces the data (and touches) if the stored version is `expected`,
     /// bumping the version.
@@ -111,13 +116,18 @@ pub trait SessionRecords: Send + Sync + 'static {
         key: &'a SessionHandle,
         expected: u64,
         data: &'a Map<String, Value>,
-        seen_at: u64,
-        idle_expires_at: u64,
+        seen_at: UnixMillis,
+        idle_expires_at: UnixMillis,
     ) -> StoreFuture<'a, SaveOutcome>;
 
     /// Moves a live record to a new key (id rotation), atomically. Returns
     /// `false`, doing nothing, if the old record is gone.
-    fn rekey<'a>(&'a self, old: &'a SessionHandle, new: &'a SessionHandle, created_at: u64) -> StoreFuture<'a, bool>;
+    fn rekey<'a>(
+        &'a self,
+        old: &'a SessionHandle,
+        new: &'a SessionHandle,
+        created_at: UnixMillis,
+    ) -> StoreFuture<'a, bool>;
 
     /// Deletes one record. Returns whether it existed.
     fn delete<'a>(&'a self, key: &'a SessionHandle) -> StoreFuture<'a, bool>;

@@ -18,7 +18,7 @@ use serde_json::{Map, Value};
 
 use super::{AttemptCounter, Counter, SaveOutcome, SessionRecords, StoreError, StoreFuture, UserSessions};
 use crate::session::id::SessionHandle;
-use crate::session::record::{SessionRecord, StoredPrincipal, ms};
+use crate::session::record::{SessionRecord, StoredPrincipal, UnixMillis, ms};
 
 /// Sets last_seen and the idle deadline of a live session; 0 if it is gone.
 const TOUCH: &str = r"
@@ -208,10 +208,10 @@ impl RedisStore {
             key: *key,
             principal,
             data,
-            created_at: number(2)?,
-            last_seen_at: number(3)?,
-            idle_expires_at: number(4)?,
-            absolute_expires_at: number(5)?,
+            created_at: UnixMillis::from_millis(number(2)?),
+            last_seen_at: UnixMillis::from_millis(number(3)?),
+            idle_expires_at: UnixMillis::from_millis(number(4)?),
+            absolute_expires_at: UnixMillis::from_millis(number(5)?),
             version: number(6)?,
         }))
     }
@@ -228,17 +228,20 @@ impl SessionRecords for RedisStore {
                 .key(self.session(&record.key))
                 .key(self.index(record.subject()))
                 .arg(&self.prefix)
-                .arg(record.created_at)
+                .arg(record.created_at.as_millis())
                 .arg(record.key.to_hex())
-                .arg(record.expires_at());
+                .arg(record.expires_at().as_millis());
             for (field, value) in [
                 ("subject", record.subject().to_owned()),
                 ("principal", principal),
                 ("data", data),
-                ("created_at", record.created_at.to_string()),
-                ("last_seen_at", record.last_seen_at.to_string()),
-                ("idle_expires_at", record.idle_expires_at.to_string()),
-                ("absolute_expires_at", record.absolute_expires_at.to_string()),
+                ("created_at", record.created_at.as_millis().to_string()),
+                ("last_seen_at", record.last_seen_at.as_millis().to_string()),
+                ("idle_expires_at", record.idle_expires_at.as_millis().to_string()),
+                (
+                    "absolute_expires_at",
+                    record.absolute_expires_at.as_millis().to_string(),
+                ),
                 ("version", record.version.to_string()),
             ] {
                 create.arg(field).arg(value);
@@ -252,19 +255,24 @@ impl SessionRecords for RedisStore {
         Box::pin(async move {
             let record = self.fetch(key).await?;
             // Redis expires the hash at the deadline; clocks may differ by a little.
-            Ok(record.filter(|r| r.is_live(crate::session::record::now_ms())))
+            Ok(record.filter(|r| r.is_live(UnixMillis::now())))
         })
     }
 
-    fn touch<'a>(&'a self, key: &'a SessionHandle, seen_at: u64, idle_expires_at: u64) -> StoreFuture<'a, bool> {
+    fn touch<'a>(
+        &'a self,
+        key: &'a SessionHandle,
+        seen_at: UnixMillis,
+        idle_expires_at: UnixMillis,
+    ) -> StoreFuture<'a, bool> {
         Box::pin(async move {
             let mut connection = self.connection.clone();
             let touched: i64 = self
                 .scripts
                 .touch
                 .key(self.session(key))
-                .arg(seen_at)
-                .arg(idle_expires_at)
+                .arg(seen_at.as_millis())
+                .arg(idle_expires_at.as_millis())
                 .invoke_async(&mut connection)
                 .await
                 .map_err(failed)?;
@@ -277,8 +285,8 @@ impl SessionRecords for RedisStore {
         key: &'a SessionHandle,
         expected: u64,
         data: &'a Map<String, Value>,
-        seen_at: u64,
-        idle_expires_at: u64,
+        seen_at: UnixMillis,
+        idle_expires_at: UnixMillis,
     ) -> StoreFuture<'a, SaveOutcome> {
         Box::pin(async move {
             let data = serde_json::to_string(data).map_err(|_| corrupt("data"))?;
@@ -289,8 +297,8 @@ impl SessionRecords for RedisStore {
                 .key(self.session(key))
                 .arg(expected)
                 .arg(data)
-                .arg(seen_at)
-                .arg(idle_expires_at)
+                .arg(seen_at.as_millis())
+                .arg(idle_expires_at.as_millis())
                 .invoke_async(&mut connection)
                 .await
                 .map_err(failed)?;
@@ -302,7 +310,12 @@ impl SessionRecords for RedisStore {
         })
     }
 
-    fn rekey<'a>(&'a self, old: &'a SessionHandle, new: &'a SessionHandle, created_at: u64) -> StoreFuture<'a, bool> {
+    fn rekey<'a>(
+        &'a self,
+        old: &'a SessionHandle,
+        new: &'a SessionHandle,
+        created_at: UnixMillis,
+    ) -> StoreFuture<'a, bool> {
         Box::pin(async move {
             let mut connection = self.connection.clone();
             let moved: i64 = self
@@ -312,7 +325,7 @@ impl SessionRecords for RedisStore {
                 .key(self.session(new))
                 .arg(&self.prefix)
                 .arg(old.to_hex())
-                .arg(created_at)
+                .arg(created_at.as_millis())
                 .arg(new.to_hex())
                 .invoke_async(&mut connection)
                 .await

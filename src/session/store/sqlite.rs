@@ -12,7 +12,7 @@ use serde_json::{Map, Value};
 
 use super::{AttemptCounter, Counter, SaveOutcome, SessionRecords, StoreError, StoreFuture, UserSessions};
 use crate::session::id::SessionHandle;
-use crate::session::record::{SessionRecord, StoredPrincipal, ms, now_ms};
+use crate::session::record::{SessionRecord, StoredPrincipal, UnixMillis, ms, now_ms};
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS authkit_sessions (
@@ -59,6 +59,11 @@ fn int(value: u64) -> i64 {
     i64::try_from(value).unwrap_or(i64::MAX)
 }
 
+/// A time as SQLite keeps it (integer milliseconds).
+fn time(at: UnixMillis) -> i64 {
+    int(at.as_millis())
+}
+
 fn uint(value: i64) -> u64 {
     u64::try_from(value).unwrap_or(0)
 }
@@ -81,10 +86,10 @@ fn decode((key, principal, data, times): (String, String, String, [i64; 5])) -> 
         key,
         principal,
         data,
-        created_at: uint(created_at),
-        last_seen_at: uint(last_seen_at),
-        idle_expires_at: uint(idle_expires_at),
-        absolute_expires_at: uint(absolute_expires_at),
+        created_at: UnixMillis::from_millis(uint(created_at)),
+        last_seen_at: UnixMillis::from_millis(uint(last_seen_at)),
+        idle_expires_at: UnixMillis::from_millis(uint(idle_expires_at)),
+        absolute_expires_at: UnixMillis::from_millis(uint(absolute_expires_at)),
         version: uint(version),
     })
 }
@@ -180,10 +185,10 @@ impl SessionRecords for SqliteStore {
                     record.key.to_hex(),
                     principal,
                     data,
-                    int(record.created_at),
-                    int(record.last_seen_at),
-                    int(record.idle_expires_at),
-                    int(record.absolute_expires_at),
+                    time(record.created_at),
+                    time(record.last_seen_at),
+                    time(record.idle_expires_at),
+                    time(record.absolute_expires_at),
                     int(record.version),
                 ],
             )
@@ -216,7 +221,12 @@ impl SessionRecords for SqliteStore {
         })
     }
 
-    fn touch<'a>(&'a self, key: &'a SessionHandle, seen_at: u64, idle_expires_at: u64) -> StoreFuture<'a, bool> {
+    fn touch<'a>(
+        &'a self,
+        key: &'a SessionHandle,
+        seen_at: UnixMillis,
+        idle_expires_at: UnixMillis,
+    ) -> StoreFuture<'a, bool> {
         let key = key.to_hex();
         self.run(move |c| {
             let changed = c
@@ -224,7 +234,7 @@ impl SessionRecords for SqliteStore {
                     &format!(
                         "UPDATE authkit_sessions SET last_seen_at = ?2, idle_expires_at = ?3 WHERE key = ?4 AND {LIVE}"
                     ),
-                    params![int(now_ms()), int(seen_at), int(idle_expires_at), key],
+                    params![int(now_ms()), time(seen_at), time(idle_expires_at), key],
                 )
                 .map_err(failed)?;
             Ok(changed == 1)
@@ -236,8 +246,8 @@ impl SessionRecords for SqliteStore {
         key: &'a SessionHandle,
         expected: u64,
         data: &'a Map<String, Value>,
-        seen_at: u64,
-        idle_expires_at: u64,
+        seen_at: UnixMillis,
+        idle_expires_at: UnixMillis,
     ) -> StoreFuture<'a, SaveOutcome> {
         let key = key.to_hex();
         let data = serde_json::to_string(data);
@@ -250,7 +260,7 @@ impl SessionRecords for SqliteStore {
                         "UPDATE authkit_sessions SET data = ?2, version = version + 1, last_seen_at = ?3, \
                          idle_expires_at = ?4 WHERE key = ?5 AND version = ?6 AND {LIVE}"
                     ),
-                    params![now, data, int(seen_at), int(idle_expires_at), key, int(expected)],
+                    params![now, data, time(seen_at), time(idle_expires_at), key, int(expected)],
                 )
                 .map_err(failed)?;
             if changed == 1 {
@@ -272,13 +282,18 @@ impl SessionRecords for SqliteStore {
         })
     }
 
-    fn rekey<'a>(&'a self, old: &'a SessionHandle, new: &'a SessionHandle, created_at: u64) -> StoreFuture<'a, bool> {
+    fn rekey<'a>(
+        &'a self,
+        old: &'a SessionHandle,
+        new: &'a SessionHandle,
+        created_at: UnixMillis,
+    ) -> StoreFuture<'a, bool> {
         let (old, new) = (old.to_hex(), new.to_hex());
         self.run(move |c| {
             let changed = c
                 .execute(
                     &format!("UPDATE authkit_sessions SET key = ?2, created_at = ?3 WHERE key = ?4 AND {LIVE}"),
-                    params![int(now_ms()), new, int(created_at), old],
+                    params![int(now_ms()), new, time(created_at), old],
                 )
                 .map_err(failed)?;
             Ok(changed == 1)

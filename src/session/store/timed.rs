@@ -10,6 +10,7 @@ use super::{
     AttemptCounter, Counter, SaveOutcome, SessionHandle, SessionRecord, SessionRecords, SessionStore, StoreFuture,
     UserSessions,
 };
+use crate::session::record::UnixMillis;
 
 /// Times the calls of the store it wraps.
 pub(crate) struct Timed(pub(crate) Arc<dyn SessionStore>);
@@ -32,7 +33,12 @@ impl SessionRecords for Timed {
         timed("load", self.0.load(key))
     }
 
-    fn touch<'a>(&'a self, key: &'a SessionHandle, seen_at: u64, idle_expires_at: u64) -> StoreFuture<'a, bool> {
+    fn touch<'a>(
+        &'a self,
+        key: &'a SessionHandle,
+        seen_at: UnixMillis,
+        idle_expires_at: UnixMillis,
+    ) -> StoreFuture<'a, bool> {
         timed("touch", self.0.touch(key, seen_at, idle_expires_at))
     }
 
@@ -41,13 +47,18 @@ impl SessionRecords for Timed {
         key: &'a SessionHandle,
         expected: u64,
         data: &'a Map<String, Value>,
-        seen_at: u64,
-        idle_expires_at: u64,
+        seen_at: UnixMillis,
+        idle_expires_at: UnixMillis,
     ) -> StoreFuture<'a, SaveOutcome> {
         timed("save", self.0.save(key, expected, data, seen_at, idle_expires_at))
     }
 
-    fn rekey<'a>(&'a self, old: &'a SessionHandle, new: &'a SessionHandle, created_at: u64) -> StoreFuture<'a, bool> {
+    fn rekey<'a>(
+        &'a self,
+        old: &'a SessionHandle,
+        new: &'a SessionHandle,
+        created_at: UnixMillis,
+    ) -> StoreFuture<'a, bool> {
         timed("rekey", self.0.rekey(old, new, created_at))
     }
 
