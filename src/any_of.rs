@@ -35,6 +35,31 @@
 //!
 //! Members with response-side work (sessions) cannot be combined; that is
 //! a compile-time error.
+//!
+//! # Several authenticators on one layer
+//!
+//! `first_of(a, b)` asks, in order, the members that recognize the
+//! credential's shape: JWT verifiers take compact JWTs, introspection takes
+//! opaque tokens, `ApiKeys` its prefix. So a JWT is verified locally and never
+//! sent to the introspection endpoint. The first success wins; refusals name
+//! the member (`jwks: token expired`), and one member's outage (503) never
+//! hides another's success.
+//!
+//! ```rust,no_run
+//! use tower_authkit::introspection::IntrospectionLayer;
+//! use tower_authkit::{first_of, ApiKeys, AuthLayer, JwksAuthLayer, Principal};
+//!
+//! fn layer() -> Result<AuthLayer<impl tower_authkit::Authenticator>, tower_authkit::ConfigError> {
+//!     let jwt = JwksAuthLayer::builder().issuer("https://login.example.com").audience("api").build()?;
+//!     let opaque = IntrospectionLayer::builder()
+//!         .endpoint("https://login.example.com/oauth/introspect")
+//!         .client_credentials("api", "secret")
+//!         .build()?;
+//!     let keys = ApiKeys::new().prefix("ak_").key("ak_live_7Qm2", Principal::builder("api-key", "billing-job").build());
+//!     let authenticator = first_of(jwt.authenticator().clone(), first_of(keys, opaque.authenticator().clone()));
+//!     Ok(AuthLayer::new(authenticator))
+//! }
+//! ```
 
 use std::sync::Arc;
 

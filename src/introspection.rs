@@ -22,6 +22,23 @@
 //! (else `username`, else `client_id`), `scope`, `aud`, `iss`, `exp`. Answers
 //! are cached by token digest, never past `exp`; inactive tokens for a short
 //! time; upstream errors give 503 and are not cached.
+//!
+//! # Token introspection (`introspection`)
+//!
+//! ```rust,no_run
+//! use tower_authkit::introspection::IntrospectionLayer;
+//! fn f() -> Result<(), tower_authkit::ConfigError> {
+//! let auth = IntrospectionLayer::builder()
+//!     .issuer("https://login.example.com")   // discovery's introspection_endpoint, or .endpoint(url)
+//!     .client_credentials("orders-api", "s3cret")
+//!     .audience("orders-api")
+//!     .build()?;
+//! Ok(())
+//! }
+//! ```
+//!
+//! `active: false` → 401; answers cached by token digest (60 s, never past `exp`),
+//! inactive ones 5 s; upstream errors → 503 (unreachable) or 502 (bad answer), not cached.
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};

@@ -1,4 +1,56 @@
-#![doc = include_str!("../README.md")]
+//! Composable Tower layers that authenticate and authorize HTTP and gRPC
+//! requests, for axum and tonic. Every layer runs one pipeline: it reads a
+//! credential, asks its authenticator, puts the [`Principal`] in the
+//! request's extensions (and the request's [`SecurityContext`]), or answers
+//! with an [`AuthError`] rendered for HTTP (RFC 6750) or gRPC.
+//!
+//! ```no_run
+//! use axum::{routing::get, Router};
+//! use tower_authkit::{JwksAuthLayer, Principal, RequireRole};
+//!
+//! # fn app() -> Result<Router, tower_authkit::ConfigError> {
+//! let auth = JwksAuthLayer::builder()
+//!     .issuer("https://login.example.com/realms/main")
+//!     .audience("orders-api")
+//!     .build()?;
+//! let app = Router::new()
+//!     .route("/me", get(|me: Principal| async move { me.subject().to_owned() }))
+//!     .route("/admin", get(|| async { "admin" }).route_layer(RequireRole::new("admin")))
+//!     .layer(auth);
+//! # Ok(app) }
+//! ```
+//!
+//! # Module map
+//!
+//! The pipeline and what every provider shares, at the root:
+//! [`AuthLayer`] and [`Authenticator`] ([`layer`]: modes, token sources,
+//! tonic, several layers), [`Principal`] ([`principal`]), the requirements
+//! [`RequireRole`], [`RequireGroup`], [`RequireScope`], [`RequirePermission`]
+//! and [`require_fn`] ([`authz`]), extractors ([`extract`], feature `axum`),
+//! [`SecurityContext`] ([`context`]), [`AuthError`] and the table of statuses
+//! and codes ([`rejection`]), [`first_of`] ([`any_of`]).
+//!
+//! Providers, each in its module with its settings:
+//!
+//! | module | what | feature |
+//! |---|---|---|
+//! | [`jwt`] | `JwksAuthLayer`: JWTs from OpenID providers; several issuers, tenants, DPoP | `jwks` (default) |
+//! | `cloudflare` | `CfAccessLayer`: Cloudflare Access | `cloudflare` |
+//! | `pomerium` | `PomeriumAssertionLayer`: the assertion Pomerium sends upstream | `pomerium` |
+//! | `proxy_user` | `ProxyUserLayer`: users from an auth proxy's user-info endpoint | `proxy-user` |
+//! | `introspection` | `IntrospectionLayer`: RFC 7662 | `introspection` |
+//! | `api_key` | `ApiKeys`: static API keys | `api-key` |
+//! | `session` | `SessionLayer`, `SignIn`, stores | `session`, `session-sqlite`, `session-redis` |
+//!
+//! Around them: [`step_up`] (RFC 9470 `acr` / `auth_time`), `resource`
+//! (RFC 9728 protected-resource metadata, MCP servers), [`cross_origin`]
+//! (cross-site request refusal for cookie sessions), [`client_address`]
+//! (trusted proxies), [`audit`] (sign-in and session events), [`observe`]
+//! (log fields and metrics), [`token`] (where credentials are read from).
+//!
+//! The test kit (`TestIdp`, the dev server), the ingress and the Pomerium
+//! client are crates of their own: `tower-authkit-testing`,
+//! `authkit-ingress`, `tower-authkit-pomerium`.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 #![warn(missing_debug_implementations, unreachable_pub)]
@@ -44,6 +96,11 @@ pub mod session;
 pub mod step_up;
 pub mod token;
 mod upstream;
+
+// The README's examples compile as doc tests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
 
 /// Internals the satellite crates of this workspace (`tower-authkit-pomerium`)
 /// share with this one, so there is one copy of each rule. Not a public API:

@@ -20,10 +20,25 @@
 //! | `authkit_token_cache_lookups_total` | counter | `result` (`hit`, `miss`) |
 //! | `authkit_token_cache_entries` | gauge | — (set on each insert) |
 //! | `authkit_upstream_request_duration_seconds` | histogram | `upstream` (`jwks`, `proxy-user`, `introspection`, `cloudflare-identity`), `result` (`ok`, `status`, `unreachable`, `too_large`) |
-//! | `authkit_session_store_duration_seconds` | histogram | `operation` (`create`, `load`, `touch`, `save`, `rekey`, `delete`, `delete_user`, `list_user`, `count_failure`, `failures`, `reset_counter`), `result` (`ok`, `error`) |
+//! | `authkit_session_store_duration_seconds` | histogram | `operation` (`create`, `load`, `touch`, `save`, `rekey`, `delete`, `delete_user`, `list_user`, `count_failure`, `forgive`, `failures`, `reset_counter`), `result` (`ok`, `error`) |
 //!
 //! Install the recorder before the first request; handles are not kept, so
 //! a recorder installed later is used from then on.
+//!
+//! # Exporting
+//!
+//! ```rust,no_run
+//! use axum::{routing::get, Router};
+//!
+//! fn metrics_route() -> Result<Router, Box<dyn std::error::Error>> {
+//!     // Install the recorder before serving, then expose what it gathers.
+//!     let prometheus = metrics_exporter_prometheus::PrometheusBuilder::new().install_recorder()?;
+//!     Ok(Router::new().route("/metrics", get(move || std::future::ready(prometheus.render()))))
+//! }
+//! ```
+//!
+//! `cargo run --example resource_server --features metrics` serves it at
+//! `/metrics`.
 
 use crate::principal::Principal;
 use crate::rejection::AuthError;

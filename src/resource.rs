@@ -38,6 +38,99 @@
 //! never derived from request headers, so a proxy in front cannot change
 //! what the document and the challenges say. Bearer tokens are accepted in
 //! the `Authorization` header only (`bearer_methods_supported: ["header"]`).
+//!
+//! # MCP servers
+//!
+//! An MCP server over streamable HTTP is an OAuth 2.1 resource server (MCP
+//! authorization spec, 2025-06-18 and 2025-11-25). What the spec asks of it is
+//! three calls here: publish RFC 9728 metadata naming the authorization
+//! server, point at it from every 401, and accept only tokens issued for this
+//! server (`aud` = the resource identifier, RFC 8707). With the official Rust
+//! SDK, `rmcp`:
+//!
+//! ```rust,no_run
+//! use std::sync::Arc;
+//! use axum::Router;
+//! use rmcp::handler::server::router::tool::ToolRouter;
+//! use rmcp::transport::streamable_http_server::session::never::NeverSessionManager;
+//! use rmcp::transport::streamable_http_server::{StreamableHttpServerConfig, StreamableHttpService};
+//! use rmcp::{ServerHandler, model::{ServerCapabilities, ServerConfig}, tool, tool_handler, tool_router};
+//! use tower::Layer;
+//! use tower_authkit::resource::ProtectedResource;
+//! use tower_authkit::{JwksAuthLayer, RequireScope};
+//!
+//! #[derive(Clone)]
+//! struct Tools { tool_router: ToolRouter<Self> }
+//!
+//! #[tool_router]
+//! impl Tools {
+//!     #[tool(description = "Says hello")]
+//!     fn hello(&self) -> String { "hello".into() }
+//! }
+//!
+//! #[tool_handler(router = self.tool_router)]
+//! impl ServerHandler for Tools {
+//!     fn get_info(&self) -> ServerConfig {
+//!         ServerConfig::new(ServerCapabilities::builder().enable_tools().build())
+//!     }
+//! }
+//!
+//! fn app() -> Result<Router, Box<dyn std::error::Error>> {
+//!     let resource = ProtectedResource::builder("https://mcp.example.com/mcp")
+//!         .authorization_server("https://login.example.com")
+//!         .scopes_supported(["mcp:tools"])
+//!         .build()?;
+//!     let auth = JwksAuthLayer::builder()
+//!         .issuer("https://login.example.com")
+//!         .protected_resource(&resource) // aud must be https://mcp.example.com/mcp
+//!         .build()?
+//!         .protected_resource(&resource); // resource_metadata in challenges; metadata paths public
+//!     let tools = Tools { tool_router: Tools::tool_router() };
+//!     let mcp = StreamableHttpService::new(
+//!         move || Ok(tools.clone()),
+//!         Arc::new(NeverSessionManager::default()), // stateless: every request is authenticated on its own
+//!         StreamableHttpServerConfig::default()
+//!             .with_legacy_session_mode(false)
+//!             .with_allowed_hosts(["mcp.example.com"]),
+//!     );
+//!     Ok(Router::new()
+//!         .route_service("/mcp", RequireScope::all(["mcp:tools"]).layer(mcp))
+//!         .layer(auth)
+//!         .layer(resource.metadata_layer()))
+//! }
+//! ```
+//!
+//! What a client sees:
+//!
+//! | request | answer |
+//! |---|---|
+//! | no token | 401 `WWW-Authenticate: Bearer realm="api", resource_metadata="https://mcp.example.com/.well-known/oauth-protected-resource/mcp", scope="mcp:tools"` |
+//! | `GET /.well-known/oauth-protected-resource/mcp` (and the bare well-known path) | the RFC 9728 document: `resource`, `authorization_servers`, `scopes_supported`, `bearer_methods_supported: ["header"]` |
+//! | a token for another resource, expired, forged, or in the query string | 401 `invalid_token` (with `resource_metadata`) |
+//! | a token without the scope | 403 `insufficient_scope`, `scope="mcp:tools"`, `resource_metadata` |
+//!
+//! Tools read the caller from the HTTP parts rmcp hands them:
+//! `Extension(parts): Extension<http::request::Parts>`, then
+//! `parts.extensions.get::<Principal>()`. The resource identifier is
+//! configured, never taken from `Host` or `X-Forwarded-*`, so a proxy in front
+//! cannot change what the metadata and the challenges say.
+//!
+//! `examples/mcp_server.rs` is the runnable version (tools `whoami` and `add`;
+//! `AUTHKIT_ISSUER`, `AUTHKIT_RESOURCE`, `AUTHKIT_SCOPES`). To try it with a
+//! real MCP client on one machine, the dev server is an authorization server
+//! too (RFC 8414 metadata, dynamic client registration, authorization code
+//! with PKCE approved at once as `dev-user`, `resource` → `aud`):
+//!
+//! ```sh
+//! cargo run -p tower-authkit-testing --bin authkit-dev-server        # terminal 1: 127.0.0.1:8765
+//! AUTHKIT_ISSUER=http://127.0.0.1:8765 cargo run --example mcp_server   # terminal 2: http://127.0.0.1:3000/mcp
+//! ```
+//!
+//! The official MCP TypeScript SDK is tested against it in CI
+//! (`tests/interop.rs`): with oidc-provider as the authorization server and
+//! the client-credentials flow, and with the test kit and the interactive
+//! flow (registration, PKCE, `resource`, code exchange). Both start from a
+//! bare 401 and discover everything else.
 
 use std::sync::Arc;
 use std::task::{Context, Poll};

@@ -22,6 +22,35 @@
 //! `acr` must be one of the listed values; `auth_time` (seconds since the
 //! epoch) at most `max_age` old, a few seconds of clock skew aside. A
 //! token without the claim asked for falls short.
+//!
+//! # Step-up
+//!
+//! `RequireAuthContext` asks for a stronger or more recent sign-in on the
+//! routes that need it (RFC 9470). A token that falls short gets a 401 that
+//! says what to ask the authorization server for:
+//!
+//! ```rust,no_run
+//! use std::time::Duration;
+//! use axum::{routing::post, Router};
+//! use tower_authkit::RequireAuthContext;
+//!
+//! fn payments() -> Router {
+//!     Router::new().route(
+//!         "/payments",
+//!         post(|| async { "paid" })
+//!             .route_layer(RequireAuthContext::acr(["urn:authkit:mfa"]).max_age(Duration::from_secs(300))),
+//!     )
+//! }
+//! ```
+//!
+//! ```text
+//! WWW-Authenticate: Bearer realm="api", error="insufficient_user_authentication",
+//!   error_description="a stronger authentication is required", acr_values="urn:authkit:mfa", max_age=300
+//! ```
+//!
+//! The JSON body carries `acr_values` and `max_age` too. For an extractor,
+//! `policy!(pub RecentMfa = RequireAuthContext::acr([..]).max_age(..))` and
+//! `Authorized<RecentMfa>`.
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};

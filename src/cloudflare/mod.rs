@@ -32,6 +32,33 @@
 //! through the crate's one JWKS key set (same cache, rotation and resilience
 //! as [`JwksAuthLayer`](crate::JwksAuthLayer)); `iss` must be the team domain,
 //! `aud` must contain a configured application AUD tag, RS256 only.
+//!
+//! # Cloudflare Access
+//!
+//! ```rust,no_run
+//! use axum::{routing::get, Json, Router};
+//! use tower_authkit::cloudflare::{CfAccess, CfAccessLayer};
+//!
+//! fn app() -> Result<Router, tower_authkit::ConfigError> {
+//! let auth = CfAccessLayer::builder()
+//!     .team("acme")                       // https://acme.cloudflareaccess.com
+//!     .audience("<application AUD tag>")  // repeatable
+//!     .build()?;
+//! let verifier = auth.authenticator().clone(); // verify(), verify_email(), identity()
+//! let app = Router::new()
+//!     .route("/me", get(|who: CfAccess| async move { format!("{} {:?}", who.kind(), who.email()) }))
+//!     .layer(auth);
+//! Ok(app)
+//! }
+//! ```
+//!
+//! Tokens come from `Cf-Access-Jwt-Assertion`, else the `CF_Authorization` cookie;
+//! keys from `{team}/cdn-cgi/access/certs` through the same key cache as
+//! `JwksAuthLayer` (fresh 10 min, refreshed ahead; leeway 30 s). `type: org` tokens
+//! are refused unless `.allow_org_tokens(true)`. `CfAccessUser` and `CfServiceToken`
+//! extractors answer 403 for the other kind. `.dev_user(..)` skips verification for
+//! local development (warns at build and first use; refused when
+//! `AUTHKIT_DENY_DEV_BYPASS=1`). `get-identity` failures are 502/503, never 401.
 
 mod client;
 mod identity;

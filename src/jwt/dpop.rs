@@ -24,6 +24,31 @@
 //! under a secret of yours) and change every period (default 5 min; the
 //! previous period's is still accepted), so replicas sharing the secret
 //! need nothing shared at run time.
+//!
+//! # Use
+//!
+//! ```rust,no_run
+//! use tower_authkit::jwt::dpop::Dpop;
+//! use tower_authkit::JwksAuthLayer;
+//!
+//! fn layer() -> Result<JwksAuthLayer, tower_authkit::ConfigError> {
+//!     JwksAuthLayer::builder()
+//!         .issuer("https://login.example.com")
+//!         .audience("https://api.example.com")
+//!         .dpop(Dpop::allowed("https://api.example.com")) // what clients see, for htu; or Dpop::required
+//!         .build()
+//! }
+//! ```
+//!
+//! Any refusal of a request sent as `Authorization: DPoP` is challenged in
+//! the DPoP scheme (RFC 9449 §7.1), and a request with no credential is
+//! offered both `Bearer` and `DPoP` (only `DPoP` when every issuer requires
+//! it). The default replay cache remembers `jti`s in the process; replicas
+//! share one with [`Dpop::replay_cache`] and
+//! [`RedisReplayCache`](crate::jwt::RedisReplayCache) (feature `dpop-redis`:
+//! one `SET NX PX` per proof, 503 while Redis is unreachable, never a proof
+//! accepted unrecorded) or a [`DpopReplayCache`] of your own. A cached token
+//! costs one proof verification.
 
 use std::collections::HashMap;
 use std::fmt;

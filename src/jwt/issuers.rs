@@ -60,6 +60,73 @@
 //! equals the tenant in its `iss` (Microsoft's rule for multi-tenant
 //! apps): a [`claim_check`](JwksAuthBuilder::claim_check) on the settings,
 //! whose docs show it.
+//!
+//! # Several issuers
+//!
+//! One layer can trust several issuers, each with its own audiences,
+//! algorithms, rules, role resolver and key set. A token goes to the one
+//! issuer its `iss` names; a key of one issuer never verifies a token that
+//! names another, and an `iss` no issuer matches is refused (401) before
+//! anything is fetched. Issuers that differ in a tenant segment (Entra ID)
+//! are a pattern, discovered on first sight and kept in a bounded set:
+//!
+//! ```rust,no_run
+//! use tower_authkit::{JwksAuthLayer, TenantIssuers};
+//!
+//! fn layer() -> Result<JwksAuthLayer, tower_authkit::ConfigError> {
+//!     // Recommended where the provider mints RFC 9068 access tokens
+//!     // (Keycloak, Auth0, Okta, oidc-provider): `typ` must be `at+jwt`,
+//!     // so an ID token is never taken for an access token.
+//!     let staff = JwksAuthLayer::builder()
+//!         .issuer("https://login.example.com/realms/staff")
+//!         .audience("orders-api")
+//!         .access_token_profile();
+//!     let partners = JwksAuthLayer::builder()
+//!         .issuer("https://partners.example.com")
+//!         .audience("partner-api")
+//!         .max_lifetime(std::time::Duration::from_secs(3600))
+//!         .required_claims(["jti", "client_id"]);
+//!     // Entra ID multi-tenant: `tid` must be the tenant in `iss`.
+//!     let entra = JwksAuthLayer::builder().audience("api://orders").claim_check(|claims| {
+//!         let iss = claims.get("iss").and_then(|v| v.as_str()).unwrap_or("");
+//!         let tid = claims.get("tid").and_then(|v| v.as_str()).unwrap_or("");
+//!         match iss.strip_suffix("/v2.0").and_then(|rest| rest.rsplit('/').next()) {
+//!             Some(tenant) if tenant == tid => Ok(()),
+//!             _ => Err("tid does not match the issuer".into()),
+//!         }
+//!     });
+//!     JwksAuthLayer::issuers()
+//!         .issuer(staff)
+//!         .issuer(partners)
+//!         .tenants(TenantIssuers::new("https://login.microsoftonline.com/{tenant}/v2.0", entra).any_tenant())
+//!         .build()
+//! }
+//! ```
+//!
+//! With `any_tenant()`, at most one new issuer is admitted per
+//! `new_issuer_cooldown` (1 s) and at most `max_issuers` (100) are kept, least
+//! recently used evicted: a flood of made-up tenants costs at most one
+//! discovery a second and bounded memory. `is_ready()` / `ready()` cover every
+//! issuer configured by name. The verified-token cache is shared by the set
+//! (`.token_cache(n)` on the set). Every `JwksAuthBuilder` setting means the
+//! same per issuer.
+//!
+//! **Who may grant a role.** Authorization never merges trust domains
+//! silently. With a tenant pattern, whoever administers *any* admitted tenant
+//! writes that tenant's tokens, and with `any_tenant()` that is anyone who
+//! signs up for one. So:
+//!
+//! | assertion in the token | listed issuer (`.issuer(..)`) | tenant-pattern issuer |
+//! |---|---|---|
+//! | scopes (`RequireScope`) | counts | counts |
+//! | roles, groups, permissions (`RequireRole`, `RequireGroup`, `RequirePermission`, `Principal::has_role` …) | counts | counts only with `TenantIssuers::trust_roles()` |
+//! | any of them, in a check that names issuers (`RequireRole::new("admin").from_issuers([iss])`) | counts if `iss` is named | counts if `iss` is named |
+//!
+//! `Principal::roles()` still lists what the token asserted;
+//! `Principal::roles_trusted()` says whether it grants anything. In
+//! `resource_server`, `AUTHKIT_TENANT_TRUST_ROLES=1` turns `trust_roles` on: without it, a
+//! tenant token with `roles: ["admin"]` gets 200 on `/me` and 403 on
+//! `/admin` (and on `/team` for groups).
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};

@@ -34,6 +34,52 @@
 //! The builder never reads the environment by itself:
 //! [`ProxyUserBuilder::from_env`] is the explicit way to honour
 //! [`DEV_MODE_ENV`] and [`DEV_URL_ENV`].
+//!
+//! # Auth proxy users (`proxy-user`)
+//!
+//! Tokens (`Authorization: Bearer`, else the `OxaigenPlatformAuthAccessToken`
+//! cookie) are validated by the proxy's `GET {base}/_oxa_auth/get-me`; permissions
+//! by `POST {base}/_oxa_auth/test-app-permission/{name}`. The layer only enriches by
+//! default; extractors enforce (`CurrentUser`: 401 missing/invalid, 502/503 upstream
+//! failure; `Option<CurrentUser>`: `None` for missing/invalid, still 502/503;
+//! `Permitted<P>` and `RequireProxyPermission`: 403 when denied). `.strict()` rejects
+//! in the layer. Users are cached 30 s by SHA-256 of (upstream, token), permissions
+//! 30 s, invalid tokens 5 s, 1024 entries each; concurrent requests for one token
+//! share one call; upstream failures are never cached.
+//!
+//! The upstream base is, in order: `.upstream_url(..)`; dev mode
+//! (`.dev_url(..)`, or `ProxyUserBuilder::from_env()` with
+//! `AUTHKIT_PROXY_DEV_MODE=1` → `AUTHKIT_PROXY_DEV_URL`, default
+//! `http://127.0.0.1:8765`); or `{scheme}://{host}` of the request **only** for
+//! `.allowed_hosts([..])` (`X-Forwarded-Host` only with
+//! `.trust_forwarded_headers(true)`). Other hosts get 400 without any upstream call:
+//! deriving it from any `Host` would let a caller point validation at its own
+//! server and sign in as anyone.
+//!
+//! ## Two terminals with the dev server
+//!
+//! ```sh
+//! # terminal 1: every upstream this crate talks to, on 127.0.0.1:8765
+//! cargo run -p tower-authkit-testing --bin authkit-dev-server
+//!
+//! # terminal 2: the example app, validating against the dev server
+//! AUTHKIT_PROXY_DEV_MODE=1 AUTHKIT_BIND=127.0.0.1:8000 \
+//!   cargo run --features proxy-user --example proxy_user_app
+//!
+//! # terminal 3 (or 2): the default valid token is mock-dev-token
+//! curl -H 'Authorization: Bearer mock-dev-token' http://127.0.0.1:8000/v1/me
+//! curl -H 'Authorization: Bearer mock-dev-token' http://127.0.0.1:8000/v1/audit
+//! curl http://127.0.0.1:8000/v1/maybe-public
+//! ```
+//!
+//! The dev server also serves OIDC discovery, `/jwks`, a client-credentials
+//! `/token` endpoint (client `dev-client` / `dev-secret`), `/introspect`, a
+//! Cloudflare Access team (`/cdn-cgi/access/*`) and a Pomerium route JWKS. It reads
+//! `AUTHKIT_DEV_HOST`, `AUTHKIT_DEV_PORT` and the proxy mock's `AUTHKIT_DEV_*`
+//! settings (tokens, cookies, user, roles, permissions; see `crates/authkit-testing/src/bin/authkit-dev-server.rs`).
+//! Browser frontends on another origin can call it: CORS allows any origin by
+//! default, or set `AUTHKIT_DEV_CORS_ORIGINS=http://localhost:5173` (a
+//! comma-separated list) to allow exactly those, with cookies.
 
 mod permission;
 mod upstream;

@@ -54,6 +54,73 @@
 //! - No session: 401 (or anonymous in optional mode, or a 303 to the login
 //!   path for browsers). Store down: 503 + `Retry-After`, and the cookie is
 //!   kept.
+//!
+//! # Sessions (`session`, `session-sqlite`, `session-redis`)
+//!
+//! ```rust,no_run
+//! use std::sync::Arc;
+//! use axum::{routing::{get, post}, Router};
+//! use tower_authkit::cross_origin::CrossOriginLayer;
+//! use tower_authkit::session::{store::RedisStore, Session, SessionLayer, SignIn};
+//! use tower_authkit::{Principal, RequireRole};
+//!
+//! fn app() -> Result<Router, Box<dyn std::error::Error>> {
+//! let store = Arc::new(RedisStore::new("redis://127.0.0.1:6379")?); // or MemoryStore, SqliteStore
+//! let sessions = SessionLayer::builder()
+//!     .key(std::env::var("SESSION_KEY")?.into_bytes())      // >= 32 bytes; .old_key(..) for rotation
+//!     .shared_store(store.clone())
+//!     .login_redirect("/login")                              // browsers without a session: 303
+//!     .build()?;
+//! let admin = sessions.authenticator().admin();              // revoke(handle), revoke_user(sub), list_user(sub)
+//! let sign_in = SignIn::new(store);                          // 5 failures / account, 20 / client, per 15 min
+//! let app = Router::new()
+//!     .route("/", get(|p: Principal| async move { format!("hello, {}", p.subject()) }))
+//!     .route("/admin", get(|| async { "admin" }).route_layer(RequireRole::new("admin")))
+//!     .route("/login", post(|session: Session| async move {
+//!         // sign_in.check(email, client, password, stored_hash).await? first
+//!         session.login(Principal::builder("session", "alice@example.com").build());
+//!     }))
+//!     .route("/logout", post(|session: Session| async move { session.logout() }))
+//!     .layer(sessions.public_path("/login"))
+//!     .layer(CrossOriginLayer::new());
+//! let _ = (admin, sign_in);
+//! Ok(app)
+//! }
+//! ```
+//!
+//! - The cookie is a 256-bit random id signed with the `cookie` crate
+//!   (`HttpOnly`, `SameSite=Lax`, `Path=/`, `Secure` unless `.secure(false)`),
+//!   named `__Host-authkit_session` (so no sibling host or path can set one;
+//!   `authkit_session` without `Secure`); stores only see the SHA-256 of the
+//!   id. Oversized, unsigned or tampered cookies count as absent and are
+//!   logged (without their value); of several cookies with the session's
+//!   name, the validly signed one counts.
+//! - Idle timeout and absolute lifetime together (30 min / 8 h); activity is
+//!   recorded at most once per `max(1 s, idle/10)`, data written back once per
+//!   request and only when changed, version-checked and merged per key.
+//! - `login` always issues a new id (the session's data moves along only when
+//!   the same subject signs in again; another user starts with just what that
+//!   request wrote); `rotate` moves a session to a new id;
+//!   revocations win over in-flight requests (no store write re-creates a
+//!   deleted record). A `PrincipalLoader` re-reads your users every request.
+//! - Store down: 503 + `Retry-After`, the cookie kept. `SignIn` counts attempts
+//!   in the store (shared by replicas), reserving each one atomically *before*
+//!   the password hash runs: with a limit of 5, a burst of 60 parallel guesses
+//!   gets 5 checks and 55 answers of 429 + `Retry-After`. `Passwords` hashes
+//!   with Argon2id off the runtime behind a concurrency cap.
+//! - **Client addresses behind a proxy.** The per-client limit needs the real
+//!   client, not your TLS proxy's address (or every user shares one counter
+//!   and anyone can lock everyone out).
+//!   `client_address::TrustedProxies` (`AUTHKIT_TRUSTED_PROXIES` in the
+//!   examples: comma-separated IPs or CIDRs, default none) names your proxies:
+//!   from them, the client is the right-most `X-Forwarded-For` address that is
+//!   not itself a trusted proxy (a forged left-most entry changes nothing);
+//!   from anyone else, forwarding headers are ignored:
+//!   `let client = proxies.client(peer.ip(), &headers);`.
+//! - Audit events go to `tracing` target `tower_authkit::audit`: sign-in
+//!   success/failure, session created/rotated/signed out/revoked, access denied.
+//! - `examples/session_portal.rs` is a complete server-rendered portal:
+//!   `cargo run --example session_portal --features session-sqlite,session-redis -- --dev`.
 
 mod admin;
 mod audit;
@@ -224,7 +291,7 @@ impl SessionLayerBuilder {
         self
     }
 
-    /// Where sessions live (default: a new [`MemoryStore`](store::MemoryStore)).
+    /// Where sessions live (default: a new [`MemoryStore`]).
     pub fn store(mut self, store: impl SessionStore) -> Self {
         self.store = Some(Arc::new(store));
         self

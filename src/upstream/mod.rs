@@ -4,11 +4,8 @@
 //! provider, so the same outage gets the same answer whichever layer meets
 //! it:
 //!
-//! | the upstream... | status | gRPC | `Retry-After` |
-//! |---|---|---|---|
-//! | could not be reached: DNS failure, connection refused or reset, timeout, TLS failure | 503 | 14 `UNAVAILABLE` | the backoff's time left, at least 1 s |
-//! | answered, but with a 5xx, an unexpected status, or a body we cannot use (too large, not JSON, missing fields, another issuer) | 502 | 14 `UNAVAILABLE` | — |
-//! | said the credential is not valid (401, 403, `"active": false`) | 401 | 16 `UNAUTHENTICATED` | — |
+//! (The table of answers is in the `rejection` module's docs, "When an
+//! upstream fails": one copy, where users read it.)
 //!
 //! While an upstream keeps failing for a key, the failure is answered again
 //! from a backoff ([`backoff`]) instead of asking once per request. The
