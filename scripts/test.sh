@@ -114,13 +114,22 @@ step "docs"
 RUSTDOCFLAGS="-D warnings" cargo doc --no-deps --all-features
 
 step "package contents: no CI files, scripts, interop harnesses, TLS keys, benches or integration tests"
-listed=$(cargo package --list --allow-dirty 2>/dev/null)
+listed=$(cargo package --list --allow-dirty -p tower-authkit 2>/dev/null)
 unwanted=$(printf '%s\n' "$listed" | grep -E '^(\.ci/|scripts/|benches/|fuzz/|tests/(interop|fixtures/tls|common|process)/|tests/[^/]+\.rs$)|\.(key|pem)$' || true)
 if [ -n "$unwanted" ]; then
   printf 'the package would ship files users do not need:\n%s\n' "$unwanted"
   exit 1
 fi
 printf '%s files, none unwanted\n' "$(printf '%s\n' "$listed" | wc -l)"
+for crate in authkit-ingress tower-authkit-pomerium tower-authkit-testing; do
+  # A satellite ships its sources, README and licences: nothing else.
+  extra=$(cargo package --list --allow-dirty -p "$crate" 2>/dev/null \
+    | grep -vE '^(src/|README\.md$|LICENSE-(APACHE|MIT)$|Cargo\.(toml|toml\.orig|lock)$|\.cargo_vcs_info\.json$)' || true)
+  if [ -n "$extra" ]; then
+    printf '%s would ship files users do not need:\n%s\n' "$crate" "$extra"
+    exit 1
+  fi
+done
 
 step "quickstart with default features"
 cargo run --quiet --example quickstart
