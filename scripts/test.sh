@@ -77,7 +77,7 @@ step "tests with all features (both crypto backends compiled in)"
 run_tests --all-features
 
 step "JWKS tests on the RustCrypto backend alone (the non-aws-lc verification path)"
-run_tests -p tower-authkit --no-default-features --features axum,jwks,rust-crypto --test jwks --test pipeline
+run_tests -p tower-authkit --no-default-features --features axum,jwks,rust-crypto --test it
 
 step "unit tests with no crypto backend (config error, never a panic)"
 run_tests -p tower-authkit --no-default-features --features axum,jwks --lib

@@ -1,7 +1,7 @@
 //! The shared pipeline through axum: modes, public paths, extractors,
 //! SecurityContext, authorization layers, rendering hooks.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

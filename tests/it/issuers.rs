@@ -2,7 +2,7 @@
 //! across issuers, unknown issuers refused before any fetch, tenant
 //! patterns under a flood, readiness over every issuer.
 
-mod common;
+use crate::common;
 
 use std::time::{Duration, Instant};
 

@@ -2,7 +2,7 @@
 //! credential's shape, with rejections that name the member and outages
 //! that never hide another member's success.
 
-mod common;
+use crate::common;
 
 use axum::Router;
 use axum::routing::get;

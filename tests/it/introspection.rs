@@ -1,6 +1,6 @@
 //! RFC 7662 introspection against the test provider's `/introspect`.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

@@ -1,6 +1,6 @@
 //! The Pomerium assertion layer against the test kit's Pomerium route emulation.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

@@ -1,7 +1,7 @@
 //! JwksAuthLayer against the in-process TestIdp: discovery, algorithms,
 //! RFC 8725 rejections, rotation, single-flight fetches, resilience.
 
-mod common;
+use crate::common;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};

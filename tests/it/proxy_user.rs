@@ -1,7 +1,7 @@
 //! ProxyUserLayer against the dev server's auth-proxy emulation (TestIdp),
 //! which also counts upstream calls.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

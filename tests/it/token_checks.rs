@@ -1,7 +1,7 @@
 //! Per-issuer token checks: the RFC 9068 access-token profile, maximum
 //! lifetime, required claims, subject matcher, custom claim checks.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 
