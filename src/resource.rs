@@ -379,10 +379,12 @@ where
 }
 
 impl<A: crate::layer::Authenticator> crate::layer::AuthLayer<A> {
-    /// Challenges name `resource`'s metadata (its [`renderer`](ProtectedResource::renderer)),
-    /// and its metadata paths are public on this layer.
+    /// Challenges name `resource`'s metadata (`resource_metadata`, and the
+    /// supported scopes on 401s), keeping the layer's [`realm`](Self::realm)
+    /// whichever is set first; its metadata paths are public on this layer.
     pub fn protected_resource(self, resource: &ProtectedResource) -> Self {
-        let mut layer = self.renderer(resource.renderer());
+        let decorating = resource.clone();
+        let mut layer = self.challenge_extras(Arc::new(move |renderer| decorating.decorate(renderer)));
         for path in resource.metadata_paths() {
             layer = layer.public_path(path.clone());
         }

@@ -359,9 +359,44 @@ pub(crate) struct LayerConfig {
     pub(crate) optional_paths: Vec<String>,
     pub(crate) optional_prefixes: Vec<String>,
     pub(crate) skip: Option<SkipPredicate>,
+    /// The renderer in effect, made from the three settings below.
     pub(crate) renderer: Arc<dyn Renderer>,
     /// Set when the renderer is not the default one, so inner layers use it too.
     pub(crate) custom_renderer: bool,
+    /// [`AuthLayer::realm`].
+    pub(crate) realm: Option<Arc<str>>,
+    /// What [`AuthLayer::protected_resource`] adds to the challenges.
+    pub(crate) challenge_extras: Option<ChallengeExtras>,
+    /// [`AuthLayer::renderer`]: replaces the default rendering.
+    pub(crate) custom: Option<Arc<dyn Renderer>>,
+}
+
+/// Adds to the default renderer's challenges (RFC 9728's `resource_metadata`).
+pub(crate) type ChallengeExtras = Arc<dyn Fn(DefaultRenderer) -> DefaultRenderer + Send + Sync>;
+
+impl LayerConfig {
+    /// Rebuilds the renderer in effect: a custom one wins; otherwise the
+    /// default renderer with the realm and the challenge extras, whichever
+    /// order they were set in.
+    fn refresh_renderer(&mut self) {
+        if let Some(custom) = &self.custom {
+            if self.realm.is_some() || self.challenge_extras.is_some() {
+                tracing::warn!(
+                    "a custom renderer decides the challenges: the layer's realm and protected-resource \
+                     metadata are not added to them"
+                );
+            }
+            self.renderer = Arc::clone(custom);
+            self.custom_renderer = true;
+            return;
+        }
+        let mut renderer = DefaultRenderer::new(self.realm.clone().unwrap_or_else(|| Arc::from("api")));
+        if let Some(extras) = &self.challenge_extras {
+            renderer = extras(renderer);
+        }
+        self.custom_renderer = self.realm.is_some() || self.challenge_extras.is_some();
+        self.renderer = Arc::new(renderer);
+    }
 }
 
 impl LayerConfig {
@@ -429,6 +464,9 @@ impl<A: Authenticator> AuthLayer<A> {
                 skip: None,
                 renderer: Arc::new(DefaultRenderer::default()),
                 custom_renderer: false,
+                realm: None,
+                challenge_extras: None,
+                custom: None,
             }),
         }
     }
@@ -542,16 +580,34 @@ impl<A: Authenticator> AuthLayer<A> {
     }
 
     /// Sets the realm named in `WWW-Authenticate` challenges (default `api`).
-    pub fn realm(self, realm: impl Into<Arc<str>>) -> Self {
-        self.renderer(DefaultRenderer::new(realm))
+    /// Composes with [`protected_resource`](Self::protected_resource) in
+    /// either order.
+    pub fn realm(mut self, realm: impl Into<Arc<str>>) -> Self {
+        let config = self.config_mut();
+        config.realm = Some(realm.into());
+        config.refresh_renderer();
+        self
     }
 
     /// Replaces how rejections are rendered. Extractors and `Require*` layers
-    /// inside this layer use the same renderer.
+    /// inside this layer use the same renderer. A custom renderer decides the
+    /// whole challenge: the layer's [`realm`](Self::realm) and
+    /// protected-resource metadata are not added to it (a warning is logged
+    /// when both are set); build them into your renderer, e.g. from
+    /// [`DefaultRenderer`].
     pub fn renderer(mut self, renderer: impl Renderer) -> Self {
         let config = self.config_mut();
-        config.renderer = Arc::new(renderer);
-        config.custom_renderer = true;
+        config.custom = Some(Arc::new(renderer));
+        config.refresh_renderer();
+        self
+    }
+
+    /// Adds to the default renderer's challenges (the realm stays).
+    #[cfg_attr(not(feature = "http-client"), allow(dead_code))]
+    pub(crate) fn challenge_extras(mut self, extras: ChallengeExtras) -> Self {
+        let config = self.config_mut();
+        config.challenge_extras = Some(extras);
+        config.refresh_renderer();
         self
     }
 }

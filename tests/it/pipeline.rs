@@ -102,6 +102,39 @@ async fn required_mode_rejects_missing_tokens_with_a_bare_challenge() {
 }
 
 #[tokio::test]
+async fn realm_and_protected_resource_compose_in_either_order() {
+    use tower_authkit::resource::ProtectedResource;
+    let idp = TestIdp::start().await;
+    let resource = ProtectedResource::builder("https://api.example.com/mcp")
+        .authorization_server(idp.issuer())
+        .build()
+        .unwrap();
+    let realm_first = idp
+        .auth_builder()
+        .build()
+        .unwrap()
+        .realm("orders")
+        .protected_resource(&resource);
+    let resource_first = idp
+        .auth_builder()
+        .build()
+        .unwrap()
+        .protected_resource(&resource)
+        .realm("orders");
+    for layer in [realm_first, resource_first] {
+        let response = server(layer).await.get("/me").expect_failure().await;
+        let challenge = response.header("www-authenticate");
+        let challenge = challenge.to_str().unwrap();
+        assert!(challenge.contains("realm=\"orders\""), "{challenge}");
+        assert!(
+            challenge
+                .contains("resource_metadata=\"https://api.example.com/.well-known/oauth-protected-resource/mcp\""),
+            "{challenge}"
+        );
+    }
+}
+
+#[tokio::test]
 async fn public_paths_and_predicates_skip_authentication() {
     let idp = TestIdp::start().await;
     let layer = idp

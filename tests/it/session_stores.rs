@@ -2,7 +2,6 @@
 //! memory, SQLite and Redis (the suite is the test kit's, public, so other
 //! stores run it too).
 
-
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
