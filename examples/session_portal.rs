@@ -25,7 +25,8 @@
 //! | `AUTHKIT_DEMO_USERS` | `email:password:role1\|role2,...` (Argon2-hashed at start) | none (`--dev`: two demo users) |
 //!
 //! Routes: `GET /health`, `GET|POST /login`, `POST /logout`, `GET /`,
-//! `GET /me`, `GET /admin`, `GET /me/sessions`, `DELETE /me/sessions/{id}`,
+//! `GET /me`, `GET /admin`, `GET /me/sessions`, `DELETE /me/sessions/{id}`
+//! (or `POST /me/sessions/{id}/end` from an HTML form: 303 back to the list),
 //! `POST /admin/revoke?email=E`, `POST /admin/disable?email=E`,
 //! `POST /admin/enable?email=E`. Unsafe requests from other origins get 403.
 //!

@@ -602,7 +602,7 @@ async fn a_revoke_during_an_in_flight_request_is_not_undone() {
 }
 
 #[tokio::test]
-async fn admin_lists_handles_and_revokes_one_session() {
+async fn users_end_only_their_own_sessions_by_handle() {
     let store = Instrumented::default();
     let layer = builder(&store).build().unwrap();
     let admin = layer.authenticator().admin();
@@ -618,7 +618,12 @@ async fn admin_lists_handles_and_revokes_one_session() {
             assert!(!cookie.contains(&handle[..16]), "a handle is not the cookie");
         }
     }
-    assert!(admin.revoke(&sessions[0].handle).await.unwrap());
+    assert!(
+        !admin.revoke("mallory", &sessions[0].handle).await.unwrap(),
+        "another user's handle ends nothing"
+    );
+    assert_eq!(admin.list_user("alice").await.unwrap().len(), 2);
+    assert!(admin.revoke("alice", &sessions[0].handle).await.unwrap());
     let statuses = [
         laptop.send("GET", "/me").await.status.as_u16(),
         phone.send("GET", "/me").await.status.as_u16(),

@@ -133,6 +133,33 @@ async fn the_portal_serves_its_contract() {
     assert_eq!(phone.get("/me").await.status, 401, "that session ended");
     assert_eq!(user.get("/me").await.status, 200, "this one did not");
 
+    // Another user's handle ends nothing and looks unknown (no IDOR).
+    let stranger = Visitor::new(&base);
+    stranger.login("admin@example.com", "admin-pass").await;
+    let strangers = current_session(&stranger).await;
+    let refused = user
+        .send("DELETE", &format!("/me/sessions/{strangers}"), None, &[])
+        .await;
+    assert_eq!(refused.status, 404);
+    let refused = user
+        .send("POST", &format!("/me/sessions/{strangers}/end"), None, &[])
+        .await;
+    assert_eq!(refused.status, 404);
+    assert_eq!(
+        stranger.get("/me").await.status,
+        200,
+        "the other user's session lives on"
+    );
+    // An HTML form ends one's own session with POST, and is sent back to the list.
+    let tablet = Visitor::new(&base);
+    tablet.login("user@example.com", "user-pass").await;
+    let tablets = current_session(&tablet).await;
+    let ended = user
+        .send("POST", &format!("/me/sessions/{tablets}/end"), None, &[])
+        .await;
+    assert_eq!((ended.status, ended.location()), (303, "/me/sessions"));
+    assert_eq!(tablet.get("/me").await.status, 401);
+
     // Admin: revoke all of a user's sessions; disable and enable.
     let admin = Visitor::new(&base);
     admin.login("admin@example.com", "admin-pass").await;
@@ -401,4 +428,11 @@ async fn a_real_browser_signs_in_through_the_form_and_sees_its_email() {
     assert_eq!(landed, format!("{base}/"), "landed on the portal's home page");
     assert_eq!(browser.text("#email").await, "user@example.com");
     browser.quit().await;
+}
+
+/// The handle of the session `visitor` is signed in with.
+async fn current_session(visitor: &Visitor) -> String {
+    let sessions = visitor.get("/me/sessions").await.json();
+    let current = sessions.as_array().unwrap().iter().find(|s| s["current"] == true);
+    current.unwrap()["id"].as_str().unwrap().to_owned()
 }

@@ -43,8 +43,23 @@ impl SessionAdmin {
         Self { store }
     }
 
-    /// Ends one session. Returns whether it existed.
-    pub async fn revoke(&self, handle: &SessionHandle) -> Result<bool, StoreError> {
+    /// Ends one of `owner`'s sessions (`owner` is the subject, e.g. the
+    /// signed-in caller's `principal.subject()`): what a "my sessions" page
+    /// calls. A handle that is not a live session of `owner` ends nothing
+    /// and answers `false`, exactly as an unknown one does, so a user can
+    /// neither end nor detect another user's session.
+    pub async fn revoke(&self, owner: &str, handle: &SessionHandle) -> Result<bool, StoreError> {
+        match self.store.load(handle).await? {
+            Some(record) if record.subject() == owner => self.revoke_any(handle).await,
+            _ => Ok(false),
+        }
+    }
+
+    /// Ends any session by its handle, whoever it belongs to: for
+    /// administrators (never call it with a handle a user sent about a
+    /// session of their own; use [`revoke`](Self::revoke)). Returns whether
+    /// it existed.
+    pub async fn revoke_any(&self, handle: &SessionHandle) -> Result<bool, StoreError> {
         let existed = self.store.delete(handle).await?;
         audit::revoked(handle, existed);
         Ok(existed)

@@ -218,11 +218,20 @@ impl Session {
 impl<S: Send + Sync> axum_core::extract::FromRequestParts<S> for Session {
     type Rejection = (http::StatusCode, &'static str);
 
+    /// A route without a `SessionLayer` around it is a wiring mistake: 500,
+    /// and an error log naming the missing layer (as axum does for a
+    /// missing `Extension`).
     async fn from_request_parts(parts: &mut http::request::Parts, _state: &S) -> Result<Self, Self::Rejection> {
-        parts.extensions.get::<Session>().cloned().ok_or((
-            http::StatusCode::INTERNAL_SERVER_ERROR,
-            "the Session extractor needs a SessionLayer around this route",
-        ))
+        parts.extensions.get::<Session>().cloned().ok_or_else(|| {
+            tracing::error!(
+                path = parts.uri.path(),
+                "the Session extractor found no session: add a SessionLayer around this route"
+            );
+            (
+                http::StatusCode::INTERNAL_SERVER_ERROR,
+                "the Session extractor needs a SessionLayer around this route",
+            )
+        })
     }
 }
 

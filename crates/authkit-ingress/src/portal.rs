@@ -256,6 +256,7 @@ impl Portal {
             .route("/me", get(me))
             .route("/me/sessions", get(my_sessions))
             .route("/me/sessions/{id}", delete(end_my_session))
+            .route("/me/sessions/{id}/end", post(end_my_session_from_a_form))
             .merge(admin_routes)
             .merge(app)
             .with_state(state)
@@ -410,17 +411,25 @@ async fn my_sessions(State(app): State<App>, principal: Principal, session: Sess
     }
 }
 
+/// `POST /me/sessions/{id}/end`: the same for an HTML form (which cannot
+/// send `DELETE`), then back to the listing.
+async fn end_my_session_from_a_form(state: State<App>, principal: Principal, id: Path<String>) -> Response {
+    let ended = end_my_session(state, principal, id).await;
+    if ended.status() == StatusCode::NO_CONTENT {
+        Redirect::to("/me/sessions").into_response()
+    } else {
+        ended
+    }
+}
+
 async fn end_my_session(State(app): State<App>, principal: Principal, Path(id): Path<String>) -> Response {
     let Some(handle) = SessionHandle::from_hex(&id) else {
         return StatusCode::NOT_FOUND.into_response();
     };
-    // Only the caller's own sessions.
-    match app.admin.list_user(principal.subject()).await {
-        Ok(sessions) if sessions.iter().any(|s| s.handle == handle) => match app.admin.revoke(&handle).await {
-            Ok(_) => StatusCode::NO_CONTENT.into_response(),
-            Err(error) => store_down(error),
-        },
-        Ok(_) => StatusCode::NOT_FOUND.into_response(),
+    // Owner-scoped: another user's handle ends nothing (404, like an unknown one).
+    match app.admin.revoke(principal.subject(), &handle).await {
+        Ok(true) => StatusCode::NO_CONTENT.into_response(),
+        Ok(false) => StatusCode::NOT_FOUND.into_response(),
         Err(error) => store_down(error),
     }
 }
