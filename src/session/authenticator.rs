@@ -75,6 +75,30 @@ fn session_ended() -> AuthError {
 }
 
 impl Config {
+    /// A new session of `principal` in the store, under a fresh id.
+    pub(crate) async fn create_session(
+        &self,
+        principal: &Principal,
+        data: serde_json::Map<String, serde_json::Value>,
+    ) -> Result<SessionId, AuthError> {
+        let id = new_id()?;
+        let now = UnixMillis::now();
+        let absolute_expires_at = now.after(self.absolute);
+        let record = SessionRecord {
+            key: id.key(),
+            principal: StoredPrincipal::of(principal),
+            data,
+            created_at: now,
+            last_seen_at: now,
+            idle_expires_at: now.after(self.idle).min(absolute_expires_at),
+            absolute_expires_at,
+            version: 0,
+        };
+        self.store.create(&record).await.map_err(store_unavailable)?;
+        audit::session_created(record.subject(), &record.key);
+        Ok(id)
+    }
+
     /// The store key of a signed cookie value; oversized, unsigned and
     /// tampered values count as absent (logged without the value).
     fn key_of(&self, value: &str) -> Option<SessionHandle> {
@@ -373,25 +397,11 @@ async fn login(
     principal: Principal,
     data: serde_json::Map<String, serde_json::Value>,
 ) -> Result<HeaderMap, AuthError> {
-    let id = new_id()?;
-    let now = UnixMillis::now();
     if let Some(old) = carried {
         // Fixation defence: the session the request came with ends.
         config.store.delete(&old).await.map_err(store_unavailable)?;
     }
-    let absolute_expires_at = now.after(config.absolute);
-    let record = SessionRecord {
-        key: id.key(),
-        principal: StoredPrincipal::of(&principal),
-        data,
-        created_at: now,
-        last_seen_at: now,
-        idle_expires_at: now.after(config.idle).min(absolute_expires_at),
-        absolute_expires_at,
-        version: 0,
-    };
-    config.store.create(&record).await.map_err(store_unavailable)?;
-    audit::session_created(record.subject(), &record.key);
+    let id = config.create_session(&principal, data).await?;
     Ok(one_header(config.set_cookie(&id)))
 }
 

@@ -144,6 +144,44 @@ impl CookieKeys {
     }
 }
 
+/// A session cookie the layer issued: its name and signed value, for a
+/// `Cookie` request header. The value lets anyone act as the session's
+/// user, so `Debug` never shows it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct SessionCookie {
+    name: String,
+    value: String,
+}
+
+impl SessionCookie {
+    pub(crate) fn new(name: String, value: String) -> Self {
+        SessionCookie { name, value }
+    }
+
+    /// The cookie's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The signed value (a secret).
+    pub fn value(&self) -> &str {
+        &self.value
+    }
+
+    /// `name=value`, as a `Cookie` request header carries it.
+    pub fn header_value(&self) -> String {
+        format!("{}={}", self.name, self.value)
+    }
+}
+
+impl fmt::Debug for SessionCookie {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SessionCookie")
+            .field("name", &self.name)
+            .finish_non_exhaustive()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

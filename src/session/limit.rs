@@ -136,6 +136,13 @@ impl SignIn {
         self
     }
 
+    /// Hashes and verifies with `passwords` (e.g. another concurrency cap,
+    /// or the test kit's `fast_passwords()` in tests).
+    pub fn with_passwords(mut self, passwords: Passwords) -> Self {
+        self.passwords = passwords;
+        self
+    }
+
     /// The hasher used (hash new passwords with it).
     pub fn passwords(&self) -> &Passwords {
         &self.passwords

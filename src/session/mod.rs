@@ -140,9 +140,9 @@ use crate::principal::BoxFuture;
 pub use admin::{SessionAdmin, SessionInfo};
 pub use authenticator::{SessionAuthenticator, local_path};
 pub use handle::{Session, SessionDataError};
-pub use id::SessionHandle;
+pub use id::{SessionCookie, SessionHandle};
 pub use limit::{SignIn, SignInError};
-pub use password::Passwords;
+pub use password::{PasswordCost, Passwords};
 pub use record::{SessionRecord, StoredPrincipal, UnixMillis};
 use store::{MemoryStore, SessionStore};
 
@@ -204,6 +204,17 @@ impl SessionAuthenticator {
     /// it, or let a service set a cookie of that name).
     pub fn cookie_name(&self) -> &str {
         &self.config.cookie.name
+    }
+
+    /// Starts a session of `principal` outside a request, in the store, and
+    /// returns the cookie a browser would get for it: for flows that sign
+    /// users in elsewhere (a link, a provider callback) and for tests (the
+    /// test kit's `session_cookie`). Within a request, use
+    /// [`Session::login`].
+    pub async fn open_session(&self, principal: &Principal) -> Result<SessionCookie, AuthError> {
+        let name = &self.config.cookie.name;
+        let id = self.config.create_session(principal, serde_json::Map::new()).await?;
+        Ok(SessionCookie::new(name.clone(), self.config.keys.sign(name, &id)))
     }
 
     /// The principal a request of session `handle` would get now, with the

@@ -20,4 +20,6 @@ mod pomerium;
 mod proxy_user;
 #[cfg(feature = "session")]
 mod session_stores;
+#[cfg(feature = "session")]
+mod sign_in_recipe;
 mod token_checks;

@@ -26,6 +26,8 @@ mod oauth;
 mod pomerium_route;
 mod proxy_mock;
 #[cfg(feature = "sessions")]
+pub mod sessions;
+#[cfg(feature = "sessions")]
 pub mod store_conformance;
 mod token;
 

@@ -95,6 +95,8 @@ struct Issue {
     scope: Option<String>,
     /// The RFC 8707 resource: the token's `aud` (else the provider's audience).
     resource: Option<String>,
+    /// Development only: roles the client asked for (`roles=a b` or `a,b`).
+    roles: Vec<String>,
 }
 
 async fn token(State(state): State<Arc<IdpState>>, headers: HeaderMap, body: String) -> Response {
@@ -120,6 +122,14 @@ async fn token(State(state): State<Arc<IdpState>>, headers: HeaderMap, body: Str
             client_id: client.id,
             scope: text("scope"),
             resource,
+            // Development only: the token carries any roles asked for, so a
+            // route behind `RequireRole` can be tried by hand.
+            roles: text("roles")
+                .unwrap_or_default()
+                .split([' ', ','])
+                .filter(|role| !role.is_empty())
+                .map(str::to_owned)
+                .collect(),
         },
         Some("authorization_code") => match redeem(&state, &client.id, &form) {
             Ok(grant) => Issue {
@@ -127,6 +137,7 @@ async fn token(State(state): State<Arc<IdpState>>, headers: HeaderMap, body: Str
                 client_id: grant.client_id,
                 scope: grant.scope,
                 resource: grant.resource.or(resource),
+                roles: Vec::new(),
             },
             Err(refusal) => return refusal.into_response(),
         },
@@ -153,6 +164,9 @@ async fn token(State(state): State<Arc<IdpState>>, headers: HeaderMap, body: Str
     }
     if let Some(scope) = &issue.scope {
         builder = builder.scope(scope);
+    }
+    if !issue.roles.is_empty() {
+        builder = builder.roles(issue.roles.iter().map(String::as_str));
     }
     let mut answer = json!({
         "access_token": builder.header("typ", "at+jwt").sign(),

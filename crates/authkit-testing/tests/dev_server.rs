@@ -47,4 +47,30 @@ async fn the_dev_server_starts_on_the_given_port_and_serves_discovery() {
     let document: serde_json::Value = serde_json::from_str(&response.text().await.unwrap()).unwrap();
     assert_eq!(document["issuer"], base.as_str());
     assert!(document["jwks_uri"].as_str().is_some_and(|uri| uri.starts_with(&base)));
+
+    // Development only: the token endpoint issues the roles and scopes asked for.
+    let token_endpoint = document["token_endpoint"].as_str().unwrap();
+    let answer: serde_json::Value = reqwest::Client::new()
+        .post(token_endpoint)
+        .basic_auth("dev-client", Some("dev-secret"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body("grant_type=client_credentials&scope=articles%3Aread&roles=editor+reviewer")
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .map(|body| serde_json::from_str(&body).unwrap())
+        .unwrap();
+    let token = answer["access_token"].as_str().unwrap();
+    let payload = token.split('.').nth(1).unwrap();
+    use base64::Engine;
+    let claims: serde_json::Value = serde_json::from_slice(
+        &base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(payload)
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(claims["roles"], serde_json::json!(["editor", "reviewer"]));
+    assert_eq!(claims["scope"], "articles:read");
 }
