@@ -54,8 +54,9 @@ pub struct AuthRejection {
 
 impl AuthRejection {
     pub(crate) fn new(parts: &Parts, error: AuthError) -> Self {
+        let (offers_dpop, offers_bearer) = crate::layer::inner_scheme(&parts.extensions);
         Self {
-            error: error.in_scheme_of(&parts.headers, false, true),
+            error: error.in_scheme_of(&parts.headers, offers_dpop, offers_bearer),
             protocol: Protocol::of(&parts.headers),
             renderer: renderer_in(&parts.extensions),
         }

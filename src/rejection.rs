@@ -114,6 +114,9 @@ enum Scheme {
     Dpop,
     /// No credential, and the layer takes DPoP too: both challenges.
     BearerAndDpop,
+    /// A cookie session: no token scheme to name (`Cookie realm="…"` on
+    /// 401s, nothing on 403s).
+    Cookie,
 }
 
 /// An authentication or authorization failure.
@@ -150,6 +153,7 @@ impl AuthError {
     /// alone when it takes nothing else (`offers_bearer` false).
     pub(crate) fn in_scheme_of(mut self, headers: &http::HeaderMap, offers_dpop: bool, offers_bearer: bool) -> Self {
         self.scheme = match self.kind {
+            _ if !offers_dpop && !offers_bearer => Scheme::Cookie,
             AuthErrorKind::MissingCredentials if offers_dpop && !offers_bearer => Scheme::Dpop,
             AuthErrorKind::MissingCredentials if offers_dpop => Scheme::BearerAndDpop,
             AuthErrorKind::MissingCredentials => Scheme::Bearer,
@@ -502,6 +506,11 @@ fn open_challenge(value: &mut String, dpop: bool, realm: &str) {
 /// and `default_scope` are already sanitized. Built in one buffer:
 /// rejections of garbage are a hot path for hostile traffic.
 fn challenges(error: &AuthError, realm: &str, default_scope: Option<&str>) -> (Option<String>, Option<String>) {
+    if error.scheme == Scheme::Cookie {
+        // A browser session: no token to ask for, no scope to name.
+        let challenge = (error.status() == StatusCode::UNAUTHORIZED).then(|| format!("Cookie realm=\"{realm}\""));
+        return (challenge, None);
+    }
     let default_scope = default_scope.filter(|_| error.status() == StatusCode::UNAUTHORIZED);
     let push_default_scope = |value: &mut String| {
         if let Some(scope) = default_scope {

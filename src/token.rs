@@ -154,9 +154,20 @@ impl TokenSources {
         self
     }
 
-    /// Whether a challenge offers the `Bearer` scheme.
+    /// Whether a challenge offers the `Bearer` scheme: not when every
+    /// issuer requires DPoP, nor when credentials come from cookies only
+    /// (a browser session, which no `Authorization` header can replace).
     pub(crate) fn offers_bearer(&self) -> bool {
-        !self.bearer_not_offered
+        !self.bearer_not_offered && !self.cookies_only()
+    }
+
+    /// Whether every source is a cookie.
+    pub(crate) fn cookies_only(&self) -> bool {
+        !self.sources.is_empty()
+            && self
+                .sources
+                .iter()
+                .all(|source| matches!(source, TokenSource::Cookie(_)))
     }
 
     /// Lets several cookies of one name through (the first well-formed one

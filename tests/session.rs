@@ -717,6 +717,25 @@ async fn a_store_outage_is_503_keeps_the_cookie_and_the_session_recovers() {
 }
 
 #[tokio::test]
+async fn cookie_session_refusals_name_no_bearer_scheme() {
+    let store = Instrumented::default();
+    let app = app_with(builder(&store).build().unwrap().realm("portal"));
+    let browser = Browser::new(&app);
+    let signed_out = browser.send("GET", "/me").await;
+    assert_eq!(signed_out.status, 401);
+    assert_eq!(signed_out.challenge(), "Cookie realm=\"portal\"");
+    browser.login("alice").await;
+    // A role refusal further in: 403, and still no token scheme.
+    let forbidden = browser.send("GET", "/admin").await;
+    assert_eq!(forbidden.status, 403);
+    assert!(
+        forbidden.headers.get("www-authenticate").is_none(),
+        "{:?}",
+        forbidden.headers
+    );
+}
+
+#[tokio::test]
 async fn browsers_without_a_session_are_sent_to_the_login_page_with_a_local_next() {
     let store = Instrumented::default();
     let app = app_with(builder(&store).login_redirect("/login").build().unwrap());
@@ -725,6 +744,10 @@ async fn browsers_without_a_session_are_sent_to_the_login_page_with_a_local_next
     let reply = browser.send("GET", "/me?tab=1").await;
     assert_eq!(reply.status, 303);
     assert_eq!(reply.headers["location"], "/login?next=%2Fme%3Ftab%3D1");
+    // A redirect, not an API error: no challenge, no JSON body.
+    assert!(reply.headers.get("www-authenticate").is_none());
+    assert!(reply.headers.get("content-type").is_none(), "{:?}", reply.headers);
+    assert_eq!(reply.body, "");
     // API clients still get 401.
     let api = Browser::new(&app);
     assert_eq!(api.send("GET", "/me").await.status, 401);

@@ -185,8 +185,17 @@ struct PendingHook<B> {
 
 /// Runs `hook` on `response`: done now, or the work still to await.
 fn run_hook<B>(hook: Hook, response: Response<AuthBody<B>>) -> Result<Response<AuthBody<B>>, Box<PendingHook<B>>> {
-    let (mut parts, body) = response.into_parts();
-    match hook.hook.finish(&mut parts) {
+    let (mut parts, mut body) = response.into_parts();
+    let was_redirect = parts.status.is_redirection();
+    let finished = hook.hook.finish(&mut parts);
+    if parts.status.is_redirection() && !was_redirect {
+        // A refusal the hook turned into a redirect (a signed-out browser
+        // sent to the login page) carries no error body.
+        body = AuthBody::rejection(bytes::Bytes::new());
+        parts.headers.remove(http::header::CONTENT_TYPE);
+        parts.headers.remove(http::header::CONTENT_LENGTH);
+    }
+    match finished {
         Finish::Done => Ok(Response::from_parts(parts, body)),
         Finish::Pending(work) => Err(Box::new(PendingHook {
             work,

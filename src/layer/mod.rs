@@ -346,6 +346,19 @@ pub struct RecordedRejection(pub AuthError);
 #[derive(Clone)]
 pub(crate) struct RendererHandle(pub(crate) Arc<dyn Renderer>);
 
+/// Set by a layer whose credentials are cookies only (a browser session),
+/// so refusals further in name no token scheme either.
+#[derive(Clone, Copy)]
+pub(crate) struct CookieSession;
+
+/// The challenge arguments of a refusal further in than the auth layer:
+/// authorization runs after authentication succeeded, in whichever scheme
+/// the request used; a cookie session names none.
+pub(crate) fn inner_scheme(extensions: &Extensions) -> (bool, bool) {
+    let cookie_session = extensions.get::<CookieSession>().is_some();
+    (false, !cookie_session)
+}
+
 type SkipPredicate = Arc<dyn Fn(&RequestHead<'_>) -> bool + Send + Sync>;
 
 #[derive(Clone)]
@@ -647,9 +660,8 @@ pub(crate) fn render_in(
     error: AuthError,
 ) -> http::Response<bytes::Bytes> {
     let protocol = crate::rejection::Protocol::of(headers);
-    // Authorization runs after authentication succeeded, in whichever
-    // scheme the request used.
-    let error = error.in_scheme_of(headers, false, true);
+    let (offers_dpop, offers_bearer) = inner_scheme(extensions);
+    let error = error.in_scheme_of(headers, offers_dpop, offers_bearer);
     match renderer_in(extensions) {
         Some(renderer) => crate::rejection::rendered(&*renderer, &error, protocol),
         None => crate::rejection::rendered(&DefaultRenderer::default(), &error, protocol),

@@ -6,7 +6,7 @@ use tower_service::Service;
 
 use super::body::AuthBody;
 use super::future::ResponseFuture;
-use super::{AuthLayer, Authentication, Authenticator, Mode, RendererHandle, RequestHead};
+use super::{AuthLayer, Authentication, Authenticator, CookieSession, Mode, RendererHandle, RequestHead};
 use crate::rejection::{AuthError, AuthErrorKind};
 
 /// The service produced by [`AuthLayer`].
@@ -98,6 +98,9 @@ where
             request
                 .extensions_mut()
                 .insert(RendererHandle(Arc::clone(&config.renderer)));
+        }
+        if config.sources.cookies_only() {
+            request.extensions_mut().insert(CookieSession);
         }
         let head = RequestHead {
             method: request.method(),

@@ -51,9 +51,28 @@
 //!   deletes it. [`SessionAdmin`] revokes one session or all of a user's.
 //!   Stores never re-create a deleted record, so a revoke always wins over
 //!   in-flight requests; write-backs are version-checked and merged per key.
-//! - No session: 401 (or anonymous in optional mode, or a 303 to the login
-//!   path for browsers). Store down: 503 + `Retry-After`, and the cookie is
-//!   kept.
+//! - No session: 401 with `WWW-Authenticate: Cookie realm="…"` (a cookie
+//!   session names no token scheme, and `Require*` refusals further in add
+//!   no `Bearer` challenge either), anonymous in optional mode, or for
+//!   browsers (`Accept: text/html`) with a [login
+//!   path](SessionLayerBuilder::login_redirect) a 303 there, with no body.
+//!   Store down: 503 + `Retry-After`, and the cookie is kept.
+//! - **Unknown paths stay 404.** `Router::layer` also wraps the router's
+//!   fallback, so under a required session layer an unknown path answers
+//!   401 (or the redirect) before axum can say 404. Put the layer on the
+//!   routes with `Router::route_layer` instead (it runs only when a route
+//!   matched), and keep public routes outside it:
+//!
+//! ```
+//! # use axum::{routing::get, Router};
+//! # use tower_authkit::session::{SessionLayer, store::MemoryStore};
+//! # fn app(sessions: SessionLayer) -> Router {
+//! Router::new()
+//!     .route("/account", get(|| async { "yours" }))
+//!     .route_layer(sessions)                          // unknown paths: 404
+//!     .route("/health", get(|| async { "ok" }))       // added after: not behind it
+//! # }
+//! ```
 //!
 //! # Sessions (`session`, `session-sqlite`, `session-redis`)
 //!
