@@ -19,8 +19,10 @@ use tower_authkit::session::store::{
     AttemptCounter, Counter, MemoryStore, SaveOutcome, SessionRecords, SessionStore, StoreError, StoreFuture,
     UserSessions,
 };
-use tower_authkit::session::{Session, SessionAdmin, SessionHandle, SessionLayer, SessionRecord, UnixMillis};
-use tower_authkit::{Principal, RequireRole, SecurityContext};
+use tower_authkit::session::{
+    CredentialVersions, Session, SessionAdmin, SessionHandle, SessionLayer, SessionRecord, UnixMillis,
+};
+use tower_authkit::{AuthError, BoxFuture, Principal, RequireRole, SecurityContext};
 
 const KEY: &[u8] = b"test signing key, 32 bytes or more.";
 const OLD_KEY: &[u8] = b"an older signing key, also long enough";
@@ -714,6 +716,48 @@ async fn a_store_outage_is_503_keeps_the_cookie_and_the_session_recovers() {
     store.failing.store(false, Ordering::SeqCst);
     assert_eq!(browser.cookie().unwrap(), cookie);
     assert_eq!(browser.send("GET", "/me").await.status, 200, "same cookie, recovered");
+}
+
+/// Credential versions from a table a test can bump.
+#[derive(Clone, Default)]
+struct PasswordChanges(Arc<Mutex<HashMap<String, u64>>>);
+
+impl CredentialVersions for PasswordChanges {
+    fn current<'a>(&'a self, subject: &'a str) -> BoxFuture<'a, Result<Option<String>, AuthError>> {
+        let version = self.0.lock().unwrap().get(subject).map(u64::to_string);
+        Box::pin(async move { Ok(version) })
+    }
+}
+
+#[tokio::test]
+async fn a_password_change_ends_the_users_other_sessions() {
+    let store = Instrumented::default();
+    let changes = PasswordChanges::default();
+    changes
+        .0
+        .lock()
+        .unwrap()
+        .extend([("alice".to_owned(), 1), ("bob".to_owned(), 1)]);
+    let app = app_with(builder(&store).credential_versions(changes.clone()).build().unwrap());
+    let (laptop, phone, bobs) = (Browser::new(&app), Browser::new(&app), Browser::new(&app));
+    laptop.login("alice").await;
+    phone.login("alice").await;
+    bobs.login("bob").await;
+    assert_eq!(phone.send("GET", "/me").await.status, 200);
+    // Alice changes her password (on the laptop, which signs in again).
+    *changes.0.lock().unwrap().get_mut("alice").unwrap() += 1;
+    assert_eq!(phone.send("GET", "/me").await.status, 401, "the phone's session ended");
+    assert_eq!(laptop.send("GET", "/me").await.status, 401);
+    laptop.login("alice").await;
+    assert_eq!(
+        laptop.send("GET", "/me").await.status,
+        200,
+        "a new sign-in uses the new version"
+    );
+    assert_eq!(bobs.send("GET", "/me").await.status, 200, "other users are untouched");
+    // A user who is gone loses their sessions too.
+    changes.0.lock().unwrap().remove("bob");
+    assert_eq!(bobs.send("GET", "/me").await.status, 401);
 }
 
 #[tokio::test]

@@ -15,7 +15,7 @@ use super::handle::{Action, Session, State};
 use super::id::{CookieKeys, SessionHandle, SessionId};
 use super::record::{SessionRecord, StoredPrincipal, UnixMillis};
 use super::store::{SaveOutcome, SessionStore, StoreError};
-use super::{PrincipalLoader, audit};
+use super::{CredentialVersions, PrincipalLoader, audit};
 use crate::layer::{AuthFuture, Authentication, Authenticator, Finish, RequestHead, ResponseHook, Settled};
 use crate::principal::Principal;
 use crate::rejection::{AuthError, AuthErrorKind};
@@ -43,6 +43,7 @@ pub(crate) struct Config {
     pub(crate) idle: Duration,
     pub(crate) absolute: Duration,
     pub(crate) loader: Option<Arc<dyn PrincipalLoader>>,
+    pub(crate) versions: Option<Arc<dyn CredentialVersions>>,
     pub(crate) login_redirect: Option<String>,
 }
 
@@ -82,11 +83,15 @@ impl Config {
         data: serde_json::Map<String, serde_json::Value>,
     ) -> Result<SessionId, AuthError> {
         let id = new_id()?;
+        let mut stored = StoredPrincipal::of(principal);
+        if let Some(versions) = &self.versions {
+            stored.credential_version = versions.current(principal.subject()).await?;
+        }
         let now = UnixMillis::now();
         let absolute_expires_at = now.after(self.absolute);
         let record = SessionRecord {
             key: id.key(),
-            principal: StoredPrincipal::of(principal),
+            principal: stored,
             data,
             created_at: now,
             last_seen_at: now,
@@ -155,6 +160,15 @@ impl Config {
         let Some(record) = record.filter(|r| r.is_live(UnixMillis::now())) else {
             return Ok(None);
         };
+        if let Some(versions) = &self.versions {
+            let current = versions.current(record.subject()).await?;
+            if current.is_none() || current != record.principal.credential_version {
+                // Credentials changed (or the user is gone) since sign-in.
+                self.store.delete(&key).await.map_err(store_unavailable)?;
+                audit::session_ended_by_loader(record.subject(), &key);
+                return Ok(None);
+            }
+        }
         let record = Arc::new(record);
         let Some(loader) = &self.loader else {
             return Ok(Some(record.principal.builder().attach(Loaded(record)).build()));

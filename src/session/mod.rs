@@ -51,6 +51,8 @@
 //!   deletes it. [`SessionAdmin`] revokes one session or all of a user's.
 //!   Stores never re-create a deleted record, so a revoke always wins over
 //!   in-flight requests; write-backs are version-checked and merged per key.
+//!   With [`SessionLayerBuilder::credential_versions`], a password change
+//!   ends the user's other sessions at their next request.
 //! - No session: 401 with `WWW-Authenticate: Cookie realm="…"` (a cookie
 //!   session names no token scheme, and `Require*` refusals further in add
 //!   no `Bearer` challenge either), anonymous in optional mode, or for
@@ -208,6 +210,33 @@ pub trait PrincipalLoader: Send + Sync + 'static {
     fn load<'a>(&'a self, stored: &'a Principal) -> BoxFuture<'a, Result<Option<Principal>, AuthError>>;
 }
 
+/// The current version of each user's credentials (a password change
+/// counter, the hash's salt, a `password_changed_at`): a session started
+/// under another version ends at its next request, so changing a password
+/// signs the user out everywhere else. `Ok(None)`: the user is gone (the
+/// session ends too).
+///
+/// ```
+/// use std::collections::HashMap;
+/// use std::sync::{Arc, RwLock};
+/// use tower_authkit::session::CredentialVersions;
+/// use tower_authkit::{AuthError, BoxFuture};
+///
+/// /// Bumped by your "change password" handler.
+/// struct PasswordChanges(Arc<RwLock<HashMap<String, u64>>>);
+///
+/// impl CredentialVersions for PasswordChanges {
+///     fn current<'a>(&'a self, subject: &'a str) -> BoxFuture<'a, Result<Option<String>, AuthError>> {
+///         let version = self.0.read().unwrap().get(subject).map(u64::to_string);
+///         Box::pin(async move { Ok(version) })
+///     }
+/// }
+/// ```
+pub trait CredentialVersions: Send + Sync + 'static {
+    /// `subject`'s credential version now.
+    fn current<'a>(&'a self, subject: &'a str) -> BoxFuture<'a, Result<Option<String>, AuthError>>;
+}
+
 impl SessionAuthenticator {
     /// Revokes and lists sessions of this layer's store.
     pub fn admin(&self) -> SessionAdmin {
@@ -274,6 +303,7 @@ pub struct SessionLayerBuilder {
     idle: Duration,
     absolute: Duration,
     loader: Option<Arc<dyn PrincipalLoader>>,
+    versions: Option<Arc<dyn CredentialVersions>>,
     login_redirect: Option<String>,
 }
 
@@ -302,6 +332,7 @@ impl Default for SessionLayerBuilder {
             idle: Duration::from_secs(30 * 60),
             absolute: Duration::from_secs(8 * 3600),
             loader: None,
+            versions: None,
             login_redirect: None,
         }
     }
@@ -369,6 +400,17 @@ impl SessionLayerBuilder {
     /// Rebuilds the principal from your user records at every request.
     pub fn principal_loader(mut self, loader: impl PrincipalLoader) -> Self {
         self.loader = Some(Arc::new(loader));
+        self
+    }
+
+    /// Ends every session of a user whose credentials changed since it
+    /// started: the version at sign-in is kept with the session and
+    /// compared with `versions` at each request (one lookup per request,
+    /// like a [`PrincipalLoader`]). A password change then signs the user out
+    /// everywhere; sign in again in the request that changed it to keep
+    /// that one browser signed in.
+    pub fn credential_versions(mut self, versions: impl CredentialVersions) -> Self {
+        self.versions = Some(Arc::new(versions));
         self
     }
 
@@ -440,6 +482,7 @@ impl SessionLayerBuilder {
             idle: self.idle,
             absolute: self.absolute,
             loader: self.loader,
+            versions: self.versions,
             login_redirect: self.login_redirect,
         };
         Ok(AuthLayer::new(SessionAuthenticator {

@@ -95,6 +95,10 @@ pub struct StoredPrincipal {
     /// [`Principal::roles_trusted`]).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub roles_untrusted: bool,
+    /// The user's credential version at sign-in, when the layer checks
+    /// them ([`SessionLayerBuilder::credential_versions`](crate::session::SessionLayerBuilder::credential_versions)).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub credential_version: Option<String>,
 }
 
 impl StoredPrincipal {
@@ -109,6 +113,7 @@ impl StoredPrincipal {
             scopes: principal.scopes().to_vec(),
             permissions: principal.permissions().to_vec(),
             roles_untrusted: !principal.roles_trusted(),
+            credential_version: None,
         }
     }
 
