@@ -42,6 +42,11 @@
 //! | `api_key` | `ApiKeys`: static API keys | `api-key` |
 //! | `session` | `SessionLayer`, `SignIn`, stores | `session`, `session-sqlite`, `session-redis` |
 //!
+//! Every provider follows one scheme: `FooLayer` is `AuthLayer<FooAuthenticator>`,
+//! configured by `FooLayer::builder()`, a `FooBuilder` (`JwksAuthLayer`,
+//! `JwksAuthBuilder`, `JwksAuthenticator`; `SessionLayer`, `SessionBuilder`,
+//! `SessionAuthenticator`; …), and checks its settings in `build()`.
+//!
 //! Around them: [`step_up`] (RFC 9470 `acr` / `auth_time`), `resource`
 //! (RFC 9728 protected-resource metadata, MCP servers), [`cross_origin`]
 //! (cross-site request refusal for cookie sessions), [`client_address`]

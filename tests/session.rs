@@ -242,7 +242,7 @@ fn app(layer: SessionLayer, gate: Gate) -> Router {
         .layer(layer.public_path("/login"))
 }
 
-fn builder(store: &Instrumented) -> tower_authkit::session::SessionLayerBuilder {
+fn builder(store: &Instrumented) -> tower_authkit::session::SessionBuilder {
     SessionLayer::builder().key(KEY.to_vec()).store(store.clone())
 }
 

@@ -53,20 +53,20 @@ const PROVIDER: &str = "pomerium";
 const MAX_LEEWAY: Duration = Duration::from_secs(60);
 
 /// The Pomerium preset of [`AuthLayer`].
-pub type PomeriumAssertionLayer = AuthLayer<PomeriumAuthenticator>;
+pub type PomeriumAssertionLayer = AuthLayer<PomeriumAssertionAuthenticator>;
 
 /// The JWKS authenticator with Pomerium's claim rules.
 #[derive(Clone, Debug)]
-pub struct PomeriumAuthenticator(JwksAuthenticator);
+pub struct PomeriumAssertionAuthenticator(JwksAuthenticator);
 
-impl PomeriumAuthenticator {
+impl PomeriumAssertionAuthenticator {
     /// Verifies an assertion outside the request pipeline.
     pub async fn verify(&self, assertion: &str) -> Result<PomeriumUser, AuthError> {
         PomeriumUser::from_principal(&self.0.verify(assertion).await?)
     }
 }
 
-impl Authenticator for PomeriumAuthenticator {
+impl Authenticator for PomeriumAssertionAuthenticator {
     type Future = AuthFuture;
     const NAME: &'static str = "pomerium";
 
@@ -139,7 +139,7 @@ pub enum IssuerFormat {
 /// Configures a [`PomeriumAssertionLayer`].
 #[derive(Clone, Debug)]
 #[must_use = "a builder does nothing until it is built"]
-pub struct PomeriumBuilder {
+pub struct PomeriumAssertionBuilder {
     /// Key-set and claim settings shared with every JWKS preset (one set of defaults).
     jwks: JwksAuthBuilder,
     audience: Option<String>,
@@ -149,7 +149,7 @@ pub struct PomeriumBuilder {
     leeway: Duration,
 }
 
-impl Default for PomeriumBuilder {
+impl Default for PomeriumAssertionBuilder {
     fn default() -> Self {
         Self {
             jwks: JwksAuthBuilder::default().algorithms([Algorithm::ES256, Algorithm::RS256]),
@@ -161,14 +161,14 @@ impl Default for PomeriumBuilder {
     }
 }
 
-impl AuthLayer<PomeriumAuthenticator> {
+impl AuthLayer<PomeriumAssertionAuthenticator> {
     /// Starts configuring a Pomerium assertion layer.
-    pub fn builder() -> PomeriumBuilder {
-        PomeriumBuilder::default()
+    pub fn builder() -> PomeriumAssertionBuilder {
+        PomeriumAssertionBuilder::default()
     }
 }
 
-impl PomeriumBuilder {
+impl PomeriumAssertionBuilder {
     /// The route host, e.g. `app.example.com`: `aud` must equal it.
     pub fn audience(mut self, route_host: impl Into<String>) -> Self {
         self.audience = Some(route_host.into());
@@ -234,7 +234,7 @@ impl PomeriumBuilder {
             .profile(PomeriumProfile)
             .build_authenticator()?;
         Ok(
-            AuthLayer::new(PomeriumAuthenticator(authenticator)).token_sources(TokenSources::new([
+            AuthLayer::new(PomeriumAssertionAuthenticator(authenticator)).token_sources(TokenSources::new([
                 TokenSource::Header(HeaderName::from_static(ASSERTION_HEADER)),
             ])),
         )

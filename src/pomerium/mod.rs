@@ -31,5 +31,6 @@
 pub mod assertion;
 
 pub use assertion::{
-    ASSERTION_HEADER, IssuerFormat, PomeriumAssertionLayer, PomeriumAuthenticator, PomeriumBuilder, PomeriumUser,
+    ASSERTION_HEADER, IssuerFormat, PomeriumAssertionAuthenticator, PomeriumAssertionBuilder, PomeriumAssertionLayer,
+    PomeriumUser,
 };

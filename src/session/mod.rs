@@ -43,7 +43,7 @@
 //! - The cookie holds a 256-bit random id signed with the `cookie` crate's
 //!   signed jar; `HttpOnly`, `SameSite=Lax`, `Path=/`, `Secure` unless turned
 //!   off. Oversized (> 4 KiB), unsigned or tampered cookies count as absent.
-//!   One key signs, older keys still verify ([`SessionLayerBuilder::old_key`]).
+//!   One key signs, older keys still verify ([`SessionBuilder::old_key`]).
 //! - Stores key records by the SHA-256 of the id. Idle timeout and absolute
 //!   lifetime apply together (defaults 30 min, 8 h).
 //! - [`Session::login`] always issues a new id (fixation defence),
@@ -51,13 +51,13 @@
 //!   deletes it. [`SessionAdmin`] revokes one session or all of a user's.
 //!   Stores never re-create a deleted record, so a revoke always wins over
 //!   in-flight requests; write-backs are version-checked and merged per key.
-//!   With [`SessionLayerBuilder::credential_versions`], a password change
+//!   With [`SessionBuilder::credential_versions`], a password change
 //!   ends the user's other sessions at their next request.
 //! - No session: 401 with `WWW-Authenticate: Cookie realm="…"` (a cookie
 //!   session names no token scheme, and `Require*` refusals further in add
 //!   no `Bearer` challenge either), anonymous in optional mode, or for
 //!   browsers (`Accept: text/html`) with a [login
-//!   path](SessionLayerBuilder::login_redirect) a 303 there, with no body.
+//!   path](SessionBuilder::login_redirect) a 303 there, with no body.
 //!   Store down: 503 + `Retry-After`, and the cookie is kept.
 //! - **Unknown paths stay 404.** `Router::layer` also wraps the router's
 //!   fallback, so under a required session layer an unknown path answers
@@ -278,8 +278,8 @@ impl SessionAuthenticator {
 
 impl AuthLayer<SessionAuthenticator> {
     /// Starts configuring a session layer.
-    pub fn builder() -> SessionLayerBuilder {
-        SessionLayerBuilder::default()
+    pub fn builder() -> SessionBuilder {
+        SessionBuilder::default()
     }
 }
 
@@ -293,7 +293,7 @@ pub const DEFAULT_COOKIE: &str = "authkit_session";
 
 /// Configures a [`SessionLayer`].
 #[must_use = "a builder does nothing until it is built"]
-pub struct SessionLayerBuilder {
+pub struct SessionBuilder {
     key: Option<Vec<u8>>,
     old_keys: Vec<Vec<u8>>,
     store: Option<Arc<dyn SessionStore>>,
@@ -307,10 +307,10 @@ pub struct SessionLayerBuilder {
     login_redirect: Option<String>,
 }
 
-impl std::fmt::Debug for SessionLayerBuilder {
+impl std::fmt::Debug for SessionBuilder {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         // Keys are secrets: only their count is shown.
-        f.debug_struct("SessionLayerBuilder")
+        f.debug_struct("SessionBuilder")
             .field("keys", &(usize::from(self.key.is_some()) + self.old_keys.len()))
             .field("cookie_name", &self.cookie_name)
             .field("secure", &self.secure)
@@ -320,7 +320,7 @@ impl std::fmt::Debug for SessionLayerBuilder {
     }
 }
 
-impl Default for SessionLayerBuilder {
+impl Default for SessionBuilder {
     fn default() -> Self {
         Self {
             key: None,
@@ -338,7 +338,7 @@ impl Default for SessionLayerBuilder {
     }
 }
 
-impl SessionLayerBuilder {
+impl SessionBuilder {
     /// The key that signs cookies (required; at least 32 bytes, high entropy,
     /// used for nothing else).
     pub fn key(mut self, key: impl Into<Vec<u8>>) -> Self {

@@ -96,7 +96,7 @@ pub struct StoredPrincipal {
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub roles_untrusted: bool,
     /// The user's credential version at sign-in, when the layer checks
-    /// them ([`SessionLayerBuilder::credential_versions`](crate::session::SessionLayerBuilder::credential_versions)).
+    /// them ([`SessionBuilder::credential_versions`](crate::session::SessionBuilder::credential_versions)).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub credential_version: Option<String>,
 }
