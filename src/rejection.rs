@@ -117,6 +117,9 @@ enum Scheme {
     /// A cookie session: no token scheme to name (`Cookie realm="…"` on
     /// 401s, nothing on 403s).
     Cookie,
+    /// A cookie session refused to a browser (`Accept: text/html`): the
+    /// same headers, an HTML page for a body.
+    CookieHtml,
 }
 
 /// An authentication or authorization failure.
@@ -153,6 +156,7 @@ impl AuthError {
     /// alone when it takes nothing else (`offers_bearer` false).
     pub(crate) fn in_scheme_of(mut self, headers: &http::HeaderMap, offers_dpop: bool, offers_bearer: bool) -> Self {
         self.scheme = match self.kind {
+            _ if !offers_dpop && !offers_bearer && accepts_html(headers) => Scheme::CookieHtml,
             _ if !offers_dpop && !offers_bearer => Scheme::Cookie,
             AuthErrorKind::MissingCredentials if offers_dpop && !offers_bearer => Scheme::Dpop,
             AuthErrorKind::MissingCredentials if offers_dpop => Scheme::BearerAndDpop,
@@ -481,6 +485,15 @@ fn push_sanitized(out: &mut String, text: &str) {
     }));
 }
 
+/// Whether the client takes HTML (a browser).
+pub(crate) fn accepts_html(headers: &http::HeaderMap) -> bool {
+    headers
+        .get_all(http::header::ACCEPT)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .any(|v| v.contains("text/html"))
+}
+
 /// Whether the request's `Authorization` header uses the DPoP scheme.
 fn sent_dpop_scheme(headers: &http::HeaderMap) -> bool {
     headers
@@ -506,7 +519,7 @@ fn open_challenge(value: &mut String, dpop: bool, realm: &str) {
 /// and `default_scope` are already sanitized. Built in one buffer:
 /// rejections of garbage are a hot path for hostile traffic.
 fn challenges(error: &AuthError, realm: &str, default_scope: Option<&str>) -> (Option<String>, Option<String>) {
-    if error.scheme == Scheme::Cookie {
+    if matches!(error.scheme, Scheme::Cookie | Scheme::CookieHtml) {
         // A browser session: no token to ask for, no scope to name.
         let challenge = (error.status() == StatusCode::UNAUTHORIZED).then(|| format!("Cookie realm=\"{realm}\""));
         return (challenge, None);
@@ -571,6 +584,26 @@ fn challenges(error: &AuthError, realm: &str, default_scope: Option<&str>) -> (O
 
 /// `{"error": code, "error_description": description}`, written directly
 /// (no intermediate JSON value).
+/// A minimal page for a browser: the status and the description, escaped.
+fn html_body(error: &AuthError) -> Bytes {
+    let status = error.status();
+    let title = format!("{} {}", status.as_u16(), status.canonical_reason().unwrap_or(""));
+    let mut description = String::with_capacity(error.description().len());
+    for c in error.description().chars() {
+        match c {
+            '<' => description.push_str("&lt;"),
+            '>' => description.push_str("&gt;"),
+            '&' => description.push_str("&amp;"),
+            '"' => description.push_str("&quot;"),
+            '\'' => description.push_str("&#39;"),
+            c => description.push(c),
+        }
+    }
+    Bytes::from(format!(
+        "<!doctype html><html><head><title>{title}</title></head><body><h1>{title}</h1><p>{description}</p></body></html>"
+    ))
+}
+
 fn json_body(error: &AuthError) -> Bytes {
     let mut body = Vec::with_capacity(40 + error.description.len());
     body.extend_from_slice(b"{\"error\":\"");
@@ -591,10 +624,16 @@ fn json_body(error: &AuthError) -> Bytes {
 }
 
 fn render_http(error: &AuthError, realm: &str, default_scope: Option<&str>) -> Response<Bytes> {
-    let mut response = Response::new(json_body(error));
+    let html = error.scheme == Scheme::CookieHtml;
+    let mut response = Response::new(if html { html_body(error) } else { json_body(error) });
     *response.status_mut() = error.status();
     let headers = response.headers_mut();
-    headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    let content_type = if html {
+        "text/html; charset=utf-8"
+    } else {
+        "application/json"
+    };
+    headers.insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
     let (first, second) = challenges(error, realm, default_scope);
     for value in [first, second].into_iter().flatten() {
         if let Ok(value) = HeaderValue::try_from(value) {

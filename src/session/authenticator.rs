@@ -8,7 +8,7 @@ use std::time::Duration;
 use cookie::Cookie;
 
 use super::SameSite;
-use http::header::{ACCEPT, LOCATION, SET_COOKIE, WWW_AUTHENTICATE};
+use http::header::{LOCATION, SET_COOKIE, WWW_AUTHENTICATE};
 use http::{HeaderMap, HeaderValue, StatusCode};
 
 use super::handle::{Action, Session, State};
@@ -244,14 +244,6 @@ pub fn local_path(next: &str) -> Option<&str> {
     safe.then_some(next)
 }
 
-fn wants_html(headers: &HeaderMap) -> bool {
-    headers
-        .get_all(ACCEPT)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .any(|v| v.contains("text/html"))
-}
-
 impl Authenticator for SessionAuthenticator {
     type Future = AuthFuture;
     const NAME: &'static str = "session";
@@ -297,7 +289,7 @@ impl Authenticator for SessionAuthenticator {
                 if matches!(
                     error.kind(),
                     AuthErrorKind::MissingCredentials | AuthErrorKind::InvalidToken
-                ) && wants_html(&request.headers) =>
+                ) && crate::rejection::accepts_html(&request.headers) =>
             {
                 config.login_redirect.as_deref().map(|login| {
                     let here = request.uri.path_and_query().map_or("/", |p| p.as_str());

@@ -55,9 +55,10 @@
 //!   ends the user's other sessions at their next request.
 //! - No session: 401 with `WWW-Authenticate: Cookie realm="…"` (a cookie
 //!   session names no token scheme, and `Require*` refusals further in add
-//!   no `Bearer` challenge either), anonymous in optional mode, or for
-//!   browsers (`Accept: text/html`) with a [login
-//!   path](SessionBuilder::login_redirect) a 303 there, with no body.
+//!   no `Bearer` challenge either; browsers, `Accept: text/html`, get a
+//!   small HTML page rather than JSON), anonymous in optional mode, or for
+//!   browsers with a [login path](SessionBuilder::login_redirect) a 303
+//!   there, with no body.
 //!   Store down: 503 + `Retry-After`, and the cookie is kept.
 //! - **Unknown paths stay 404.** `Router::layer` also wraps the router's
 //!   fallback, so under a required session layer an unknown path answers
