@@ -105,7 +105,9 @@ if rustup run nightly rustc --version >/dev/null 2>&1; then
     cargo install --locked cargo-check-external-types --version 0.5.0
   fi
   cargo +nightly check-external-types --all-features
-  cargo +nightly check-external-types --all-features --manifest-path crates/authkit-ingress/Cargo.toml
+  for crate in authkit-ingress authkit-pomerium authkit-testing; do
+    cargo +nightly check-external-types --all-features --manifest-path "crates/$crate/Cargo.toml"
+  done
 else
   echo "no nightly toolchain on this machine: cargo-check-external-types needs one (rustdoc JSON); not checked here"
 fi
