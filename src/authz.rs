@@ -14,6 +14,28 @@
 //!     .route("/reports", get(|| async { "reports" }).route_layer(RequireScope::all(["reports:read"])));
 //! // ... then `.layer(jwks_auth_layer)` around the whole router.
 //! ```
+//!
+//! **Per method.** `route_layer` wraps every method routed on the path so
+//! far: `get(list).route_layer(RequireScope::new("read")).post(create).route_layer(RequireRole::new("editor"))`
+//! makes `GET` need the role too. Put a requirement on one handler with
+//! axum's `Handler::layer`, or ask for it in the handler's arguments with
+//! [`Authorized<P>`](crate::Authorized) and a [`policy!`](crate::policy):
+//!
+//! ```
+//! use axum::{handler::Handler, routing::get, Router};
+//! use tower_authkit::{policy, Authorized, RequireRole, RequireScope};
+//!
+//! policy!(Editor = RequireRole::new("editor"));
+//!
+//! async fn create(Authorized(editor, _): Authorized<Editor>) -> String {
+//!     format!("created by {}", editor.subject())
+//! }
+//!
+//! let app: Router = Router::new().route(
+//!     "/articles",
+//!     get((|| async { "articles" }).layer(RequireScope::new("articles:read"))).post(create),
+//! );
+//! ```
 
 use std::sync::Arc;
 use std::task::{Context, Poll};

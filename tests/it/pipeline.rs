@@ -134,6 +134,44 @@ async fn realm_and_protected_resource_compose_in_either_order() {
     }
 }
 
+policy!(Editor = RequireRole::new("editor"));
+
+#[tokio::test]
+async fn requirements_can_differ_per_method_on_one_path() {
+    use axum::handler::Handler;
+    let idp = TestIdp::start().await;
+    async fn create(Authorized(editor, _): Authorized<Editor>) -> String {
+        format!("created by {}", editor.subject())
+    }
+    let app = Router::new()
+        .route(
+            "/articles",
+            get((|| async { "articles" }).layer(RequireScope::new("articles:read"))).post(create),
+        )
+        .layer(idp.auth_builder().build().unwrap());
+    let server = TestServer::new(app).unwrap();
+    let reader = idp.token().sub("reader").scope("articles:read").sign();
+    let editor = idp.token().sub("ed").roles(["editor"]).sign();
+    let status = |response: axum_test::TestResponse| response.status_code();
+    let get = |token: &str| server.get("/articles").authorization_bearer(token).expect_failure();
+    assert_eq!(
+        status(server.get("/articles").authorization_bearer(&reader).await),
+        StatusCode::OK
+    );
+    assert_eq!(
+        status(get(&editor).await),
+        StatusCode::FORBIDDEN,
+        "GET needs the scope, not the role"
+    );
+    let post = |token: &str| server.post("/articles").authorization_bearer(token);
+    assert_eq!(
+        status(post(&reader).expect_failure().await),
+        StatusCode::FORBIDDEN,
+        "POST needs the role"
+    );
+    assert_eq!(status(post(&editor).await), StatusCode::OK);
+}
+
 #[tokio::test]
 async fn public_paths_and_predicates_skip_authentication() {
     let idp = TestIdp::start().await;
