@@ -22,7 +22,7 @@
 //!     .route(
 //!         "/login",
 //!         post(|session: Session| async move {
-//!             // ... check the password first (see `session::password`) ...
+//!             // ... check the password first (see `SignIn` and `Passwords`) ...
 //!             session.login(Principal::builder("session", "alice").roles(vec!["admin".into()]).build());
 //!             "signed in"
 //!         }),
@@ -150,7 +150,7 @@ mod authenticator;
 mod handle;
 mod id;
 mod limit;
-pub mod password;
+mod password;
 mod record;
 pub mod store;
 
@@ -164,7 +164,7 @@ pub use authenticator::{SessionAuthenticator, local_path};
 pub use handle::{Session, SessionDataError};
 pub use id::{SessionCookie, SessionHandle};
 pub use limit::{SignIn, SignInError};
-pub use password::{PasswordCost, Passwords};
+pub use password::{PasswordCost, PasswordError, Passwords};
 pub use record::{SessionRecord, StoredPrincipal, UnixMillis};
 use store::{MemoryStore, SessionStore};
 

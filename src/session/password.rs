@@ -1,16 +1,4 @@
-//! Password hashing with Argon2id (by default the `argon2` crate's
-//! parameters, OWASP's minimum: 19 MiB, 2 passes). Hashing runs on Tokio's
-//! blocking pool behind a concurrency cap, so a flood of sign-ins cannot
-//! starve the runtime's other requests; nothing is hashed while the app is
-//! built.
-//!
-//! **Debug builds.** Argon2 is slow on purpose, and unoptimised it takes
-//! seconds per hash, so session tests in a debug build crawl. Give your
-//! `Cargo.toml` `[profile.dev.package.argon2] opt-level = 3` (a
-//! dependency's profile settings do not reach your build), and in tests use
-//! the test kit's `tower_authkit_testing::fast_passwords()` (the lowest
-//! cost Argon2id allows; never for production). Verification reads the
-//! cost from the stored hash, so hashes of either cost verify anywhere.
+//! Password hashing: [`Passwords`] (Argon2id) and its [`PasswordCost`].
 
 use std::sync::Arc;
 
@@ -66,7 +54,21 @@ impl std::fmt::Display for PasswordError {
 
 impl std::error::Error for PasswordError {}
 
-/// Hashes and verifies passwords. Cheap to clone (clones share the cap).
+/// Password hashing with Argon2id (by default the `argon2` crate's
+/// parameters, OWASP's minimum: 19 MiB, 2 passes). Hashing runs on Tokio's
+/// blocking pool behind a concurrency cap, so a flood of sign-ins cannot
+/// starve the runtime's other requests; nothing is hashed while the app is
+/// built.
+///
+/// **Debug builds.** Argon2 is slow on purpose, and unoptimised it takes
+/// seconds per hash, so session tests in a debug build crawl. Give your
+/// `Cargo.toml` `[profile.dev.package.argon2] opt-level = 3` (a
+/// dependency's profile settings do not reach your build), and in tests use
+/// the test kit's `tower_authkit_testing::fast_passwords()` (the lowest
+/// cost Argon2id allows; never for production). Verification reads the
+/// cost from the stored hash, so hashes of either cost verify anywhere.
+///
+/// Cheap to clone (clones share the cap).
 #[derive(Clone)]
 pub struct Passwords {
     permits: Arc<Semaphore>,
