@@ -14,7 +14,7 @@ use axum::routing::get;
 use criterion::{Criterion, criterion_group, criterion_main};
 use http::Request;
 use tower::ServiceExt;
-use tower_authkit::JwksAuthLayer;
+use tower_authkit::jwt::JwksAuthLayer;
 use tower_authkit_testing::TestIdp;
 
 fn request(token: &str) -> Request<Body> {

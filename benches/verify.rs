@@ -23,7 +23,8 @@ use axum::routing::get;
 use criterion::{Criterion, criterion_group, criterion_main};
 use http::Request;
 use tower::ServiceExt;
-use tower_authkit::{Algorithm, JwksAuthLayer, Principal};
+use tower_authkit::Principal;
+use tower_authkit::jwt::{Algorithm, JwksAuthLayer};
 use tower_authkit_testing::TestIdp;
 
 fn request(token: Option<&str>) -> Request<Body> {

@@ -55,8 +55,9 @@ use rmcp::{ErrorData, ServerHandler, schemars, tool, tool_handler, tool_router};
 use serde_json::json;
 use support::{list, required};
 use tower::Layer;
+use tower_authkit::jwt::JwksAuthLayer;
 use tower_authkit::resource::ProtectedResource;
-use tower_authkit::{JwksAuthLayer, Principal, RequireScope};
+use tower_authkit::{Principal, RequireScope};
 
 /// The tools this server offers (the router is built once and cloned).
 #[derive(Clone)]

@@ -59,11 +59,9 @@ use support::{list, required, required_list};
 use tower_authkit::jwt::JwksAuthenticator;
 use tower_authkit::jwt::KeyCache;
 use tower_authkit::jwt::dpop::{Dpop, DpopMode};
+use tower_authkit::jwt::{JwksAuthBuilder, JwksAuthLayer, TenantIssuers};
 use tower_authkit::resource::ProtectedResource;
-use tower_authkit::{
-    JwksAuthBuilder, JwksAuthLayer, Principal, RequireAuthContext, RequireGroup, RequireRole, RequireScope,
-    TenantIssuers,
-};
+use tower_authkit::{Principal, RequireAuthContext, RequireGroup, RequireRole, RequireScope};
 
 fn seconds(name: &str) -> Result<Option<Duration>, String> {
     match std::env::var(name) {

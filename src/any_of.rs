@@ -1,65 +1,4 @@
 //! Several authenticators on one layer: [`first_of`] tries them in order.
-//!
-//! ```
-//! use tower_authkit::{first_of, ApiKeys, AuthLayer, JwksAuthLayer, Principal};
-//! use tower_authkit_testing::TestIdp;
-//!
-//! # #[tokio::main(flavor = "current_thread")] async fn main() {
-//! let idp = TestIdp::start().await;
-//! let jwt = JwksAuthLayer::builder()
-//!     .issuer(idp.issuer())
-//!     .audience(idp.audience())
-//!     .build()
-//!     .expect("valid configuration");
-//! let keys = ApiKeys::new().key("ak_live_7Qm2", Principal::builder("api-key", "billing-job").build());
-//! // JWTs go to the key set, `ak_…` keys to the key table; nothing else is tried.
-//! let layer = AuthLayer::new(first_of(jwt.authenticator().clone(), keys));
-//! # let _ = layer;
-//! # }
-//! ```
-//!
-//! **Which member is asked.** Each authenticator says which credentials it
-//! [`recognizes`](crate::Authenticator::recognizes) by their shape alone:
-//! the JWT verifiers take compact JWTs, introspection and the auth proxy
-//! take what is not a JWT, API keys take their prefix. Only members that
-//! recognize the credential are asked, in order, so a JWT is never sent
-//! to an introspection endpoint and an opaque token never costs a key
-//! fetch.
-//!
-//! **Outcomes.** The first success wins. When every member asked refuses,
-//! the answer is the first refusal, unless a member could not decide
-//! (502/503: its upstream failed), which is answered instead so that the
-//! client retries: an outage of one never hides a success of another, and
-//! never turns into a 401. Descriptions name the member, e.g.
-//! `jwks: token expired`.
-//!
-//! Members with response-side work (sessions) cannot be combined; that is
-//! a compile-time error.
-//!
-//! # Several authenticators on one layer
-//!
-//! `first_of(a, b)` asks, in order, the members that recognize the
-//! credential's shape: JWT verifiers take compact JWTs, introspection takes
-//! opaque tokens, `ApiKeys` its prefix. So a JWT is verified locally and never
-//! sent to the introspection endpoint. The first success wins; refusals name
-//! the member (`jwks: token expired`), and one member's outage (503) never
-//! hides another's success.
-//!
-//! ```rust,no_run
-//! use tower_authkit::introspection::IntrospectionLayer;
-//! use tower_authkit::{first_of, ApiKeys, AuthLayer, JwksAuthLayer, Principal};
-//!
-//! fn layer() -> Result<AuthLayer<impl tower_authkit::Authenticator>, tower_authkit::ConfigError> {
-//!     let jwt = JwksAuthLayer::builder().issuer("https://login.example.com").audience("api").build()?;
-//!     let opaque = IntrospectionLayer::builder()
-//!         .endpoint("https://login.example.com/oauth/introspect")
-//!         .client_credentials("api", "secret")
-//!         .build()?;
-//!     let keys = ApiKeys::new().prefix("ak_").key("ak_live_7Qm2", Principal::builder("api-key", "billing-job").build());
-//!     let authenticator = first_of(jwt.authenticator().clone(), first_of(keys, opaque.authenticator().clone()));
-//!     Ok(AuthLayer::new(authenticator))
-//! }
-//! ```
 
 use std::sync::Arc;
 
@@ -70,8 +9,75 @@ use crate::principal::Principal;
 use crate::rejection::{AuthError, AuthErrorKind};
 use crate::token::Credential;
 
-/// Two authenticators tried in order; see the [module docs](self). Nest
+/// Two authenticators tried in order (see below). Nest
 /// them for more: `first_of(a, first_of(b, c))`.
+///
+/// Several authenticators on one layer: [`first_of`] tries them in order.
+///
+/// ```
+/// use tower_authkit::{first_of, AuthLayer, Principal};
+/// use tower_authkit::api_key::ApiKeys;
+/// use tower_authkit::jwt::JwksAuthLayer;
+/// use tower_authkit_testing::TestIdp;
+///
+/// # #[tokio::main(flavor = "current_thread")] async fn main() {
+/// let idp = TestIdp::start().await;
+/// let jwt = JwksAuthLayer::builder()
+///     .issuer(idp.issuer())
+///     .audience(idp.audience())
+///     .build()
+///     .expect("valid configuration");
+/// let keys = ApiKeys::new().key("ak_live_7Qm2", Principal::builder("api-key", "billing-job").build());
+/// // JWTs go to the key set, `ak_…` keys to the key table; nothing else is tried.
+/// let layer = AuthLayer::new(first_of(jwt.authenticator().clone(), keys));
+/// # let _ = layer;
+/// # }
+/// ```
+///
+/// **Which member is asked.** Each authenticator says which credentials it
+/// [`recognizes`](crate::Authenticator::recognizes) by their shape alone:
+/// the JWT verifiers take compact JWTs, introspection and the auth proxy
+/// take what is not a JWT, API keys take their prefix. Only members that
+/// recognize the credential are asked, in order, so a JWT is never sent
+/// to an introspection endpoint and an opaque token never costs a key
+/// fetch.
+///
+/// **Outcomes.** The first success wins. When every member asked refuses,
+/// the answer is the first refusal, unless a member could not decide
+/// (502/503: its upstream failed), which is answered instead so that the
+/// client retries: an outage of one never hides a success of another, and
+/// never turns into a 401. Descriptions name the member, e.g.
+/// `jwks: token expired`.
+///
+/// Members with response-side work (sessions) cannot be combined; that is
+/// a compile-time error.
+///
+/// # Several authenticators on one layer
+///
+/// `first_of(a, b)` asks, in order, the members that recognize the
+/// credential's shape: JWT verifiers take compact JWTs, introspection takes
+/// opaque tokens, `ApiKeys` its prefix. So a JWT is verified locally and never
+/// sent to the introspection endpoint. The first success wins; refusals name
+/// the member (`jwks: token expired`), and one member's outage (503) never
+/// hides another's success.
+///
+/// ```rust,no_run
+/// use tower_authkit::introspection::IntrospectionLayer;
+/// use tower_authkit::{first_of, AuthLayer, Principal};
+/// use tower_authkit::api_key::ApiKeys;
+/// use tower_authkit::jwt::JwksAuthLayer;
+///
+/// fn layer() -> Result<AuthLayer<impl tower_authkit::Authenticator>, tower_authkit::ConfigError> {
+///     let jwt = JwksAuthLayer::builder().issuer("https://login.example.com").audience("api").build()?;
+///     let opaque = IntrospectionLayer::builder()
+///         .endpoint("https://login.example.com/oauth/introspect")
+///         .client_credentials("api", "secret")
+///         .build()?;
+///     let keys = ApiKeys::new().prefix("ak_").key("ak_live_7Qm2", Principal::builder("api-key", "billing-job").build());
+///     let authenticator = first_of(jwt.authenticator().clone(), first_of(keys, opaque.authenticator().clone()));
+///     Ok(AuthLayer::new(authenticator))
+/// }
+/// ```
 pub fn first_of<A: Authenticator, B: Authenticator>(first: A, second: B) -> AnyOf<A, B> {
     AnyOf {
         members: Arc::new((first, second)),

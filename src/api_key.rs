@@ -2,7 +2,8 @@
 //!
 //! ```
 //! use axum::{routing::get, Router};
-//! use tower_authkit::{ApiKeys, AuthLayer, Principal};
+//! use tower_authkit::{AuthLayer, Principal};
+//! use tower_authkit::api_key::ApiKeys;
 //! use tower_authkit::{TokenSource, TokenSources};
 //!
 //! let keys = ApiKeys::new()

@@ -1,41 +1,4 @@
 //! Authorization: roles, groups, scopes, permissions and custom predicates.
-//!
-//! Each requirement is a Tower layer (for axum's `route_layer` and tonic) and
-//! can back an extractor through a [`Policy`]. They read the principal an auth
-//! layer inserted: 401 when there is none, 403 when it falls short.
-//!
-//! ```
-//! use axum::{routing::get, Router};
-//! use tower_authkit::{RequireRole, RequireScope};
-//!
-//! let app: Router = Router::new()
-//!     .route("/admin", get(|| async { "admin" }))
-//!     .route_layer(RequireRole::any(["admin", "owner"]))
-//!     .route("/reports", get(|| async { "reports" }).route_layer(RequireScope::all(["reports:read"])));
-//! // ... then `.layer(jwks_auth_layer)` around the whole router.
-//! ```
-//!
-//! **Per method.** `route_layer` wraps every method routed on the path so
-//! far: `get(list).route_layer(RequireScope::new("read")).post(create).route_layer(RequireRole::new("editor"))`
-//! makes `GET` need the role too. Put a requirement on one handler with
-//! axum's `Handler::layer`, or ask for it in the handler's arguments with
-//! [`Authorized<P>`](crate::Authorized) and a [`policy!`](crate::policy):
-//!
-//! ```
-//! use axum::{handler::Handler, routing::get, Router};
-//! use tower_authkit::{policy, Authorized, RequireRole, RequireScope};
-//!
-//! policy!(Editor = RequireRole::new("editor"));
-//!
-//! async fn create(Authorized(editor, _): Authorized<Editor>) -> String {
-//!     format!("created by {}", editor.subject())
-//! }
-//!
-//! let app: Router = Router::new().route(
-//!     "/articles",
-//!     get((|| async { "articles" }).layer(RequireScope::new("articles:read"))).post(create),
-//! );
-//! ```
 
 use std::sync::Arc;
 use std::task::{Context, Poll};
@@ -49,6 +12,45 @@ use crate::principal::Principal;
 use crate::rejection::AuthError;
 
 /// A check on an authenticated principal.
+///
+/// Authorization: roles, groups, scopes, permissions and custom predicates.
+///
+/// Each requirement is a Tower layer (for axum's `route_layer` and tonic) and
+/// can back an extractor through a [`Policy`]. They read the principal an auth
+/// layer inserted: 401 when there is none, 403 when it falls short.
+///
+/// ```
+/// use axum::{routing::get, Router};
+/// use tower_authkit::{RequireRole, RequireScope};
+///
+/// let app: Router = Router::new()
+///     .route("/admin", get(|| async { "admin" }))
+///     .route_layer(RequireRole::any(["admin", "owner"]))
+///     .route("/reports", get(|| async { "reports" }).route_layer(RequireScope::all(["reports:read"])));
+/// // ... then `.layer(jwks_auth_layer)` around the whole router.
+/// ```
+///
+/// **Per method.** `route_layer` wraps every method routed on the path so
+/// far: `get(list).route_layer(RequireScope::new("read")).post(create).route_layer(RequireRole::new("editor"))`
+/// makes `GET` need the role too. Put a requirement on one handler with
+/// axum's `Handler::layer`, or ask for it in the handler's arguments with
+/// [`Authorized<P>`](crate::Authorized) and a [`policy!`](crate::policy):
+///
+/// ```
+/// use axum::{handler::Handler, routing::get, Router};
+/// use tower_authkit::{policy, Authorized, RequireRole, RequireScope};
+///
+/// policy!(Editor = RequireRole::new("editor"));
+///
+/// async fn create(Authorized(editor, _): Authorized<Editor>) -> String {
+///     format!("created by {}", editor.subject())
+/// }
+///
+/// let app: Router = Router::new().route(
+///     "/articles",
+///     get((|| async { "articles" }).layer(RequireScope::new("articles:read"))).post(create),
+/// );
+/// ```
 pub trait Requirement: Send + Sync + 'static {
     /// Ok when `principal` satisfies the requirement; a 403 rejection otherwise.
     fn check(&self, principal: &Principal) -> Result<(), AuthError>;

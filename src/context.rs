@@ -1,26 +1,4 @@
 //! `SecurityContext`: the current request's principal, readable from any code
-//! running inside the request's future.
-//!
-//! The auth layer runs the inner service inside a task-local scope, so a
-//! repository or service function can ask who the caller is without threading
-//! the principal through every signature:
-//!
-//! ```
-//! use tower_authkit::{AuthError, SecurityContext};
-//!
-//! fn audit_log(action: &str) -> Result<String, AuthError> {
-//!     let caller = SecurityContext::current().require()?;
-//!     Ok(format!("{} did {action}", caller.subject()))
-//! }
-//!
-//! // Outside a request there is no principal:
-//! assert!(SecurityContext::current().principal().is_none());
-//! assert!(audit_log("delete").is_err());
-//! ```
-//!
-//! The scope covers the inner service's future. Work moved to another task
-//! (`tokio::spawn`) leaves the scope: pass the [`Principal`] along, or wrap the
-//! spawned future with [`SecurityContext::scope`].
 
 use std::fmt;
 use std::future::Future;
@@ -61,6 +39,30 @@ impl<F> fmt::Debug for Scoped<F> {
 }
 
 /// The principal of the request being served, if any. Cheap to clone.
+///
+/// `SecurityContext`: the current request's principal, readable from any code
+/// running inside the request's future.
+///
+/// The auth layer runs the inner service inside a task-local scope, so a
+/// repository or service function can ask who the caller is without threading
+/// the principal through every signature:
+///
+/// ```
+/// use tower_authkit::{AuthError, SecurityContext};
+///
+/// fn audit_log(action: &str) -> Result<String, AuthError> {
+///     let caller = SecurityContext::current().require()?;
+///     Ok(format!("{} did {action}", caller.subject()))
+/// }
+///
+/// // Outside a request there is no principal:
+/// assert!(SecurityContext::current().principal().is_none());
+/// assert!(audit_log("delete").is_err());
+/// ```
+///
+/// The scope covers the inner service's future. Work moved to another task
+/// (`tokio::spawn`) leaves the scope: pass the [`Principal`] along, or wrap the
+/// spawned future with [`SecurityContext::scope`].
 #[derive(Clone, Debug, Default)]
 pub struct SecurityContext {
     principal: Option<Principal>,

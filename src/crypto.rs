@@ -76,7 +76,7 @@ mod tests {
         assert_eq!(ensure_provider(), Err(ConfigError::NoCryptoBackend));
         #[cfg(feature = "jwks")]
         {
-            let built = crate::JwksAuthLayer::builder()
+            let built = crate::jwt::JwksAuthLayer::builder()
                 .issuer("https://idp.example")
                 .audience("a")
                 .build();

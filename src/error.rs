@@ -7,7 +7,7 @@ use std::fmt;
 /// `?` in `main` prints something to act on:
 ///
 /// ```
-/// let error = tower_authkit::JwksAuthLayer::builder()
+/// let error = tower_authkit::jwt::JwksAuthLayer::builder()
 ///     .issuer("http://idp.example")
 ///     .audience("api")
 ///     .build()

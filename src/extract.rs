@@ -1,34 +1,4 @@
 //! axum extractors: [`Principal`], `Option<Principal>`, [`Claims<T>`],
-//! [`SecurityContext`] and [`Authorized<P>`].
-//!
-//! ```
-//! use axum::{routing::get, Json, Router};
-//! use serde::Deserialize;
-//! use tower_authkit::{policy, Authorized, Claims, Principal, RequireRole};
-//!
-//! #[derive(Deserialize)]
-//! struct TenantClaims { tenant: String }
-//!
-//! policy!(Admin = RequireRole::new("admin"));
-//!
-//! async fn me(principal: Principal) -> String { principal.subject().to_owned() }
-//! async fn maybe(principal: Option<Principal>) -> &'static str {
-//!     if principal.is_some() { "hello, you" } else { "hello, stranger" }
-//! }
-//! async fn tenant(Claims(claims): Claims<TenantClaims>) -> String { claims.tenant }
-//! async fn admin(Authorized(principal, _): Authorized<Admin>) -> String { principal.subject().to_owned() }
-//!
-//! # fn app(auth: tower_authkit::JwksAuthLayer) -> Router {
-//! let app = Router::new()
-//!     .route("/me", get(me))
-//!     .route("/hello", get(maybe))
-//!     .route("/tenant", get(tenant))
-//!     .route("/admin", get(admin))
-//!     // Required everywhere, optional on /hello: without it, a required
-//!     // layer answers 401 before `Option<Principal>` could see `None`.
-//!     .layer(auth.optional_path("/hello"));
-//! # app }
-//! ```
 
 use std::marker::PhantomData;
 use std::sync::Arc;
@@ -149,6 +119,38 @@ where
 
 /// The principal, once it satisfied policy `P` (see [`policy!`](crate::policy)).
 /// 401 when unauthenticated, 403 when the policy fails.
+///
+/// axum extractors: [`Principal`], `Option<Principal>`, [`Claims<T>`],
+/// [`SecurityContext`] and [`Authorized<P>`].
+///
+/// ```
+/// use axum::{routing::get, Json, Router};
+/// use serde::Deserialize;
+/// use tower_authkit::{policy, Authorized, Claims, Principal, RequireRole};
+///
+/// #[derive(Deserialize)]
+/// struct TenantClaims { tenant: String }
+///
+/// policy!(Admin = RequireRole::new("admin"));
+///
+/// async fn me(principal: Principal) -> String { principal.subject().to_owned() }
+/// async fn maybe(principal: Option<Principal>) -> &'static str {
+///     if principal.is_some() { "hello, you" } else { "hello, stranger" }
+/// }
+/// async fn tenant(Claims(claims): Claims<TenantClaims>) -> String { claims.tenant }
+/// async fn admin(Authorized(principal, _): Authorized<Admin>) -> String { principal.subject().to_owned() }
+///
+/// # fn app(auth: tower_authkit::jwt::JwksAuthLayer) -> Router {
+/// let app = Router::new()
+///     .route("/me", get(me))
+///     .route("/hello", get(maybe))
+///     .route("/tenant", get(tenant))
+///     .route("/admin", get(admin))
+///     // Required everywhere, optional on /hello: without it, a required
+///     // layer answers 401 before `Option<Principal>` could see `None`.
+///     .layer(auth.optional_path("/hello"));
+/// # app }
+/// ```
 pub struct Authorized<P>(pub Principal, pub PhantomData<P>);
 
 impl<P> std::fmt::Debug for Authorized<P> {

@@ -6,7 +6,8 @@
 //!
 //! ```no_run
 //! use axum::{routing::get, Router};
-//! use tower_authkit::{JwksAuthLayer, Principal, RequireRole};
+//! use tower_authkit::{Principal, RequireRole};
+//! use tower_authkit::jwt::JwksAuthLayer;
 //!
 //! # fn app() -> Result<Router, tower_authkit::ConfigError> {
 //! let auth = JwksAuthLayer::builder()
@@ -22,13 +23,17 @@
 //!
 //! # Module map
 //!
-//! The pipeline and what every provider shares, at the root:
-//! [`AuthLayer`] and [`Authenticator`] ([`layer`]: modes, token sources,
-//! tonic, several layers), [`Principal`] ([`principal`]), the requirements
-//! [`RequireRole`], [`RequireGroup`], [`RequireScope`], [`RequirePermission`]
-//! and [`require_fn`] ([`authz`]), extractors ([`extract`], feature `axum`),
-//! [`SecurityContext`] ([`context`]), [`AuthError`] and the table of statuses
-//! and codes ([`rejection`]), [`first_of`] ([`any_of`]).
+//! The pipeline and what every provider shares, at the root (one import
+//! path each; the guides are on the types): [`AuthLayer`] and
+//! [`Authenticator`] (modes, token sources, tonic, several layers, serving
+//! notes), [`TokenSources`] (where credentials are read from),
+//! [`Principal`], the requirements [`RequireRole`], [`RequireGroup`],
+//! [`RequireScope`], [`RequirePermission`], [`require_fn`] and
+//! [`RequireAuthContext`] (step-up, RFC 9470) under [`Requirement`],
+//! extractors ([`Authorized`], [`Claims`]; feature `axum`),
+//! [`SecurityContext`], [`AuthError`] (the table of statuses and codes, and
+//! what an upstream failure answers) and [`first_of`] (several
+//! authenticators on one layer).
 //!
 //! Providers, each in its module with its settings:
 //!
@@ -47,11 +52,10 @@
 //! `JwksAuthBuilder`, `JwksAuthenticator`; `SessionLayer`, `SessionBuilder`,
 //! `SessionAuthenticator`; …), and checks its settings in `build()`.
 //!
-//! Around them: [`step_up`] (RFC 9470 `acr` / `auth_time`), `resource`
-//! (RFC 9728 protected-resource metadata, MCP servers), [`cross_origin`]
-//! (cross-site request refusal for cookie sessions), [`client_address`]
-//! (trusted proxies), [`audit`] (sign-in and session events), [`observe`]
-//! (log fields and metrics), [`token`] (where credentials are read from).
+//! Around them, in modules: `resource` (RFC 9728 protected-resource
+//! metadata, MCP servers), [`cross_origin`] (cross-site request refusal for
+//! cookie sessions), [`client_address`] (trusted proxies), [`audit`]
+//! (sign-in and session events), [`observe`] (log fields and metrics).
 //!
 //! The test kit (`TestIdp`, the dev server), the ingress and the Pomerium
 //! client are crates of their own: `tower-authkit-testing`,
@@ -61,20 +65,20 @@
 #![warn(missing_debug_implementations, unreachable_pub)]
 #![cfg_attr(docsrs, feature(doc_cfg))]
 
-pub mod any_of;
+mod any_of;
 #[cfg(feature = "api-key")]
 pub mod api_key;
 pub mod audit;
-pub mod authz;
+mod authz;
 pub mod client_address;
 #[cfg(feature = "cloudflare")]
 pub mod cloudflare;
-pub mod context;
+mod context;
 pub mod cross_origin;
 mod crypto;
 mod error;
 #[cfg(feature = "axum")]
-pub mod extract;
+mod extract;
 #[cfg(all(feature = "fuzzing", feature = "jwks"))]
 #[doc(hidden)]
 pub mod fuzzing;
@@ -84,22 +88,22 @@ mod hex;
 pub mod introspection;
 #[cfg(feature = "jwks")]
 pub mod jwt;
-pub mod layer;
+mod layer;
 pub mod observe;
 #[cfg(feature = "pomerium")]
 pub mod pomerium;
-pub mod principal;
+mod principal;
 #[cfg(feature = "proxy-user")]
 pub mod proxy_user;
 #[cfg(any(feature = "session-redis", feature = "dpop-redis"))]
 mod redis_connection;
-pub mod rejection;
+mod rejection;
 #[cfg(feature = "http-client")]
 pub mod resource;
 #[cfg(feature = "session")]
 pub mod session;
-pub mod step_up;
-pub mod token;
+mod step_up;
+mod token;
 mod upstream;
 
 // The README's examples compile as doc tests.
@@ -131,22 +135,20 @@ pub mod __private {
 }
 
 pub use any_of::{AnyOf, first_of};
-#[cfg(feature = "api-key")]
-pub use api_key::ApiKeys;
 pub use authz::{
-    Policy, RequireFn, RequireGroup, RequirePermission, RequireRole, RequireScope, Requirement, require_fn,
+    Policy, RequireFn, RequireFuture, RequireGroup, RequirePermission, RequireRole, RequireScope, RequireService,
+    Requirement, require_fn,
 };
 pub use context::SecurityContext;
 pub use crypto::install_crypto_provider;
 pub use error::ConfigError;
 #[cfg(feature = "axum")]
 pub use extract::{AuthRejection, Authorized, Claims};
-#[cfg(feature = "jwks")]
-pub use jwt::{Algorithm, IssuerSetBuilder, JwksAuthBuilder, JwksAuthLayer, JwksAuthenticator, TenantIssuers};
 pub use layer::{
-    AuthFuture, AuthLayer, AuthService, Authentication, Authenticator, Mode, RecordedRejection, RequestHead,
+    AuthBody, AuthFuture, AuthLayer, AuthService, Authentication, Authenticator, Finish, GuardFuture, Mode,
+    RecordedRejection, RequestHead, ResponseFuture, ResponseHook, Settled,
 };
-pub use principal::{BoxFuture, Principal, PrincipalBuilder, RawClaims, RoleResolver};
+pub use principal::{BoxFuture, Principal, PrincipalBuilder, RawClaims, RoleResolver, principal_from_claims};
 pub use rejection::{AuthError, AuthErrorKind, DefaultRenderer, Protocol, Renderer};
 pub use step_up::RequireAuthContext;
-pub use token::{Credential, SourceKind, TokenSource, TokenSources};
+pub use token::{Credential, DEFAULT_MAX_TOKEN_LEN, SourceKind, TokenSource, TokenSources};

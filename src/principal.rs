@@ -19,6 +19,8 @@ pub type RawClaims = Map<String, Value>;
 /// Cheap to clone (one `Arc`). Handlers read it with the `Principal` or
 /// `Option<Principal>` extractors; any code inside the request can read it
 /// through [`SecurityContext`](crate::SecurityContext).
+///
+/// The authenticated identity every layer inserts into request extensions.
 #[derive(Clone)]
 pub struct Principal {
     inner: Arc<Inner>,
@@ -150,7 +152,7 @@ impl Principal {
     }
     /// Whether this principal's roles, groups and permissions may grant
     /// access: true, except for tokens of issuers admitted through a
-    /// [tenant pattern](crate::jwt::issuers) that is not trusted for roles
+    /// [tenant pattern](crate::jwt::TenantIssuers) that is not trusted for roles
     /// (anyone can run a tenant and write any role into its tokens). Scopes
     /// are not affected: they say what the token may do at this resource.
     pub fn roles_trusted(&self) -> bool {

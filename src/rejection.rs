@@ -1,50 +1,4 @@
 //! Authentication and authorization failures, and their HTTP / gRPC rendering.
-//!
-//! Every layer and extractor in the crate fails with an [`AuthError`]. It renders
-//! once, here: RFC 6750 `WWW-Authenticate` challenges on 401/403, a small JSON body
-//! `{"error": "<code>", "error_description": "<text>"}`, `503` + `Retry-After` when
-//! an upstream cannot be reached, and a trailers-only gRPC response
-//! (`grpc-status` 16 / 7 / 14) when the request is gRPC. Replace the rendering with
-//! your own [`Renderer`].
-//!
-//! # Errors
-//!
-//! | status | code (JSON `error`) | gRPC | when |
-//! |---|---|---|---|
-//! | 400 | `invalid_request` | 16 | malformed credentials (two `Authorization` headers, a bad header value) |
-//! | 401 | `missing_token` | 16 | no credential where one is required (bare `WWW-Authenticate: Bearer` challenge) |
-//! | 401 | `invalid_token` | 16 | expired, forged, wrong issuer/audience, unknown key, claims that do not fit `Claims<T>` |
-//! | 403 | `insufficient_scope` | 7 | a scope is missing (named in the RFC 6750 challenge) |
-//! | 403 | `forbidden` | 7 | a role, group or permission is missing (named in `error_description`), or a policy failed |
-//! | 401 | `invalid_dpop_proof` / `use_dpop_nonce` | 16 | a DPoP proof is missing, malformed, replayed or does not fit (`WWW-Authenticate: DPoP algs="…"`); the second with a fresh `DPoP-Nonce` |
-//! | 401 | `insufficient_user_authentication` | 16 | step-up (RFC 9470): the token's `acr` or `auth_time` falls short of `RequireAuthContext`; `acr_values` / `max_age` in the challenge and body |
-//! | 429 | `too_many_requests` | 8 | sign-in attempts over the limit (`Retry-After`) |
-//! | 502 | `upstream_error` | 14 | an upstream answered unusably (see below) |
-//! | 503 | `temporarily_unavailable` | 14 | an upstream or the session store could not be reached (`Retry-After`) |
-//!
-//! Bodies are `{"error": ..., "error_description": ...}`; descriptions never
-//! contain tokens, cookies or secrets. `.renderer(..)` replaces the rendering.
-//!
-//! # When an upstream fails
-//!
-//! Every layer that calls a server (JWKS and discovery, Cloudflare
-//! `get-identity`, proxy-user `get-me` and permission checks, introspection)
-//! answers the same failure the same way:
-//!
-//! | the upstream... | HTTP | gRPC | `Retry-After` |
-//! |---|---|---|---|
-//! | could not be reached: DNS failure, connection refused or reset, timeout, TLS failure | 503 `temporarily_unavailable` | 14 `UNAVAILABLE` | 1 s; repeats say the backoff's time left |
-//! | answered with a 5xx or another unexpected status, or with a body we cannot use (too large, not JSON, missing fields, another issuer in discovery) | 502 `upstream_error` | 14 `UNAVAILABLE` | — |
-//! | said the credential is not valid (401/403 from user-info, `"active": false`) | 401 `invalid_token` | 16 `UNAUTHENTICATED` | — |
-//! | (the session store) is down | 503 | 14 | 1 s |
-//!
-//! While an upstream keeps failing, it is asked about once per backoff step
-//! (0.5 s, doubling to 1 s) per key set or per token, and the last failure is
-//! answered meanwhile; failures are never cached as verdicts. JWKS keys that
-//! are known keep serving during an outage (up to `max_staleness`). Each
-//! failure is logged once per attempt with the URL and the cause (e.g.
-//! `connection refused`, `DNS lookup failed`, `answered HTTP status 500`,
-//! `issuer mismatch: expected "…", the discovery document says "…"`).
 
 use std::borrow::Cow;
 use std::fmt;
@@ -126,6 +80,54 @@ enum Scheme {
 ///
 /// The description is written for the client: it never contains the token or
 /// any secret, only a short reason such as `"token expired"`.
+///
+/// Authentication and authorization failures, and their HTTP / gRPC rendering.
+///
+/// Every layer and extractor in the crate fails with an [`AuthError`]. It renders
+/// once, here: RFC 6750 `WWW-Authenticate` challenges on 401/403, a small JSON body
+/// `{"error": "<code>", "error_description": "<text>"}`, `503` + `Retry-After` when
+/// an upstream cannot be reached, and a trailers-only gRPC response
+/// (`grpc-status` 16 / 7 / 14) when the request is gRPC. Replace the rendering with
+/// your own [`Renderer`].
+///
+/// # Errors
+///
+/// | status | code (JSON `error`) | gRPC | when |
+/// |---|---|---|---|
+/// | 400 | `invalid_request` | 16 | malformed credentials (two `Authorization` headers, a bad header value) |
+/// | 401 | `missing_token` | 16 | no credential where one is required (bare `WWW-Authenticate: Bearer` challenge) |
+/// | 401 | `invalid_token` | 16 | expired, forged, wrong issuer/audience, unknown key, claims that do not fit `Claims<T>` |
+/// | 403 | `insufficient_scope` | 7 | a scope is missing (named in the RFC 6750 challenge) |
+/// | 403 | `forbidden` | 7 | a role, group or permission is missing (named in `error_description`), or a policy failed |
+/// | 401 | `invalid_dpop_proof` / `use_dpop_nonce` | 16 | a DPoP proof is missing, malformed, replayed or does not fit (`WWW-Authenticate: DPoP algs="…"`); the second with a fresh `DPoP-Nonce` |
+/// | 401 | `insufficient_user_authentication` | 16 | step-up (RFC 9470): the token's `acr` or `auth_time` falls short of `RequireAuthContext`; `acr_values` / `max_age` in the challenge and body |
+/// | 429 | `too_many_requests` | 8 | sign-in attempts over the limit (`Retry-After`) |
+/// | 502 | `upstream_error` | 14 | an upstream answered unusably (see below) |
+/// | 503 | `temporarily_unavailable` | 14 | an upstream or the session store could not be reached (`Retry-After`) |
+///
+/// Bodies are `{"error": ..., "error_description": ...}`; descriptions never
+/// contain tokens, cookies or secrets. `.renderer(..)` replaces the rendering.
+///
+/// # When an upstream fails
+///
+/// Every layer that calls a server (JWKS and discovery, Cloudflare
+/// `get-identity`, proxy-user `get-me` and permission checks, introspection)
+/// answers the same failure the same way:
+///
+/// | the upstream... | HTTP | gRPC | `Retry-After` |
+/// |---|---|---|---|
+/// | could not be reached: DNS failure, connection refused or reset, timeout, TLS failure | 503 `temporarily_unavailable` | 14 `UNAVAILABLE` | 1 s; repeats say the backoff's time left |
+/// | answered with a 5xx or another unexpected status, or with a body we cannot use (too large, not JSON, missing fields, another issuer in discovery) | 502 `upstream_error` | 14 `UNAVAILABLE` | — |
+/// | said the credential is not valid (401/403 from user-info, `"active": false`) | 401 `invalid_token` | 16 `UNAUTHENTICATED` | — |
+/// | (the session store) is down | 503 | 14 | 1 s |
+///
+/// While an upstream keeps failing, it is asked about once per backoff step
+/// (0.5 s, doubling to 1 s) per key set or per token, and the last failure is
+/// answered meanwhile; failures are never cached as verdicts. JWKS keys that
+/// are known keep serving during an outage (up to `max_staleness`). Each
+/// failure is logged once per attempt with the URL and the cause (e.g.
+/// `connection refused`, `DNS lookup failed`, `answered HTTP status 500`,
+/// `issuer mismatch: expected "…", the discovery document says "…"`).
 #[derive(Clone)]
 pub struct AuthError {
     kind: AuthErrorKind,

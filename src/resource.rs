@@ -19,7 +19,7 @@
 //!     .expect("valid configuration");
 //! // Tokens must name the resource in `aud` (RFC 8707 audience binding),
 //! // and challenges point at the metadata.
-//! let auth = tower_authkit::JwksAuthLayer::builder()
+//! let auth = tower_authkit::jwt::JwksAuthLayer::builder()
 //!     .issuer(idp.issuer())
 //!     .protected_resource(&resource)
 //!     .build()
@@ -57,7 +57,8 @@
 //! use rmcp::{ServerHandler, model::{ServerCapabilities, ServerConfig}, tool, tool_handler, tool_router};
 //! use tower::Layer;
 //! use tower_authkit::resource::ProtectedResource;
-//! use tower_authkit::{JwksAuthLayer, RequireScope};
+//! use tower_authkit::RequireScope;
+//! use tower_authkit::jwt::JwksAuthLayer;
 //!
 //! #[derive(Clone)]
 //! struct Tools { tool_router: ToolRouter<Self> }

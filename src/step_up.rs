@@ -1,56 +1,4 @@
 //! `RequireAuthContext`: step-up authentication (RFC 9470). A route asks
-//! for an authentication context (`acr`) and/or a recent authentication
-//! (`auth_time`); a token that falls short gets 401
-//! `insufficient_user_authentication` with `acr_values` / `max_age` in the
-//! challenge and the JSON body, so the client can send the user back to
-//! the authorization server with those parameters and retry.
-//!
-//! ```
-//! use std::time::Duration;
-//! use axum::{routing::post, Router};
-//! use tower_authkit::{policy, RequireAuthContext};
-//!
-//! let app: Router = Router::new().route(
-//!     "/payments",
-//!     post(|| async { "paid" })
-//!         .route_layer(RequireAuthContext::acr(["urn:authkit:mfa"]).max_age(Duration::from_secs(300))),
-//! );
-//! // Or as an extractor: `Authorized<RecentMfa>` in a handler's arguments.
-//! policy!(pub RecentMfa = RequireAuthContext::acr(["urn:authkit:mfa"]).max_age(Duration::from_secs(300)));
-//! ```
-//!
-//! `acr` must be one of the listed values; `auth_time` (seconds since the
-//! epoch) at most `max_age` old, a few seconds of clock skew aside. A
-//! token without the claim asked for falls short.
-//!
-//! # Step-up
-//!
-//! `RequireAuthContext` asks for a stronger or more recent sign-in on the
-//! routes that need it (RFC 9470). A token that falls short gets a 401 that
-//! says what to ask the authorization server for:
-//!
-//! ```rust,no_run
-//! use std::time::Duration;
-//! use axum::{routing::post, Router};
-//! use tower_authkit::RequireAuthContext;
-//!
-//! fn payments() -> Router {
-//!     Router::new().route(
-//!         "/payments",
-//!         post(|| async { "paid" })
-//!             .route_layer(RequireAuthContext::acr(["urn:authkit:mfa"]).max_age(Duration::from_secs(300))),
-//!     )
-//! }
-//! ```
-//!
-//! ```text
-//! WWW-Authenticate: Bearer realm="api", error="insufficient_user_authentication",
-//!   error_description="a stronger authentication is required", acr_values="urn:authkit:mfa", max_age=300
-//! ```
-//!
-//! The JSON body carries `acr_values` and `max_age` too. For an extractor,
-//! `policy!(pub RecentMfa = RequireAuthContext::acr([..]).max_age(..))` and
-//! `Authorized<RecentMfa>`.
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -64,8 +12,62 @@ use crate::rejection::AuthError;
 /// Allowance for clocks a little apart (an `auth_time` slightly ahead of ours).
 const SKEW: Duration = Duration::from_secs(5);
 
-/// Requires an authentication context and/or a recent authentication; see
-/// the [module docs](self).
+/// Requires an authentication context and/or a recent authentication
+/// (guide below).
+///
+/// `RequireAuthContext`: step-up authentication (RFC 9470). A route asks
+/// for an authentication context (`acr`) and/or a recent authentication
+/// (`auth_time`); a token that falls short gets 401
+/// `insufficient_user_authentication` with `acr_values` / `max_age` in the
+/// challenge and the JSON body, so the client can send the user back to
+/// the authorization server with those parameters and retry.
+///
+/// ```
+/// use std::time::Duration;
+/// use axum::{routing::post, Router};
+/// use tower_authkit::{policy, RequireAuthContext};
+///
+/// let app: Router = Router::new().route(
+///     "/payments",
+///     post(|| async { "paid" })
+///         .route_layer(RequireAuthContext::acr(["urn:authkit:mfa"]).max_age(Duration::from_secs(300))),
+/// );
+/// // Or as an extractor: `Authorized<RecentMfa>` in a handler's arguments.
+/// policy!(pub RecentMfa = RequireAuthContext::acr(["urn:authkit:mfa"]).max_age(Duration::from_secs(300)));
+/// ```
+///
+/// `acr` must be one of the listed values; `auth_time` (seconds since the
+/// epoch) at most `max_age` old, a few seconds of clock skew aside. A
+/// token without the claim asked for falls short.
+///
+/// # Step-up
+///
+/// `RequireAuthContext` asks for a stronger or more recent sign-in on the
+/// routes that need it (RFC 9470). A token that falls short gets a 401 that
+/// says what to ask the authorization server for:
+///
+/// ```rust,no_run
+/// use std::time::Duration;
+/// use axum::{routing::post, Router};
+/// use tower_authkit::RequireAuthContext;
+///
+/// fn payments() -> Router {
+///     Router::new().route(
+///         "/payments",
+///         post(|| async { "paid" })
+///             .route_layer(RequireAuthContext::acr(["urn:authkit:mfa"]).max_age(Duration::from_secs(300))),
+///     )
+/// }
+/// ```
+///
+/// ```text
+/// WWW-Authenticate: Bearer realm="api", error="insufficient_user_authentication",
+///   error_description="a stronger authentication is required", acr_values="urn:authkit:mfa", max_age=300
+/// ```
+///
+/// The JSON body carries `acr_values` and `max_age` too. For an extractor,
+/// `policy!(pub RecentMfa = RequireAuthContext::acr([..]).max_age(..))` and
+/// `Authorized<RecentMfa>`.
 #[derive(Clone, Debug, Default)]
 #[must_use = "a requirement does nothing until it wraps a service"]
 pub struct RequireAuthContext {

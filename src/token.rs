@@ -1,9 +1,4 @@
 //! Token sources: where a request's credential is found.
-//!
-//! A [`TokenSources`] list is tried in order; the first source that finds a
-//! credential wins. Each source answers "absent", "present" or "malformed"
-//! (a rejection: two `Authorization` headers, a token with spaces, an oversized
-//! token). Oversized values are rejected before any parsing.
 
 use std::fmt;
 
@@ -113,6 +108,13 @@ impl TokenSource {
 }
 
 /// An ordered list of [`TokenSource`]s with a length limit.
+///
+/// Token sources: where a request's credential is found.
+///
+/// A [`TokenSources`] list is tried in order; the first source that finds a
+/// credential wins. Each source answers "absent", "present" or "malformed"
+/// (a rejection: two `Authorization` headers, a token with spaces, an oversized
+/// token). Oversized values are rejected before any parsing.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TokenSources {
     sources: Vec<TokenSource>,

@@ -112,7 +112,7 @@ async fn wrong_team_aud_org_type_expired_and_foreign_keys_are_401() {
         ("foreign key", team.cf_user_token(AUD).foreign_key().sign()),
         (
             "not RS256",
-            team.cf_user_token(AUD).alg(tower_authkit::Algorithm::ES256).sign(),
+            team.cf_user_token(AUD).alg(tower_authkit::jwt::Algorithm::ES256).sign(),
         ),
     ];
     for (what, token) in cases {

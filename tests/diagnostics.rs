@@ -11,8 +11,9 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::routing::get;
+use tower_authkit::Principal;
+use tower_authkit::jwt::JwksAuthLayer;
 use tower_authkit::jwt::KeyCache;
-use tower_authkit::{JwksAuthLayer, Principal};
 use tower_authkit_testing::{IdpFailure, TestIdp};
 
 use common::Captured;

@@ -14,7 +14,8 @@ use axum::Router;
 use axum::routing::get;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::process::{Child, Command};
-use tower_authkit::{JwksAuthLayer, Principal};
+use tower_authkit::Principal;
+use tower_authkit::jwt::JwksAuthLayer;
 use tower_authkit_testing::TestIdp;
 
 fn interop_dir() -> PathBuf {

@@ -10,7 +10,8 @@ use std::time::Duration;
 use axum::Router;
 use axum::routing::get;
 use metrics_util::debugging::{DebugValue, DebuggingRecorder};
-use tower_authkit::{JwksAuthLayer, Principal};
+use tower_authkit::Principal;
+use tower_authkit::jwt::JwksAuthLayer;
 use tower_authkit_testing::TestIdp;
 
 use common::Captured;

@@ -30,7 +30,7 @@
 //! The token comes from the `Cf-Access-Jwt-Assertion` header, else the
 //! `CF_Authorization` cookie. Keys come from `{team}/cdn-cgi/access/certs`
 //! through the crate's one JWKS key set (same cache, rotation and resilience
-//! as [`JwksAuthLayer`](crate::JwksAuthLayer)); `iss` must be the team domain,
+//! as [`JwksAuthLayer`](crate::jwt::JwksAuthLayer)); `iss` must be the team domain,
 //! `aud` must contain a configured application AUD tag, RS256 only.
 //!
 //! # Cloudflare Access

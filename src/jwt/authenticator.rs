@@ -195,7 +195,7 @@ impl JwksAuthenticator {
     ///
     /// ```no_run
     /// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
-    /// let layer = tower_authkit::JwksAuthLayer::builder()
+    /// let layer = tower_authkit::jwt::JwksAuthLayer::builder()
     ///     .issuer("https://login.example.com")
     ///     .audience("orders-api")
     ///     .build()?;

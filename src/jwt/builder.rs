@@ -25,7 +25,7 @@ impl AuthLayer<JwksAuthenticator> {
     ///
     /// ```
     /// use std::time::Duration;
-    /// use tower_authkit::JwksAuthLayer;
+    /// use tower_authkit::jwt::JwksAuthLayer;
     ///
     /// # #[tokio::main(flavor = "current_thread")] async fn main() {
     /// let layer = JwksAuthLayer::builder()
@@ -197,7 +197,7 @@ impl JwksAuthBuilder {
     /// description: keep secrets out of it). Several checks run in order.
     ///
     /// ```
-    /// use tower_authkit::JwksAuthLayer;
+    /// use tower_authkit::jwt::JwksAuthLayer;
     ///
     /// // Entra ID multi-tenant apps: `tid` must be the tenant in `iss`.
     /// let settings = JwksAuthLayer::builder().audience("api://orders").claim_check(|claims| {

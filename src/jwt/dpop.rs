@@ -29,7 +29,7 @@
 //!
 //! ```rust,no_run
 //! use tower_authkit::jwt::dpop::Dpop;
-//! use tower_authkit::JwksAuthLayer;
+//! use tower_authkit::jwt::JwksAuthLayer;
 //!
 //! fn layer() -> Result<JwksAuthLayer, tower_authkit::ConfigError> {
 //!     JwksAuthLayer::builder()

@@ -1,132 +1,4 @@
 //! Several trusted issuers on one layer: a token is routed by its
-//! (unverified) `iss` to exactly one issuer, whose own audiences,
-//! algorithms, rules and key set then verify it.
-//!
-//! ```
-//! use tower_authkit::{JwksAuthLayer, TenantIssuers};
-//! use tower_authkit_testing::TestIdp;
-//!
-//! # #[tokio::main(flavor = "current_thread")] async fn main() {
-//! let (staff, partners) = (TestIdp::start().await, TestIdp::start().await);
-//! let layer = JwksAuthLayer::issuers()
-//!     .issuer(JwksAuthLayer::builder().issuer(staff.issuer()).audience("orders-api"))
-//!     .issuer(JwksAuthLayer::builder().issuer(partners.issuer()).audience("partner-api"))
-//!     // Entra-style multi-tenant issuers, discovered on first sight.
-//!     .tenants(
-//!         TenantIssuers::new(
-//!             "https://login.microsoftonline.com/{tenant}/v2.0",
-//!             JwksAuthLayer::builder().audience("api://orders"),
-//!         )
-//!         .allow(["72f988bf-86f1-41af-91ab-2d7cd011db47"]),
-//!     )
-//!     .build()
-//!     .expect("valid configuration");
-//! # let _ = layer;
-//! # }
-//! ```
-//!
-//! Routing never crosses issuers: the key set of issuer B is never asked
-//! about a token that says issuer A, and a token whose `iss` matches no
-//! configured issuer is refused (401) before anything is fetched. The
-//! verified-token cache is shared by the set (an entry remembers its issuer).
-//!
-//! **Tenant patterns.** An issuer URL with one `{tenant}` placeholder stands
-//! for many issuers, created on first sight from one [`JwksAuthBuilder`]
-//! (the same settings for each; its issuer left unset) and kept in a
-//! bounded set (default 100, least recently used evicted). A tenant is
-//! 1–64 characters of `A-Z a-z 0-9 . _ -` and, unless
-//! [`any_tenant`](TenantIssuers::any_tenant) is chosen, on the allowlist.
-//! Each such issuer has its own single-flight discovery, cooldowns and
-//! stale-if-error. With [`any_tenant`](TenantIssuers::any_tenant), new
-//! issuers are admitted at most one per
-//! [`new_issuer_cooldown`](TenantIssuers::new_issuer_cooldown) (default
-//! 1 s) for the whole pattern, and one whose first discovery failed is
-//! forgotten, so a flood of made-up tenants causes at most one discovery
-//! per cooldown and bounded memory; requests for a new issuer inside the
-//! cooldown get 503 with `Retry-After`. Listed tenants are admitted at once
-//! (the list bounds them).
-//!
-//! **Trust across issuers.** Authorization never merges trust domains
-//! silently. Roles, groups and permissions in tokens of an explicitly
-//! listed issuer satisfy `RequireRole` / `RequireGroup` /
-//! `RequirePermission` (and `Principal::has_role` …) as usual. Those in
-//! tokens of issuers admitted through a tenant pattern do not, unless the
-//! pattern is trusted for them ([`trust_roles`](TenantIssuers::trust_roles)),
-//! or the check names the issuers it trusts
-//! ([`RequireRole::from_issuers`](crate::RequireRole::from_issuers)):
-//! whoever runs a tenant writes its tokens. Scopes are unchanged.
-//!
-//! **Entra ID.** With "any tenant", also check that the token's `tid`
-//! equals the tenant in its `iss` (Microsoft's rule for multi-tenant
-//! apps): a [`claim_check`](JwksAuthBuilder::claim_check) on the settings,
-//! whose docs show it.
-//!
-//! # Several issuers
-//!
-//! One layer can trust several issuers, each with its own audiences,
-//! algorithms, rules, role resolver and key set. A token goes to the one
-//! issuer its `iss` names; a key of one issuer never verifies a token that
-//! names another, and an `iss` no issuer matches is refused (401) before
-//! anything is fetched. Issuers that differ in a tenant segment (Entra ID)
-//! are a pattern, discovered on first sight and kept in a bounded set:
-//!
-//! ```rust,no_run
-//! use tower_authkit::{JwksAuthLayer, TenantIssuers};
-//!
-//! fn layer() -> Result<JwksAuthLayer, tower_authkit::ConfigError> {
-//!     // Recommended where the provider mints RFC 9068 access tokens
-//!     // (Keycloak, Auth0, Okta, oidc-provider): `typ` must be `at+jwt`,
-//!     // so an ID token is never taken for an access token.
-//!     let staff = JwksAuthLayer::builder()
-//!         .issuer("https://login.example.com/realms/staff")
-//!         .audience("orders-api")
-//!         .access_token_profile();
-//!     let partners = JwksAuthLayer::builder()
-//!         .issuer("https://partners.example.com")
-//!         .audience("partner-api")
-//!         .max_lifetime(std::time::Duration::from_secs(3600))
-//!         .required_claims(["jti", "client_id"]);
-//!     // Entra ID multi-tenant: `tid` must be the tenant in `iss`.
-//!     let entra = JwksAuthLayer::builder().audience("api://orders").claim_check(|claims| {
-//!         let iss = claims.get("iss").and_then(|v| v.as_str()).unwrap_or("");
-//!         let tid = claims.get("tid").and_then(|v| v.as_str()).unwrap_or("");
-//!         match iss.strip_suffix("/v2.0").and_then(|rest| rest.rsplit('/').next()) {
-//!             Some(tenant) if tenant == tid => Ok(()),
-//!             _ => Err("tid does not match the issuer".into()),
-//!         }
-//!     });
-//!     JwksAuthLayer::issuers()
-//!         .issuer(staff)
-//!         .issuer(partners)
-//!         .tenants(TenantIssuers::new("https://login.microsoftonline.com/{tenant}/v2.0", entra).any_tenant())
-//!         .build()
-//! }
-//! ```
-//!
-//! With `any_tenant()`, at most one new issuer is admitted per
-//! `new_issuer_cooldown` (1 s) and at most `max_issuers` (100) are kept, least
-//! recently used evicted: a flood of made-up tenants costs at most one
-//! discovery a second and bounded memory. `is_ready()` / `ready()` cover every
-//! issuer configured by name. The verified-token cache is shared by the set
-//! (`.token_cache(n)` on the set). Every `JwksAuthBuilder` setting means the
-//! same per issuer.
-//!
-//! **Who may grant a role.** Authorization never merges trust domains
-//! silently. With a tenant pattern, whoever administers *any* admitted tenant
-//! writes that tenant's tokens, and with `any_tenant()` that is anyone who
-//! signs up for one. So:
-//!
-//! | assertion in the token | listed issuer (`.issuer(..)`) | tenant-pattern issuer |
-//! |---|---|---|
-//! | scopes (`RequireScope`) | counts | counts |
-//! | roles, groups, permissions (`RequireRole`, `RequireGroup`, `RequirePermission`, `Principal::has_role` …) | counts | counts only with `TenantIssuers::trust_roles()` |
-//! | any of them, in a check that names issuers (`RequireRole::new("admin").from_issuers([iss])`) | counts if `iss` is named | counts if `iss` is named |
-//!
-//! `Principal::roles()` still lists what the token asserted;
-//! `Principal::roles_trusted()` says whether it grants anything. In
-//! `resource_server`, `AUTHKIT_TENANT_TRUST_ROLES=1` turns `trust_roles` on: without it, a
-//! tenant token with `roles: ["admin"]` gets 200 on `/me` and 403 on
-//! `/admin` (and on `/team` for groups).
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
@@ -221,8 +93,8 @@ enum Tenants {
 }
 
 /// Issuers that differ only in a tenant segment, e.g. Entra ID's
-/// `https://login.microsoftonline.com/{tenant}/v2.0`; see the
-/// [module docs](self).
+/// `https://login.microsoftonline.com/{tenant}/v2.0`; see
+/// [`IssuerSetBuilder`].
 #[derive(Clone, Debug)]
 #[must_use = "add it to an issuer set with IssuerSetBuilder::tenants"]
 pub struct TenantIssuers {
@@ -449,7 +321,136 @@ impl TenantPattern {
 
 /// Configures a [`JwksAuthLayer`] of one or more issuers, and what they
 /// share (the verified-token cache); start with [`JwksAuthLayer::issuers`].
-/// See the [module docs](self).
+///
+/// Several trusted issuers on one layer: a token is routed by its
+/// (unverified) `iss` to exactly one issuer, whose own audiences,
+/// algorithms, rules and key set then verify it.
+///
+/// ```
+/// use tower_authkit::jwt::{JwksAuthLayer, TenantIssuers};
+/// use tower_authkit_testing::TestIdp;
+///
+/// # #[tokio::main(flavor = "current_thread")] async fn main() {
+/// let (staff, partners) = (TestIdp::start().await, TestIdp::start().await);
+/// let layer = JwksAuthLayer::issuers()
+///     .issuer(JwksAuthLayer::builder().issuer(staff.issuer()).audience("orders-api"))
+///     .issuer(JwksAuthLayer::builder().issuer(partners.issuer()).audience("partner-api"))
+///     // Entra-style multi-tenant issuers, discovered on first sight.
+///     .tenants(
+///         TenantIssuers::new(
+///             "https://login.microsoftonline.com/{tenant}/v2.0",
+///             JwksAuthLayer::builder().audience("api://orders"),
+///         )
+///         .allow(["72f988bf-86f1-41af-91ab-2d7cd011db47"]),
+///     )
+///     .build()
+///     .expect("valid configuration");
+/// # let _ = layer;
+/// # }
+/// ```
+///
+/// Routing never crosses issuers: the key set of issuer B is never asked
+/// about a token that says issuer A, and a token whose `iss` matches no
+/// configured issuer is refused (401) before anything is fetched. The
+/// verified-token cache is shared by the set (an entry remembers its issuer).
+///
+/// **Tenant patterns.** An issuer URL with one `{tenant}` placeholder stands
+/// for many issuers, created on first sight from one [`JwksAuthBuilder`]
+/// (the same settings for each; its issuer left unset) and kept in a
+/// bounded set (default 100, least recently used evicted). A tenant is
+/// 1–64 characters of `A-Z a-z 0-9 . _ -` and, unless
+/// [`any_tenant`](TenantIssuers::any_tenant) is chosen, on the allowlist.
+/// Each such issuer has its own single-flight discovery, cooldowns and
+/// stale-if-error. With [`any_tenant`](TenantIssuers::any_tenant), new
+/// issuers are admitted at most one per
+/// [`new_issuer_cooldown`](TenantIssuers::new_issuer_cooldown) (default
+/// 1 s) for the whole pattern, and one whose first discovery failed is
+/// forgotten, so a flood of made-up tenants causes at most one discovery
+/// per cooldown and bounded memory; requests for a new issuer inside the
+/// cooldown get 503 with `Retry-After`. Listed tenants are admitted at once
+/// (the list bounds them).
+///
+/// **Trust across issuers.** Authorization never merges trust domains
+/// silently. Roles, groups and permissions in tokens of an explicitly
+/// listed issuer satisfy `RequireRole` / `RequireGroup` /
+/// `RequirePermission` (and `Principal::has_role` …) as usual. Those in
+/// tokens of issuers admitted through a tenant pattern do not, unless the
+/// pattern is trusted for them ([`trust_roles`](TenantIssuers::trust_roles)),
+/// or the check names the issuers it trusts
+/// ([`RequireRole::from_issuers`](crate::RequireRole::from_issuers)):
+/// whoever runs a tenant writes its tokens. Scopes are unchanged.
+///
+/// **Entra ID.** With "any tenant", also check that the token's `tid`
+/// equals the tenant in its `iss` (Microsoft's rule for multi-tenant
+/// apps): a [`claim_check`](JwksAuthBuilder::claim_check) on the settings,
+/// whose docs show it.
+///
+/// # Several issuers
+///
+/// One layer can trust several issuers, each with its own audiences,
+/// algorithms, rules, role resolver and key set. A token goes to the one
+/// issuer its `iss` names; a key of one issuer never verifies a token that
+/// names another, and an `iss` no issuer matches is refused (401) before
+/// anything is fetched. Issuers that differ in a tenant segment (Entra ID)
+/// are a pattern, discovered on first sight and kept in a bounded set:
+///
+/// ```rust,no_run
+/// use tower_authkit::jwt::{JwksAuthLayer, TenantIssuers};
+///
+/// fn layer() -> Result<JwksAuthLayer, tower_authkit::ConfigError> {
+///     // Recommended where the provider mints RFC 9068 access tokens
+///     // (Keycloak, Auth0, Okta, oidc-provider): `typ` must be `at+jwt`,
+///     // so an ID token is never taken for an access token.
+///     let staff = JwksAuthLayer::builder()
+///         .issuer("https://login.example.com/realms/staff")
+///         .audience("orders-api")
+///         .access_token_profile();
+///     let partners = JwksAuthLayer::builder()
+///         .issuer("https://partners.example.com")
+///         .audience("partner-api")
+///         .max_lifetime(std::time::Duration::from_secs(3600))
+///         .required_claims(["jti", "client_id"]);
+///     // Entra ID multi-tenant: `tid` must be the tenant in `iss`.
+///     let entra = JwksAuthLayer::builder().audience("api://orders").claim_check(|claims| {
+///         let iss = claims.get("iss").and_then(|v| v.as_str()).unwrap_or("");
+///         let tid = claims.get("tid").and_then(|v| v.as_str()).unwrap_or("");
+///         match iss.strip_suffix("/v2.0").and_then(|rest| rest.rsplit('/').next()) {
+///             Some(tenant) if tenant == tid => Ok(()),
+///             _ => Err("tid does not match the issuer".into()),
+///         }
+///     });
+///     JwksAuthLayer::issuers()
+///         .issuer(staff)
+///         .issuer(partners)
+///         .tenants(TenantIssuers::new("https://login.microsoftonline.com/{tenant}/v2.0", entra).any_tenant())
+///         .build()
+/// }
+/// ```
+///
+/// With `any_tenant()`, at most one new issuer is admitted per
+/// `new_issuer_cooldown` (1 s) and at most `max_issuers` (100) are kept, least
+/// recently used evicted: a flood of made-up tenants costs at most one
+/// discovery a second and bounded memory. `is_ready()` / `ready()` cover every
+/// issuer configured by name. The verified-token cache is shared by the set
+/// (`.token_cache(n)` on the set). Every `JwksAuthBuilder` setting means the
+/// same per issuer.
+///
+/// **Who may grant a role.** Authorization never merges trust domains
+/// silently. With a tenant pattern, whoever administers *any* admitted tenant
+/// writes that tenant's tokens, and with `any_tenant()` that is anyone who
+/// signs up for one. So:
+///
+/// | assertion in the token | listed issuer (`.issuer(..)`) | tenant-pattern issuer |
+/// |---|---|---|
+/// | scopes (`RequireScope`) | counts | counts |
+/// | roles, groups, permissions (`RequireRole`, `RequireGroup`, `RequirePermission`, `Principal::has_role` …) | counts | counts only with `TenantIssuers::trust_roles()` |
+/// | any of them, in a check that names issuers (`RequireRole::new("admin").from_issuers([iss])`) | counts if `iss` is named | counts if `iss` is named |
+///
+/// `Principal::roles()` still lists what the token asserted;
+/// `Principal::roles_trusted()` says whether it grants anything. In
+/// `resource_server`, `AUTHKIT_TENANT_TRUST_ROLES=1` turns `trust_roles` on: without it, a
+/// tenant token with `roles: ["admin"]` gets 200 on `/me` and 403 on
+/// `/admin` (and on `/team` for groups).
 #[derive(Debug, Default)]
 #[must_use = "a builder does nothing until it is built"]
 pub struct IssuerSetBuilder {
@@ -553,7 +554,7 @@ impl AuthLayer<JwksAuthenticator> {
 #[cfg(all(test, any(feature = "aws-lc-rs", feature = "rust-crypto")))]
 mod tests {
     use super::*;
-    use crate::JwksAuthLayer;
+    use crate::jwt::JwksAuthLayer;
 
     fn pattern(tenants: TenantIssuers) -> TenantPattern {
         tenants.build().unwrap()

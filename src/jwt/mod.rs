@@ -2,7 +2,8 @@
 //!
 //! ```
 //! use axum::{routing::get, Router};
-//! use tower_authkit::{JwksAuthLayer, Principal, RequireRole};
+//! use tower_authkit::{Principal, RequireRole};
+//! use tower_authkit::jwt::JwksAuthLayer;
 //! use tower_authkit_testing::TestIdp;
 //! use tower::ServiceExt;
 //!
@@ -62,7 +63,7 @@
 //!
 //! ```rust,no_run
 //! use axum::{http::StatusCode, routing::get, Router};
-//! use tower_authkit::JwksAuthLayer;
+//! use tower_authkit::jwt::JwksAuthLayer;
 //!
 //! async fn run() -> Result<(), Box<dyn std::error::Error>> {
 //!     let auth = JwksAuthLayer::builder().issuer("https://login.example.com").audience("api").build()?;
@@ -101,12 +102,12 @@ mod builder;
 mod checks;
 pub mod dpop;
 mod dpop_settings;
-pub mod issuers;
+mod issuers;
 mod jwk;
 mod key_cache;
 mod keys;
 #[cfg(feature = "dpop-redis")]
-pub mod replay_redis;
+mod replay_redis;
 mod token_cache;
 mod verify;
 

@@ -1,29 +1,4 @@
 //! DPoP replay detection shared by every replica, in Redis (feature
-//! `dpop-redis`).
-//!
-//! ```no_run
-//! use tower_authkit::jwt::RedisReplayCache;
-//! use tower_authkit::jwt::dpop::Dpop;
-//! use tower_authkit::JwksAuthLayer;
-//!
-//! # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Box<dyn std::error::Error>> {
-//! // Inside the runtime: the connection lives there (connected on first use).
-//! let replays = RedisReplayCache::new("redis://127.0.0.1:6379")?;
-//! let layer = JwksAuthLayer::builder()
-//!     .issuer("https://login.example.com")
-//!     .audience("https://api.example.com")
-//!     .dpop(Dpop::required("https://api.example.com").replay_cache(replays))
-//!     .build()?;
-//! # let _ = layer; Ok(()) }
-//! ```
-//!
-//! Each proof's replay id (a SHA-256 digest of the key thumbprint and the
-//! `jti`, never the proof) is one key `{prefix}{hex}` written with
-//! `SET … NX PX`: the first replica to write it accepts the proof, every
-//! other write finds it and refuses a replay, and Redis forgets it when the
-//! proof's `iat` window ends. One round trip per DPoP request that is not
-//! already refused. While Redis is unreachable, DPoP requests are answered
-//! 503 with `Retry-After` (a proof is never accepted unrecorded).
 
 use std::fmt;
 use std::time::{Duration, SystemTime};
@@ -34,8 +9,35 @@ use super::dpop::DpopReplayCache;
 use crate::principal::BoxFuture;
 use crate::rejection::AuthError;
 
-/// A [`DpopReplayCache`] in Redis; see the [module docs](self). Cheap to
+/// A [`DpopReplayCache`] in Redis (details below). Cheap to
 /// clone: clones share one connection.
+///
+/// DPoP replay detection shared by every replica, in Redis (feature
+/// `dpop-redis`).
+///
+/// ```no_run
+/// use tower_authkit::jwt::RedisReplayCache;
+/// use tower_authkit::jwt::dpop::Dpop;
+/// use tower_authkit::jwt::JwksAuthLayer;
+///
+/// # #[tokio::main(flavor = "current_thread")] async fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// // Inside the runtime: the connection lives there (connected on first use).
+/// let replays = RedisReplayCache::new("redis://127.0.0.1:6379")?;
+/// let layer = JwksAuthLayer::builder()
+///     .issuer("https://login.example.com")
+///     .audience("https://api.example.com")
+///     .dpop(Dpop::required("https://api.example.com").replay_cache(replays))
+///     .build()?;
+/// # let _ = layer; Ok(()) }
+/// ```
+///
+/// Each proof's replay id (a SHA-256 digest of the key thumbprint and the
+/// `jti`, never the proof) is one key `{prefix}{hex}` written with
+/// `SET … NX PX`: the first replica to write it accepts the proof, every
+/// other write finds it and refuses a replay, and Redis forgets it when the
+/// proof's `iat` window ends. One round trip per DPoP request that is not
+/// already refused. While Redis is unreachable, DPoP requests are answered
+/// 503 with `Retry-After` (a proof is never accepted unrecorded).
 #[derive(Clone)]
 pub struct RedisReplayCache {
     connection: ConnectionManager,

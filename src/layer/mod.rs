@@ -1,194 +1,4 @@
 //! The one authentication pipeline: [`AuthLayer`] runs any [`Authenticator`].
-//!
-//! ```text
-//! request ─▶ token sources ─▶ authenticator ─▶ Principal in extensions ─▶ inner service
-//!                                              + SecurityContext scope
-//!              └──────── failure ─▶ AuthError ─▶ HTTP or gRPC response
-//! ```
-//!
-//! Presets such as [`JwksAuthLayer`](crate::JwksAuthLayer) are this layer with
-//! an authenticator plugged in; required/optional/enrich-only modes, public
-//! paths, rendering, gRPC and the `SecurityContext` live here once.
-//!
-//! ```
-//! use std::future::Ready;
-//! use axum::{routing::get, Router};
-//! use tower_authkit::{AuthError, AuthLayer, Authentication, Authenticator, Credential, Principal, RequestHead};
-//!
-//! /// Accepts one static API key (for illustration only).
-//! struct ApiKey;
-//!
-//! impl Authenticator for ApiKey {
-//!     // Never pending: every answer is known at once.
-//!     type Future = Ready<Result<Principal, AuthError>>;
-//!     fn authenticate(&self, credential: Credential, _request: &RequestHead<'_>) -> Authentication<Self::Future> {
-//!         Authentication::Ready(if credential.expose() == "let-me-in" {
-//!             Ok(Principal::builder("api-key", "service-a").build())
-//!         } else {
-//!             Err(AuthError::invalid_token("unknown API key"))
-//!         })
-//!     }
-//! }
-//!
-//! let app: Router = Router::new()
-//!     .route("/", get(|principal: Principal| async move { principal.subject().to_owned() }))
-//!     .layer(AuthLayer::new(ApiKey).public_path("/health"));
-//! ```
-//!
-//! # axum
-//!
-//! ```rust,no_run
-//! use axum::{routing::get, Json, Router};
-//! use tower_authkit::{JwksAuthLayer, Principal, RequireRole, RequireScope, SecurityContext};
-//!
-//! async fn me(principal: Principal) -> Json<serde_json::Value> {
-//!     Json(serde_json::json!({ "sub": principal.subject(), "roles": principal.roles() }))
-//! }
-//!
-//! fn audit(action: &str) {
-//!     // Works anywhere inside the request, without passing the principal around.
-//!     let who = SecurityContext::current();
-//!     println!("{:?} did {action}", who.principal().map(|p| p.subject().to_owned()));
-//! }
-//!
-//! #[tokio::main]
-//! async fn main() -> Result<(), Box<dyn std::error::Error>> {
-//!     let auth = JwksAuthLayer::builder()
-//!         .issuer("https://login.example.com/realms/main") // exact `iss`; discovery base
-//!         .audience("orders-api")
-//!         .build()?                                         // fail fast on bad config
-//!         .public_path("/health");
-//!
-//!     let app = Router::new()
-//!         .route("/health", get(|| async { "ok" }))
-//!         .route("/me", get(me))
-//!         .route("/admin", get(|| async { audit("admin"); "admin" }).route_layer(RequireRole::new("admin")))
-//!         .route("/reports", get(|| async { "reports" }).route_layer(RequireScope::new("reports:read")))
-//!         .layer(auth);
-//!
-//!     let listener = tokio::net::TcpListener::bind("127.0.0.1:3000").await?;
-//!     axum::serve(listener, app).await?;
-//!     Ok(())
-//! }
-//! ```
-//!
-//! Modes: `.optional()` lets requests without a token through (an invalid token is
-//! still 401 unless `.invalid_as_anonymous(true)`); `.enrich_only()` never rejects
-//! in the layer and records the outcome for extractors to enforce. `.skip_if(..)`
-//! takes a request predicate. `.renderer(..)` replaces the error rendering for the
-//! layer and every extractor and `Require*` layer inside it.
-//!
-//! **Optional on some routes.** A required layer answers 401 before a handler's
-//! `Option<Principal>` could see `None`, and `public_path` does not read the
-//! token at all (the caller's identity is dropped even when sent). For a route
-//! that serves everyone but personalises for signed-in callers, keep the layer
-//! required and mark the route optional:
-//!
-//! ```rust,no_run
-//! use axum::{routing::get, Router};
-//! use tower_authkit::{JwksAuthLayer, Principal};
-//! fn app(auth: JwksAuthLayer) -> Router {
-//! Router::new()
-//!     .route("/feed", get(|p: Option<Principal>| async move {
-//!         p.map_or("the public feed".to_owned(), |p| format!("{}'s feed", p.subject()))
-//!     }))
-//!     .layer(auth.optional_path("/feed")) // or .optional_prefix("/public/")
-//! }
-//! ```
-//!
-//! There: no token → `None`; a valid token → the caller; an invalid token → 401
-//! (or `None` with `.invalid_as_anonymous(true)`).
-//!
-//! **Defaults differ by provider, on purpose.** `JwksAuthLayer`, `CfAccessLayer`,
-//! the Pomerium layer, `IntrospectionLayer` and `SessionLayer` are required by
-//! default: they guard APIs, and forgetting a check should fail closed.
-//! `ProxyUserLayer` is enrich-only by default, as the auth proxy it mirrors is:
-//! its routes decide with extractors and `Require*` layers (and its
-//! `strict()` mode blocks in the layer), because many of its routes mix public
-//! and personal content.
-//!
-//! # tonic
-//!
-//! The same layers wrap a tonic server; rejections become trailers-only responses
-//! with `grpc-status` 16 (UNAUTHENTICATED), 7 (PERMISSION_DENIED) or 14
-//! (UNAVAILABLE). Clients send `authorization: Bearer <token>` metadata.
-//!
-//! ```rust,no_run
-//! use tower::ServiceBuilder;
-//! use tower_authkit::{JwksAuthLayer, RequireRole};
-//!
-//! async fn run() -> Result<(), Box<dyn std::error::Error>> {
-//! let auth = JwksAuthLayer::builder().issuer("https://login.example.com").audience("grpc-api").build()?;
-//! let (_reporter, health) = tonic_health::server::health_reporter();
-//! tonic::transport::Server::builder()
-//!     .layer(ServiceBuilder::new().layer(auth).layer(RequireRole::new("admin")))
-//!     .add_service(health)
-//!     .serve("127.0.0.1:50051".parse()?)
-//!     .await?;
-//! Ok(())
-//! }
-//! ```
-//!
-//! In handlers, read the caller with `request.extensions().get::<Principal>()` or
-//! `SecurityContext::current()`.
-//!
-//! # Several layers
-//!
-//! Each layer guards the router it wraps; put different providers on different
-//! routers and merge them. A browser part on sessions and an API on JWKS:
-//!
-//! ```rust,no_run
-//! use axum::{routing::get, Router};
-//! use tower_authkit::session::{store::MemoryStore, SessionLayer};
-//! use tower_authkit::{JwksAuthLayer, Principal};
-//!
-//! fn app() -> Result<Router, Box<dyn std::error::Error>> {
-//!     let api = Router::new()
-//!         .route("/api/orders", get(|p: Principal| async move { p.subject().to_owned() }))
-//!         .layer(JwksAuthLayer::builder().issuer("https://login.example.com").audience("orders-api").build()?);
-//!     let pages = Router::new()
-//!         .route("/account", get(|p: Principal| async move { format!("hello, {}", p.subject()) }))
-//!         .layer(SessionLayer::builder().key(std::env::var("SESSION_KEY")?.into_bytes()).store(MemoryStore::new()).build()?);
-//!     Ok(api.merge(pages))
-//! }
-//! ```
-//!
-//! Handlers read the same `Principal` whichever layer made it; `principal.provider()`
-//! says which.
-//!
-//! # Serving notes
-//!
-//! - The examples log through `tracing-subscriber` filtered by `RUST_LOG`
-//!   (default `info`) and stop on SIGTERM or Ctrl-C: they stop accepting, let
-//!   in-flight requests finish for at most 10 s, then exit 0
-//!   (`authkit_ingress::server` is the pattern to copy).
-//! - `axum::serve` sets no timeout for reading request headers. Behind a proxy
-//!   (nginx, Envoy, a cloud load balancer) that is the proxy's job; a server
-//!   exposed directly should serve through hyper-util with a header-read timeout,
-//!   so slow clients cannot hold connections open:
-//!
-//! ```rust,no_run
-//! use std::time::Duration;
-//! use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-//! use hyper_util::server::conn::auto::Builder;
-//! use hyper_util::service::TowerToHyperService;
-//!
-//! async fn serve(app: axum::Router) -> std::io::Result<()> {
-//! let listener = tokio::net::TcpListener::bind("0.0.0.0:8080").await?;
-//! loop {
-//!     let (stream, _) = listener.accept().await?;
-//!     let service = TowerToHyperService::new(app.clone());
-//!     tokio::spawn(async move {
-//!         let mut builder = Builder::new(TokioExecutor::new());
-//!         builder
-//!             .http1()
-//!             .timer(TokioTimer::new())
-//!             .header_read_timeout(Duration::from_secs(10));
-//!         let _ = builder.serve_connection_with_upgrades(TokioIo::new(stream), service).await;
-//!     });
-//! }
-//! }
-//! ```
 
 mod body;
 mod future;
@@ -434,7 +244,203 @@ impl LayerConfig {
     }
 }
 
-/// The generic authentication layer. See the [module docs](self).
+/// The generic authentication layer. (guide below).
+///
+/// The one authentication pipeline: [`AuthLayer`] runs any [`Authenticator`].
+///
+/// ```text
+/// request ─▶ token sources ─▶ authenticator ─▶ Principal in extensions ─▶ inner service
+///                                              + SecurityContext scope
+///              └──────── failure ─▶ AuthError ─▶ HTTP or gRPC response
+/// ```
+///
+/// Presets such as [`JwksAuthLayer`](crate::jwt::JwksAuthLayer) are this layer with
+/// an authenticator plugged in; required/optional/enrich-only modes, public
+/// paths, rendering, gRPC and the `SecurityContext` live here once.
+///
+/// ```
+/// use std::future::Ready;
+/// use axum::{routing::get, Router};
+/// use tower_authkit::{AuthError, AuthLayer, Authentication, Authenticator, Credential, Principal, RequestHead};
+///
+/// /// Accepts one static API key (for illustration only).
+/// struct ApiKey;
+///
+/// impl Authenticator for ApiKey {
+///     // Never pending: every answer is known at once.
+///     type Future = Ready<Result<Principal, AuthError>>;
+///     fn authenticate(&self, credential: Credential, _request: &RequestHead<'_>) -> Authentication<Self::Future> {
+///         Authentication::Ready(if credential.expose() == "let-me-in" {
+///             Ok(Principal::builder("api-key", "service-a").build())
+///         } else {
+///             Err(AuthError::invalid_token("unknown API key"))
+///         })
+///     }
+/// }
+///
+/// let app: Router = Router::new()
+///     .route("/", get(|principal: Principal| async move { principal.subject().to_owned() }))
+///     .layer(AuthLayer::new(ApiKey).public_path("/health"));
+/// ```
+///
+/// # axum
+///
+/// ```rust,no_run
+/// use axum::{routing::get, Json, Router};
+/// use tower_authkit::{Principal, RequireRole, RequireScope, SecurityContext};
+/// use tower_authkit::jwt::JwksAuthLayer;
+///
+/// async fn me(principal: Principal) -> Json<serde_json::Value> {
+///     Json(serde_json::json!({ "sub": principal.subject(), "roles": principal.roles() }))
+/// }
+///
+/// fn audit(action: &str) {
+///     // Works anywhere inside the request, without passing the principal around.
+///     let who = SecurityContext::current();
+///     println!("{:?} did {action}", who.principal().map(|p| p.subject().to_owned()));
+/// }
+///
+/// #[tokio::main]
+/// async fn main() -> Result<(), Box<dyn std::error::Error>> {
+///     let auth = JwksAuthLayer::builder()
+///         .issuer("https://login.example.com/realms/main") // exact `iss`; discovery base
+///         .audience("orders-api")
+///         .build()?                                         // fail fast on bad config
+///         .public_path("/health");
+///
+///     let app = Router::new()
+///         .route("/health", get(|| async { "ok" }))
+///         .route("/me", get(me))
+///         .route("/admin", get(|| async { audit("admin"); "admin" }).route_layer(RequireRole::new("admin")))
+///         .route("/reports", get(|| async { "reports" }).route_layer(RequireScope::new("reports:read")))
+///         .layer(auth);
+///
+///     let listener = tokio::net::TcpListener::bind("127.0.0.1:3000").await?;
+///     axum::serve(listener, app).await?;
+///     Ok(())
+/// }
+/// ```
+///
+/// Modes: `.optional()` lets requests without a token through (an invalid token is
+/// still 401 unless `.invalid_as_anonymous(true)`); `.enrich_only()` never rejects
+/// in the layer and records the outcome for extractors to enforce. `.skip_if(..)`
+/// takes a request predicate. `.renderer(..)` replaces the error rendering for the
+/// layer and every extractor and `Require*` layer inside it.
+///
+/// **Optional on some routes.** A required layer answers 401 before a handler's
+/// `Option<Principal>` could see `None`, and `public_path` does not read the
+/// token at all (the caller's identity is dropped even when sent). For a route
+/// that serves everyone but personalises for signed-in callers, keep the layer
+/// required and mark the route optional:
+///
+/// ```rust,no_run
+/// use axum::{routing::get, Router};
+/// use tower_authkit::Principal;
+/// use tower_authkit::jwt::JwksAuthLayer;
+/// fn app(auth: JwksAuthLayer) -> Router {
+/// Router::new()
+///     .route("/feed", get(|p: Option<Principal>| async move {
+///         p.map_or("the public feed".to_owned(), |p| format!("{}'s feed", p.subject()))
+///     }))
+///     .layer(auth.optional_path("/feed")) // or .optional_prefix("/public/")
+/// }
+/// ```
+///
+/// There: no token → `None`; a valid token → the caller; an invalid token → 401
+/// (or `None` with `.invalid_as_anonymous(true)`).
+///
+/// **Defaults differ by provider, on purpose.** `JwksAuthLayer`, `CfAccessLayer`,
+/// the Pomerium layer, `IntrospectionLayer` and `SessionLayer` are required by
+/// default: they guard APIs, and forgetting a check should fail closed.
+/// `ProxyUserLayer` is enrich-only by default, as the auth proxy it mirrors is:
+/// its routes decide with extractors and `Require*` layers (and its
+/// `strict()` mode blocks in the layer), because many of its routes mix public
+/// and personal content.
+///
+/// # tonic
+///
+/// The same layers wrap a tonic server; rejections become trailers-only responses
+/// with `grpc-status` 16 (UNAUTHENTICATED), 7 (PERMISSION_DENIED) or 14
+/// (UNAVAILABLE). Clients send `authorization: Bearer <token>` metadata.
+///
+/// ```rust,no_run
+/// use tower::ServiceBuilder;
+/// use tower_authkit::RequireRole;
+/// use tower_authkit::jwt::JwksAuthLayer;
+///
+/// async fn run() -> Result<(), Box<dyn std::error::Error>> {
+/// let auth = JwksAuthLayer::builder().issuer("https://login.example.com").audience("grpc-api").build()?;
+/// let (_reporter, health) = tonic_health::server::health_reporter();
+/// tonic::transport::Server::builder()
+///     .layer(ServiceBuilder::new().layer(auth).layer(RequireRole::new("admin")))
+///     .add_service(health)
+///     .serve("127.0.0.1:50051".parse()?)
+///     .await?;
+/// Ok(())
+/// }
+/// ```
+///
+/// In handlers, read the caller with `request.extensions().get::<Principal>()` or
+/// `SecurityContext::current()`.
+///
+/// # Several layers
+///
+/// Each layer guards the router it wraps; put different providers on different
+/// routers and merge them. A browser part on sessions and an API on JWKS:
+///
+/// ```rust,no_run
+/// use axum::{routing::get, Router};
+/// use tower_authkit::session::{store::MemoryStore, SessionLayer};
+/// use tower_authkit::Principal;
+/// use tower_authkit::jwt::JwksAuthLayer;
+///
+/// fn app() -> Result<Router, Box<dyn std::error::Error>> {
+///     let api = Router::new()
+///         .route("/api/orders", get(|p: Principal| async move { p.subject().to_owned() }))
+///         .layer(JwksAuthLayer::builder().issuer("https://login.example.com").audience("orders-api").build()?);
+///     let pages = Router::new()
+///         .route("/account", get(|p: Principal| async move { format!("hello, {}", p.subject()) }))
+///         .layer(SessionLayer::builder().key(std::env::var("SESSION_KEY")?.into_bytes()).store(MemoryStore::new()).build()?);
+///     Ok(api.merge(pages))
+/// }
+/// ```
+///
+/// Handlers read the same `Principal` whichever layer made it; `principal.provider()`
+/// says which.
+///
+/// # Serving notes
+///
+/// - The examples log through `tracing-subscriber` filtered by `RUST_LOG`
+///   (default `info`) and stop on SIGTERM or Ctrl-C: they stop accepting, let
+///   in-flight requests finish for at most 10 s, then exit 0
+///   (`authkit_ingress::server` is the pattern to copy).
+/// - `axum::serve` sets no timeout for reading request headers. Behind a proxy
+///   (nginx, Envoy, a cloud load balancer) that is the proxy's job; a server
+///   exposed directly should serve through hyper-util with a header-read timeout,
+///   so slow clients cannot hold connections open:
+///
+/// ```rust,no_run
+/// use std::time::Duration;
+/// use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+/// use hyper_util::server::conn::auto::Builder;
+/// use hyper_util::service::TowerToHyperService;
+///
+/// async fn serve(app: axum::Router) -> std::io::Result<()> {
+/// let listener = tokio::net::TcpListener::bind("0.0.0.0:8080").await?;
+/// loop {
+///     let (stream, _) = listener.accept().await?;
+///     let service = TowerToHyperService::new(app.clone());
+///     tokio::spawn(async move {
+///         let mut builder = Builder::new(TokioExecutor::new());
+///         builder
+///             .http1()
+///             .timer(TokioTimer::new())
+///             .header_read_timeout(Duration::from_secs(10));
+///         let _ = builder.serve_connection_with_upgrades(TokioIo::new(stream), service).await;
+///     });
+/// }
+/// }
+/// ```
 #[must_use = "a layer does nothing until it wraps a service"]
 pub struct AuthLayer<A> {
     pub(crate) authenticator: Arc<A>,
@@ -533,7 +539,8 @@ impl<A: Authenticator> AuthLayer<A> {
     ///
     /// ```
     /// use axum::{routing::get, Router};
-    /// use tower_authkit::{JwksAuthLayer, Principal};
+    /// use tower_authkit::Principal;
+    /// use tower_authkit::jwt::JwksAuthLayer;
     ///
     /// # fn app() -> Result<Router, tower_authkit::ConfigError> {
     /// let auth = JwksAuthLayer::builder()

@@ -7,8 +7,9 @@ use crate::common;
 use axum::Router;
 use axum::routing::get;
 use serde_json::json;
+use tower_authkit::api_key::ApiKeys;
 use tower_authkit::introspection::IntrospectionLayer;
-use tower_authkit::{ApiKeys, AuthLayer, Authenticator, Principal, first_of};
+use tower_authkit::{AuthLayer, Authenticator, Principal, first_of};
 use tower_authkit_testing::{DEV_CLIENT_ID, DEV_CLIENT_SECRET, TestIdp};
 
 fn app<A: Authenticator>(authenticator: A) -> Router {
@@ -20,7 +21,7 @@ fn app<A: Authenticator>(authenticator: A) -> Router {
         .layer(AuthLayer::new(authenticator))
 }
 
-fn jwt(idp: &TestIdp) -> tower_authkit::JwksAuthenticator {
+fn jwt(idp: &TestIdp) -> tower_authkit::jwt::JwksAuthenticator {
     idp.auth_builder().build().unwrap().authenticator().clone()
 }
 

@@ -8,8 +8,9 @@ use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::routing::get;
+use tower_authkit::Principal;
 use tower_authkit::jwt::KeyCache;
-use tower_authkit::{JwksAuthLayer, Principal, TenantIssuers};
+use tower_authkit::jwt::{JwksAuthLayer, TenantIssuers};
 use tower_authkit_testing::{IdpFailure, TestIdp};
 
 fn app(layer: JwksAuthLayer) -> Router {

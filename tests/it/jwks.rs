@@ -13,8 +13,9 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use common::Reply;
 use serde_json::json;
+use tower_authkit::Principal;
 use tower_authkit::jwt::KeyCache;
-use tower_authkit::{Algorithm, JwksAuthLayer, Principal};
+use tower_authkit::jwt::{Algorithm, JwksAuthLayer};
 use tower_authkit_testing::{IdpFailure, TestIdp};
 
 fn app(layer: JwksAuthLayer) -> Router {
@@ -269,7 +270,7 @@ async fn unknown_kids_inside_the_cooldown_cause_at_most_one_fetch() {
     );
 }
 
-fn fast_failing(idp: &TestIdp) -> tower_authkit::JwksAuthBuilder {
+fn fast_failing(idp: &TestIdp) -> tower_authkit::jwt::JwksAuthBuilder {
     idp.auth_builder()
         .http_timeout(Duration::from_millis(300))
         .key_cache(fast_failing_keys())

@@ -12,9 +12,10 @@ use axum_test::TestServer;
 use bytes::Bytes;
 use http::{Request, Response, StatusCode};
 use serde::Deserialize;
+use tower_authkit::jwt::JwksAuthLayer;
 use tower_authkit::{
-    AuthError, Authorized, BoxFuture, Claims, JwksAuthLayer, Principal, Protocol, RecordedRejection, RequireGroup,
-    RequireRole, RequireScope, RoleResolver, SecurityContext, policy, require_fn,
+    AuthError, Authorized, BoxFuture, Claims, Principal, Protocol, RecordedRejection, RequireGroup, RequireRole,
+    RequireScope, RoleResolver, SecurityContext, policy, require_fn,
 };
 use tower_authkit_testing::{IdpFailure, TestIdp};
 

@@ -9,8 +9,9 @@ use axum::body::Body;
 use axum::routing::get;
 use common::Reply;
 use http::Request;
+use tower_authkit::jwt::Algorithm;
 use tower_authkit::pomerium::{IssuerFormat, PomeriumAssertionLayer, PomeriumUser};
-use tower_authkit::{Algorithm, ConfigError, RequireGroup};
+use tower_authkit::{ConfigError, RequireGroup};
 use tower_authkit_testing::TestIdp;
 
 const HOST: &str = "app.example.com";

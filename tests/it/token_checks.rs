@@ -7,7 +7,8 @@ use std::time::Duration;
 
 use axum::Router;
 use axum::routing::get;
-use tower_authkit::{JwksAuthBuilder, JwksAuthLayer, Principal, TenantIssuers};
+use tower_authkit::Principal;
+use tower_authkit::jwt::{JwksAuthBuilder, JwksAuthLayer, TenantIssuers};
 use tower_authkit_testing::{TestIdp, TokenBuilder};
 
 fn app(layer: JwksAuthLayer) -> Router {

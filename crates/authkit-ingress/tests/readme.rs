@@ -17,7 +17,9 @@ const README: &str = include_str!("../README.md");
 
 #[test]
 fn the_readme_holds_the_example_verbatim() {
-    let code = &EXAMPLE[EXAMPLE.find("use std::net::SocketAddr;").unwrap()..];
+    // The file after its opening comment.
+    let start = EXAMPLE.find("\nuse ").expect("the example's imports") + 1;
+    let code = &EXAMPLE[start..];
     assert!(
         README.contains(code),
         "README.md's snippet and examples/own_ingress.rs differ"

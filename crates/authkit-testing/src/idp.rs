@@ -40,7 +40,7 @@ mod material {
 }
 use super::proxy_mock::ProxyMock;
 use super::token::TokenBuilder;
-use tower_authkit::{Algorithm, JwksAuthBuilder, JwksAuthLayer};
+use tower_authkit::jwt::{Algorithm, JwksAuthBuilder, JwksAuthLayer};
 
 /// How the provider misbehaves, for resilience tests.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -475,7 +475,7 @@ impl TestIdp {
         format!("{}/t/{tenant}", self.state.issuer)
     }
 
-    /// The tenant issuers as a [`TenantIssuers`](tower_authkit::TenantIssuers)
+    /// The tenant issuers as a [`TenantIssuers`](tower_authkit::jwt::TenantIssuers)
     /// pattern: `{issuer}/t/{tenant}`.
     pub fn tenant_pattern(&self) -> String {
         format!("{}/t/{{tenant}}", self.state.issuer)

@@ -6,7 +6,7 @@
 //!
 //! ```
 //! use tower_authkit_testing::TestIdp;
-//! use tower_authkit::Algorithm;
+//! use tower_authkit::jwt::Algorithm;
 //!
 //! # #[tokio::main(flavor = "current_thread")] async fn main() {
 //! let idp = TestIdp::start().await;

@@ -18,7 +18,7 @@ use serde_json::{Map, Value, json};
 use super::authorization::{oauth_error, redeem, valid_resource};
 use super::idp::{IdpState, misbehave};
 use super::token::TokenBuilder;
-use tower_authkit::Algorithm;
+use tower_authkit::jwt::Algorithm;
 
 /// The client the test provider knows.
 pub const DEV_CLIENT_ID: &str = "dev-client";

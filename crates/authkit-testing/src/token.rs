@@ -6,7 +6,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde_json::{Map, Value, json};
 
 use super::idp::IdpState;
-use tower_authkit::Algorithm;
+use tower_authkit::jwt::Algorithm;
 
 enum KeyChoice {
     Published,
