@@ -118,6 +118,7 @@ struct ReadmeDoctests;
 pub mod __private {
     pub use crate::cross_origin::normalized_origin;
     pub use crate::crypto::ensure_provider;
+    pub use crate::rejection::escape_html;
     pub use crate::token::is_b64token;
 
     /// A WebSocket opening handshake (the ingress relays them).

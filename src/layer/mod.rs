@@ -174,6 +174,9 @@ type SkipPredicate = Arc<dyn Fn(&RequestHead<'_>) -> bool + Send + Sync>;
 #[derive(Clone)]
 pub(crate) struct LayerConfig {
     pub(crate) sources: TokenSources,
+    /// The sources are cookies only (a browser session): derived once when
+    /// they are set, read per request.
+    pub(crate) cookie_session: bool,
     pub(crate) mode: Mode,
     pub(crate) invalid_as_anonymous: bool,
     pub(crate) public_paths: Vec<String>,
@@ -474,6 +477,7 @@ impl<A: Authenticator> AuthLayer<A> {
             authenticator: Arc::new(authenticator),
             config: Arc::new(LayerConfig {
                 sources: TokenSources::default(),
+                cookie_session: false,
                 mode: Mode::Required,
                 invalid_as_anonymous: false,
                 public_paths: Vec::new(),
@@ -501,16 +505,17 @@ impl<A: Authenticator> AuthLayer<A> {
 
     /// Replaces where credentials are looked for.
     pub fn token_sources(mut self, sources: TokenSources) -> Self {
-        self.config_mut().sources = sources;
+        let config = self.config_mut();
+        config.cookie_session = sources.cookies_only();
+        config.sources = sources;
         self
     }
 
     /// Also accepts the credential from a query parameter (off by default:
     /// URLs end up in logs).
-    pub fn allow_query_token(mut self, parameter: impl Into<String>) -> Self {
-        let config = self.config_mut();
-        config.sources = config.sources.clone().with(TokenSource::Query(parameter.into()));
-        self
+    pub fn allow_query_token(self, parameter: impl Into<String>) -> Self {
+        let sources = self.config.sources.clone().with(TokenSource::Query(parameter.into()));
+        self.token_sources(sources)
     }
 
     /// Sets how the layer treats requests without a valid credential.

@@ -99,7 +99,7 @@ where
                 .extensions_mut()
                 .insert(RendererHandle(Arc::clone(&config.renderer)));
         }
-        if config.sources.cookies_only() {
+        if config.cookie_session {
             request.extensions_mut().insert(CookieSession);
         }
         let head = RequestHead {
