@@ -36,7 +36,7 @@ impl Default for KeyCache {
     fn default() -> Self {
         KeyCache {
             policy: CachePolicy::default(),
-            http_retries: 2,
+            http_retries: crate::upstream::FetchPolicy::default().retries,
             prefetch: true,
         }
     }
